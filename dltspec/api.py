@@ -1,0 +1,217 @@
+"""The Python API: the whole pipeline for scripts and notebooks. The CLI is a thin layer over it.
+
+>>> import dltspec
+>>> spec = dltspec.read("specs/digits.dlt", overrides=["stopping.n_epochs=2"])  # doctest: +SKIP
+>>> result = dltspec.train(spec)                                                 # doctest: +SKIP
+>>> result.best_validation_error, result.test_error                              # doctest: +SKIP
+>>> dltspec.save(result, "digits.best.pkl")                                      # doctest: +SKIP
+>>> dltspec.evaluate(spec, "digits.best.pkl")                                    # doctest: +SKIP
+
+Every function that finds problems in a spec raises :class:`SpecError`, whose
+``diagnostics`` are the located problems as data; :func:`diagnose` returns
+them instead of raising.
+"""
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from . import check as rules
+from . import data as datasets
+from . import params as param_files
+from .diagnostics import Diagnostic, Span, SpecError, error, has_errors
+from .parse import parse
+from .spec import Source, Spec
+from .train import LoopResult, Patience, ValidationPoint, run_loop
+from .validate import apply_override, schema_errors, to_instance, with_defaults
+
+
+def diagnose(text: str, file: str = "<string>", base_dir: Path | str | None = None,
+             overrides: Iterable[str] = ()) -> tuple[Spec | None, list[Diagnostic]]:
+    """Parse, validate and check ``text``; return the spec (``None`` if it has errors) and all diagnostics.
+
+    Nothing here imports PyTensor or reads data: this is what ``dltspec check`` runs.
+    """
+    source = Source(file, text, Path(base_dir) if base_dir is not None else Path.cwd(), tuple(overrides))
+    document, diagnostics = parse(text, file)
+    if document is None:
+        return None, diagnostics
+    instance, positions, diagnostics = to_instance(document)
+    for line, override in enumerate(source.overrides, start=1):
+        diagnostics += apply_override(instance, positions, override, line)
+    if has_errors(diagnostics):
+        return None, sorted(diagnostics, key=Diagnostic.sort_key)
+    diagnostics += schema_errors(instance, positions)
+    if has_errors(diagnostics):
+        return None, sorted(diagnostics, key=Diagnostic.sort_key)
+    spec = Spec(with_defaults(instance), positions, source)
+    diagnostics += rules.check(spec)
+    return (None if has_errors(diagnostics) else spec), sorted(diagnostics, key=Diagnostic.sort_key)
+
+
+def read_text(path: Path | str) -> str:
+    """The text of a spec file; :class:`SpecError` (DLT402-style, located at the path) if unreadable."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise SpecError([error("DLT101", f"cannot read spec: {reason}", Span.point(str(path)))]) from None
+
+
+def read(path: Path | str | None = None, *, text: str | None = None, overrides: Iterable[str] = (),
+         file: str | None = None, base_dir: Path | str | None = None) -> Spec:
+    """Load a spec from a ``path`` or a ``text`` string, apply ``overrides`` and check it.
+
+    Raises :class:`SpecError` with every diagnostic if the spec has errors.
+    Warnings are kept on ``spec.warnings``.
+    """
+    if (path is None) == (text is None):
+        raise TypeError("read() takes a path or text=, not both")
+    if path is not None:
+        text = read_text(path)
+        file = file or str(path)
+        base_dir = base_dir if base_dir is not None else Path(path).resolve().parent
+    spec, diagnostics = diagnose(text, file or "<string>", base_dir, overrides)
+    if spec is None:
+        raise SpecError(diagnostics)
+    spec.warnings = [d for d in diagnostics if not d.is_error]
+    return spec
+
+
+def data_diagnostic(spec: Spec, exc: datasets.DataError) -> Diagnostic:
+    span = spec.positions.value(("dataset", exc.key)) if exc.key else spec.positions.block(("dataset",))
+    return error(exc.code, exc.message, span, *exc.notes)
+
+
+def load_data(spec: Spec) -> datasets.Splits:
+    """Load the spec's data set and run the checks that need its shapes; :class:`SpecError` on problems."""
+    try:
+        splits = datasets.load(spec.block("dataset"), spec.source.base_dir)
+    except datasets.DataError as exc:
+        raise SpecError([data_diagnostic(spec, exc)]) from None
+    problems = [d for d in rules.check_data(spec, splits) if d.is_error]
+    if problems:
+        raise SpecError(problems)
+    return splits
+
+
+def output_path(spec: Spec) -> Path:
+    """Where the best parameters go: the ``save`` block's path, else ``<spec name>.best.pkl``."""
+    return Path(spec.data.get("save", {}).get("path") or f"{spec.name}.best.pkl")
+
+
+def check_output(spec: Spec, path: Path) -> None:
+    """Refuse before training if ``path`` cannot be written (missing directory, a directory in the way)."""
+    span = spec.positions.value(("save", "path"))
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise SpecError([error("DLT503", f"cannot write {path}: directory {parent} does not exist", span)])
+    if path.is_dir():
+        raise SpecError([error("DLT503", f"cannot write {path}: it is a directory", span)])
+
+
+@dataclass
+class Result:
+    """What training produced: the best parameters and the figures that go with them."""
+
+    spec: Spec
+    params: dict[str, np.ndarray]
+    best_validation_error: float
+    best_iteration: int  # 1-based, as the tutorial reports it
+    test_error: float | None
+    epochs: int
+    iterations: int
+    stopped_by: str
+    seconds: float
+    backend: str
+    floatX: str
+    history: list[ValidationPoint] = field(default_factory=list)
+
+    def summary(self) -> str:
+        test = f"{self.test_error * 100:f} %" if self.test_error is not None else "n/a"
+        return (f"best validation error {self.best_validation_error * 100:f} % at iteration {self.best_iteration}, "
+                f"test error {test} with those parameters; {self.epochs} epochs ({self.stopped_by}), "
+                f"{self.seconds:.1f} s")
+
+
+def train(spec: Spec, *, backend: str = "numba", floatX: str = "float32",
+          on_validation: Callable[[ValidationPoint], None] | None = None,
+          splits: datasets.Splits | None = None) -> Result:
+    """Compile the spec and run the patience loop; return the best parameters and figures."""
+    from .compiler import build  # PyTensor is imported only when something is trained
+
+    splits = splits if splits is not None else load_data(spec)
+    program = build(spec, splits, backend=backend, floatX=floatX)
+    policy = Patience.from_block(spec.block("stopping"), program.n_batches["train"])
+    best: dict[str, np.ndarray] = {}
+
+    def on_best(iter_: int) -> float:
+        best.update(program.values())
+        return program.error("test")
+
+    loop: LoopResult = run_loop(policy, program.train_step, lambda: program.error("valid"), on_best, on_validation)
+    return Result(spec, best or program.values(), loop.best_validation_loss,
+                  loop.best_iter + 1, loop.test_score, loop.epochs, loop.iterations, loop.stopped_by,
+                  loop.seconds, backend, floatX, loop.history)
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version(), "numpy": np.__version__}
+    for package in ("dltspec", "pytensor"):
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:  # pragma: no cover - running from a source tree
+            out[package] = "unknown"
+    return out
+
+
+def metadata(result: Result) -> dict:
+    source = result.spec.source
+    return {
+        "spec": source.text,
+        "spec_file": source.file,
+        "overrides": list(source.overrides),
+        "spec_sha256": source.sha256,
+        "versions": versions(),
+        "backend": result.backend,
+        "floatX": result.floatX,
+        "best_validation_error": result.best_validation_error,
+        "best_iteration": result.best_iteration,
+        "test_error": result.test_error,
+        "epochs": result.epochs,
+    }
+
+
+def save(result: Result, path: Path | str | None = None) -> Path:
+    """Write the best parameters and metadata atomically; return the path written."""
+    path = Path(path) if path is not None else output_path(result.spec)
+    try:
+        param_files.save(path, result.params, metadata(result))
+    except param_files.ParamsError as exc:
+        raise SpecError([error(exc.code, exc.message, result.spec.positions.value(("save", "path")))]) from None
+    return path
+
+
+def evaluate(spec: Spec, params_path: Path | str, *, backend: str = "numba", floatX: str = "float32") -> dict[str, float]:
+    """Load saved parameters into the compiled model; return ``{"valid": error, "test": error}``."""
+    from .compiler import build
+
+    where = Span.point(str(params_path))
+    try:
+        values, _meta = param_files.load(Path(params_path))
+    except param_files.ParamsError as exc:
+        raise SpecError([error(exc.code, exc.message, where)]) from None
+    splits = load_data(spec)
+    program = build(spec, splits, backend=backend, floatX=floatX, training=False)
+    expected = {name: p.get_value(borrow=True).shape for name, p in program.params.items()}
+    problem = param_files.mismatch(expected, values)
+    if problem:
+        raise SpecError([error("DLT502", f"{params_path} does not fit this spec's model: {problem}", where)])
+    program.set_values(values)
+    return {split: program.error(split) for split in ("valid", "test")}

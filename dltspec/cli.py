@@ -1,0 +1,196 @@
+"""The ``dltspec`` command: a thin layer over :mod:`dltspec.api`.
+
+Exit codes: 0 success; 1 the spec, its data or a parameter file has errors
+(nothing was trained or written); 2 bad usage; 130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from . import __version__, api
+from .diagnostics import Diagnostic, SpecError
+from .render import text as render_text
+from .spec import Source
+
+EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def source_lines(path: str, text: str, overrides: Sequence[str]):
+    source = Source(path, text, Path("."), tuple(overrides))
+    return source.lines
+
+
+def report(diagnostics: Sequence[Diagnostic], lines) -> None:
+    if diagnostics:
+        print(render_text(diagnostics, lines), file=sys.stderr)
+
+
+def spec_text(path: str) -> str:
+    if path == "-":
+        return sys.stdin.read()
+    return api.read_text(path)
+
+
+def read_spec(args):
+    """Read and check the spec named on the command line; report its diagnostics.
+
+    Returns ``(spec, lines)``; ``spec`` is ``None`` when it has errors (already reported).
+    """
+    text = spec_text(args.spec)
+    lines = source_lines(args.spec, text, args.set)
+    base = Path(args.spec).resolve().parent if args.spec != "-" else Path.cwd()
+    spec, diagnostics = api.diagnose(text, args.spec if args.spec != "-" else "<stdin>", base, args.set)
+    report(diagnostics, lines)
+    return spec, lines
+
+
+def progress_printer(spec: api.Spec, quiet: bool):
+    batch_size = spec.block("optimizer")["batch_size"]
+    last = {"iteration": -1, "seconds": 0.0}
+
+    def on_validation(point) -> None:
+        steps = point.iteration - last["iteration"]
+        elapsed = max(point.seconds - last["seconds"], 1e-9)
+        last.update(iteration=point.iteration, seconds=point.seconds)
+        if quiet:
+            return
+        best = f"new best, test error {point.test_error * 100:f} %" if point.is_best else \
+            f"best {point.best_validation_error * 100:f} %"
+        print(f"epoch {point.epoch}, minibatch {point.minibatch}/{point.n_train_batches}: "
+              f"validation error {point.validation_error * 100:f} % ({best}), patience {int(point.patience)}, "
+              f"cost {point.mean_cost:.4f}, {steps * batch_size / elapsed:,.0f} examples/s", flush=True)
+
+    return on_validation
+
+
+def cmd_run(args) -> int:
+    spec, lines = read_spec(args)
+    if spec is None:
+        return EXIT_ERRORS
+    out = Path(args.save) if args.save else api.output_path(spec)
+    try:
+        api.check_output(spec, out)
+        splits = api.load_data(spec)
+    except SpecError as exc:
+        report(exc.diagnostics, lines)
+        return EXIT_ERRORS
+    optimizer = spec.block("optimizer")
+    n_batches = splits.size("train") // optimizer["batch_size"]
+    if not args.quiet:
+        sizes = "/".join(str(splits.size(s)) for s in ("train", "valid", "test"))
+        print(f"{spec.name}: {spec.block('classifier')['kind']} on {spec.block('dataset')['kind']} "
+              f"({sizes} examples, {splits.n_in} features), batch {optimizer['batch_size']} "
+              f"({n_batches} minibatches/epoch), {args.backend} {args.floatx}; compiling...", flush=True)
+    result = api.train(spec, backend=args.backend, floatX=args.floatx,
+                       on_validation=progress_printer(spec, args.quiet), splits=splits)
+    try:
+        written = api.save(result, out)
+    except SpecError as exc:
+        report(exc.diagnostics, lines)
+        return EXIT_ERRORS
+    print(result.summary())
+    print(f"saved best parameters to {written}")
+    return EXIT_OK
+
+
+def cmd_check(args) -> int:
+    failed = False
+    for path in args.specs:
+        try:
+            text = spec_text(path)
+        except SpecError as exc:
+            report(exc.diagnostics, lambda f: [])
+            failed = True
+            continue
+        name = path if path != "-" else "<stdin>"
+        base = Path(path).resolve().parent if path != "-" else Path.cwd()
+        spec, diagnostics = api.diagnose(text, name, base, args.set)
+        if spec is not None and args.data:
+            try:
+                api.load_data(spec)
+            except SpecError as exc:
+                diagnostics = diagnostics + exc.diagnostics
+        report(diagnostics, source_lines(name, text, args.set))
+        failed = failed or any(d.is_error for d in diagnostics)
+    return EXIT_ERRORS if failed else EXIT_OK
+
+
+def cmd_eval(args) -> int:
+    spec, lines = read_spec(args)
+    if spec is None:
+        return EXIT_ERRORS
+    try:
+        errors = api.evaluate(spec, args.params, backend=args.backend, floatX=args.floatx)
+    except SpecError as exc:
+        report(exc.diagnostics, lines)
+        return EXIT_ERRORS
+    print(f"validation error {errors['valid'] * 100:f} %, test error {errors['test'] * 100:f} %")
+    return EXIT_OK
+
+
+def cmd_schema(args) -> int:
+    from .schema import schema
+
+    print(json.dumps(schema(), indent=2))
+    return EXIT_OK
+
+
+def add_spec_args(p: argparse.ArgumentParser) -> None:
+    from .compiler_options import BACKEND_NAMES, FLOATX
+
+    p.add_argument("spec", help="the .dlt spec file ('-' reads standard input)")
+    p.add_argument("--set", action="append", default=[], metavar="BLOCK.KEY=VALUE",
+                   help="override a value of the spec, e.g. --set stopping.n_epochs=2 (repeatable)")
+    p.add_argument("--backend", choices=BACKEND_NAMES, default="numba", help="PyTensor backend (default: numba)")
+    p.add_argument("--floatx", choices=FLOATX, default="float32", help="float type of data and parameters "
+                   "(default: float32, as the tutorial on a GPU)")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dltspec", description="Declare, check and train classic neural-network "
+                                "classifiers from a .dlt spec.")
+    p.add_argument("--version", action="version", version=f"dltspec {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="train a spec and save the best parameters")
+    add_spec_args(run)
+    run.add_argument("--save", metavar="PATH", help="where to write the best parameters "
+                     "(default: the spec's save block, else <spec name>.best.pkl)")
+    run.add_argument("-q", "--quiet", action="store_true", help="print only the final result")
+    run.set_defaults(handler=cmd_run)
+
+    chk = sub.add_parser("check", help="check specs without training")
+    chk.add_argument("specs", nargs="+", metavar="SPEC", help="spec files ('-' reads standard input)")
+    chk.add_argument("--set", action="append", default=[], metavar="BLOCK.KEY=VALUE",
+                     help="override a value before checking (repeatable)")
+    chk.add_argument("--data", action="store_true", help="also load the data and check sizes against it")
+    chk.set_defaults(handler=cmd_check)
+
+    ev = sub.add_parser("eval", help="load saved parameters and print validation and test errors")
+    add_spec_args(ev)
+    ev.add_argument("--params", required=True, metavar="FILE", help="a parameter file written by dltspec run")
+    ev.set_defaults(handler=cmd_eval)
+
+    sch = sub.add_parser("schema", help="print the JSON Schema of the spec language")
+    sch.set_defaults(handler=cmd_schema)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except SpecError as exc:
+        report(exc.diagnostics, source_lines(getattr(args, "spec", ""), "", getattr(args, "set", [])))
+        return EXIT_ERRORS
+    except KeyboardInterrupt:
+        print("dltspec: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

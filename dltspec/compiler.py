@@ -1,0 +1,225 @@
+"""Stage 4, compile: a checked :class:`~dltspec.spec.Spec` and its data -> PyTensor functions.
+
+Registries map spec names to small functions: :data:`CLASSIFIERS`,
+:data:`LOSSES`, :data:`REGULARIZERS`, :data:`OPTIMIZERS`. As in the tutorial
+(digest §2), each split lives in shared variables (labels stored as floatX,
+cast to int32 in the graph) and a compiled function takes only a minibatch
+index, which selects a slice through ``givens``.
+
+Hyper-parameters (learning rate, penalty weights, batch size) are shared
+scalars rather than constants, so specs that differ only in their values
+compile to the same graph and reuse PyTensor's compile cache.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+from pytensor.compile.mode import Mode
+
+from .compiler_options import BACKEND_NAMES, FLOATX  # noqa: F401  (re-exported)
+from .data import SPLITS, Splits
+from .spec import Spec
+
+#: backend name -> PyTensor mode
+BACKENDS: dict[str, Callable[[], object]] = {
+    "numba": lambda: "NUMBA",
+    "c": lambda: Mode(linker="cvm", optimizer="fast_run"),
+    "python": lambda: "FAST_COMPILE",
+}
+
+
+@dataclass
+class Model:
+    """A classifier's symbolic output and its parameters.
+
+    ``params`` are ``(name, shared)`` pairs in update order; ``weights`` are the
+    regularizable ones (weight matrices, never biases).
+    """
+
+    p_y_given_x: object
+    params: list[tuple[str, object]] = field(default_factory=list)
+    weights: list[object] = field(default_factory=list)
+
+    @property
+    def y_pred(self):
+        return pt.argmax(self.p_y_given_x, axis=1)
+
+
+def shared_param(value: np.ndarray, name: str):
+    return pytensor.shared(np.asarray(value, dtype=pytensor.config.floatX), name=name, borrow=True)
+
+
+def softmax_layer(model: Model, x, n_in: int, n_out: int, name: str = "output") -> Model:
+    """The tutorial's LogisticRegression layer: W and b start at zero."""
+    W = shared_param(np.zeros((n_in, n_out)), f"{name}.W")
+    b = shared_param(np.zeros(n_out), f"{name}.b")
+    model.p_y_given_x = pt.special.softmax(pt.dot(x, W) + b, axis=-1)
+    model.params += [(W.name, W), (b.name, b)]
+    model.weights.append(W)
+    return model
+
+
+def logistic(block: dict, n_in: int, n_out: int, x) -> Model:
+    """``classifier logistic``: softmax regression, P(Y=k|x) = softmax(x W + b)."""
+    return softmax_layer(Model(None), x, n_in, n_out)
+
+
+#: activation name -> (function, factor on the uniform init range)
+ACTIVATIONS: dict[str, tuple[Callable, float]] = {
+    "tanh": (pt.tanh, 1.0),
+    "sigmoid": (pt.sigmoid, 4.0),
+    "relu": (lambda z: pt.maximum(z, 0), 1.0),
+}
+
+
+def mlp(block: dict, n_in: int, n_out: int, x) -> Model:
+    """``classifier mlp``: hidden layers (the tutorial's HiddenLayer) and a softmax layer.
+
+    Hidden ``W`` is drawn layer by layer from one ``RandomState(seed)``:
+    ``uniform(-r, r, (fan_in, fan_out))`` with ``r = sqrt(6 / (fan_in + fan_out))``,
+    times 4 for sigmoid; biases start at zero.
+    """
+    activation, factor = ACTIVATIONS[block["activation"]]
+    rng = np.random.RandomState(block["seed"])
+    model, h, fan_in = Model(None), x, n_in
+    for i, fan_out in enumerate(block["hidden"]):
+        r = factor * np.sqrt(6.0 / (fan_in + fan_out))
+        W = shared_param(rng.uniform(low=-r, high=r, size=(fan_in, fan_out)), f"hidden{i}.W")
+        b = shared_param(np.zeros(fan_out), f"hidden{i}.b")
+        h = activation(pt.dot(h, W) + b)
+        model.params += [(W.name, W), (b.name, b)]
+        model.weights.append(W)
+        fan_in = fan_out
+    return softmax_layer(model, h, fan_in, n_out)
+
+
+CLASSIFIERS: dict[str, Callable[[dict, int, int, object], Model]] = {"logistic": logistic, "mlp": mlp}
+
+
+def negative_log_likelihood(model: Model, y):
+    """Mean NLL of the correct labels: ``-mean(log P(Y=y_i | x_i))``."""
+    return -pt.mean(pt.log(model.p_y_given_x)[pt.arange(y.shape[0]), y])
+
+
+LOSSES: dict[str, Callable] = {"nll": negative_log_likelihood}
+
+
+def l1(weights) -> object:
+    """``sum(|W|)`` over the weight matrices."""
+    return sum(pt.abs(W).sum() for W in weights)
+
+
+def l2_sqr(weights) -> object:
+    """``sum(W ** 2)`` over the weight matrices."""
+    return sum((W ** 2).sum() for W in weights)
+
+
+REGULARIZERS: dict[str, Callable] = {"l1": l1, "l2": l2_sqr}
+
+
+def sgd(cost, params: list, learning_rate) -> OrderedDict:
+    """Plain SGD: ``param <- param - learning_rate * d(cost)/d(param)``."""
+    grads = pytensor.grad(cost, params)
+    return OrderedDict((p, p - learning_rate * g) for p, g in zip(params, grads))
+
+
+OPTIMIZERS: dict[str, Callable] = {"sgd": sgd}
+
+
+def zero_one(model: Model, y):
+    """Mean zero-one loss of the minibatch: the share of misclassified examples."""
+    return pt.mean(pt.neq(model.y_pred, y))
+
+
+def shared_dataset(x: np.ndarray, y: np.ndarray):
+    """Store a split in shared variables; labels as floatX, used through an int32 cast (digest §2)."""
+    floatX = pytensor.config.floatX
+    shared_x = pytensor.shared(np.asarray(x, dtype=floatX), borrow=True)
+    shared_y = pytensor.shared(np.asarray(y, dtype=floatX), borrow=True)
+    return shared_x, pt.cast(shared_y, "int32")
+
+
+def scalar(value, dtype=None, name=None):
+    return pytensor.shared(np.asarray(value, dtype=dtype or pytensor.config.floatX), name=name)
+
+
+@dataclass
+class Program:
+    """The compiled model: a training step and the zero-one error of each split, by minibatch index."""
+
+    params: dict[str, object]
+    train_step: Callable[[int], float] | None
+    error_fns: dict[str, Callable[[int], float]]
+    n_batches: dict[str, int]
+    batch_size: int
+    floatX: str
+    backend: str
+
+    def error(self, split: str) -> float:
+        """Mean zero-one loss over the split's full minibatches (the remainder is dropped)."""
+        fn = self.error_fns[split]
+        return float(np.mean([fn(i) for i in range(self.n_batches[split])]))
+
+    def values(self) -> dict[str, np.ndarray]:
+        """A copy of every parameter's current value."""
+        return {name: p.get_value(borrow=False) for name, p in self.params.items()}
+
+    def set_values(self, values: dict[str, np.ndarray]) -> None:
+        for name, p in self.params.items():
+            p.set_value(np.asarray(values[name], dtype=self.floatX))
+
+
+def n_out_of(spec: Spec, splits: Splits) -> int:
+    return spec.block("classifier").get("n_out") or max(splits.n_classes, 2)
+
+
+def build(spec: Spec, splits: Splits, backend: str = "numba", floatX: str = "float32",
+          training: bool = True) -> Program:
+    """Compile the spec's error functions over ``splits``, and its training step if ``training``."""
+    with pytensor.config.change_flags(floatX=floatX):
+        return _build(spec, splits, backend, floatX, training)
+
+
+def _build(spec: Spec, splits: Splits, backend: str, floatX: str, training: bool) -> Program:
+    mode = BACKENDS[backend]()
+    batch_size = spec.block("optimizer")["batch_size"]
+    index = pt.lscalar("index")
+    x = pt.matrix("x")
+    y = pt.ivector("y")
+    classifier = spec.block("classifier")
+    model = CLASSIFIERS[classifier["kind"]](classifier, splits.n_in, n_out_of(spec, splits), x)
+
+    cost = LOSSES[spec.block("loss")["kind"]](model, y)
+    for i, reg in enumerate(spec.regularizers):
+        cost = cost + scalar(reg["weight"], name=f"regularizer{i}.weight") * REGULARIZERS[reg["kind"]](model.weights)
+    optimizer = spec.block("optimizer")
+    learning_rate = scalar(optimizer["learning_rate"], name="learning_rate")
+    updates = OPTIMIZERS[optimizer["kind"]](cost, [p for _, p in model.params], learning_rate)
+
+    bs = scalar(batch_size, dtype="int64", name="batch_size")
+    batch = slice(index * bs, (index + 1) * bs)
+    data = {split: shared_dataset(*splits.arrays[split]) for split in SPLITS}
+
+    def givens(split):
+        shared_x, shared_y = data[split]
+        return {x: shared_x[batch], y: shared_y[batch]}
+
+    train_step = (pytensor.function([index], cost, updates=updates, givens=givens("train"), mode=mode)
+                  if training else None)
+    errors = zero_one(model, y)
+    error_fns = {split: pytensor.function([index], errors, givens=givens(split), mode=mode)
+                 for split in ("valid", "test")}
+    return Program(
+        params=OrderedDict(model.params),
+        train_step=train_step,
+        error_fns=error_fns,
+        n_batches={split: splits.size(split) // batch_size for split in SPLITS},
+        batch_size=batch_size,
+        floatX=floatX,
+        backend=backend,
+    )

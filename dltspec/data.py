@@ -1,0 +1,158 @@
+"""Data sets: each ``dataset`` kind is a small loader in :data:`DATASETS`.
+
+A loader returns :class:`Splits` (train, validation and test arrays, x as
+float32 ``(n, features)`` and y as int64 labels). Problems are raised as
+:class:`DataError` naming the dataset key they concern, so the caller can
+locate them in the spec. Nothing here imports PyTensor.
+"""
+from __future__ import annotations
+
+import gzip
+import os
+import pickle
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import safe_pickle
+
+SPLITS = ("train", "valid", "test")
+DATA_ENV = "DLTSPEC_DATA"
+
+
+class DataError(Exception):
+    """A problem with a data set, reported at ``dataset.<key>`` (or the block)."""
+
+    def __init__(self, code: str, message: str, key: str | None = None, notes: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.code, self.message, self.key, self.notes = code, message, key, notes
+
+
+@dataclass(frozen=True)
+class Splits:
+    """The three splits: ``arrays[split] = (x, y)``; ``available`` counts examples before slicing."""
+
+    arrays: dict[str, tuple[np.ndarray, np.ndarray]]
+    available: dict[str, int]
+
+    @property
+    def n_in(self) -> int:
+        return int(self.arrays["train"][0].shape[1])
+
+    @property
+    def n_classes(self) -> int:
+        return int(max(y.max() for _, y in self.arrays.values() if len(y))) + 1
+
+    def size(self, split: str) -> int:
+        return len(self.arrays[split][1])
+
+
+def search_dirs(base_dir: Path) -> list[Path]:
+    """Where a relative data path is looked up: the spec's directory, then ``$DLTSPEC_DATA``."""
+    extra = [Path(p) for p in os.environ.get(DATA_ENV, "").split(os.pathsep) if p]
+    return [Path(base_dir)] + extra
+
+
+def resolve(path: str, base_dir: Path) -> Path:
+    """The data file ``path`` names, or a :class:`DataError` listing every place searched."""
+    candidate = Path(path).expanduser()
+    tried = [candidate] if candidate.is_absolute() else [d / candidate for d in search_dirs(base_dir)]
+    for place in tried:
+        if place.is_file():
+            return place
+    where = ", ".join(str(p) for p in tried)
+    hint = "" if candidate.is_absolute() else f" (set {DATA_ENV} to add directories)"
+    raise DataError("DLT401", f"data file '{path}' not found; looked in: {where}{hint}", "path")
+
+
+def tutorial_splits(obj) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Check and convert the tutorial's ``((x, y), (x, y), (x, y))`` structure."""
+    if not isinstance(obj, (tuple, list)) or len(obj) != 3:
+        raise DataError("DLT402", "expected a pickle of three (x, y) pairs (train, valid, test), "
+                        f"got {type(obj).__name__}", "path")
+    arrays = {}
+    for split, pair in zip(SPLITS, obj):
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise DataError("DLT402", f"the {split} split must be an (x, y) pair", "path")
+        x, y = (np.asarray(a) for a in pair)
+        arrays[split] = checked_split(split, x, y)
+    return arrays
+
+
+def checked_split(split: str, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if x.dtype == object or y.dtype == object:
+        raise DataError("DLT402", f"the {split} split holds Python objects, not numbers", "path")
+    if x.ndim != 2:
+        raise DataError("DLT402", f"{split} x must have shape (examples, features), got {x.shape}", "path")
+    if y.ndim != 1 or len(y) != len(x):
+        raise DataError("DLT402", f"{split} y must have one label per example: x has {len(x)} rows, "
+                        f"y has shape {y.shape}", "path")
+    if not np.all(np.isfinite(x)):
+        raise DataError("DLT402", f"{split} x contains NaN or infinite values", "path")
+    if len(y) and (not np.all(np.equal(np.mod(y, 1), 0)) or y.min() < 0):
+        raise DataError("DLT402", f"{split} labels must be non-negative integers", "path")
+    return x.astype(np.float32, copy=False), y.astype(np.int64, copy=False)
+
+
+def read_pickle(path: Path):
+    try:
+        return safe_pickle.load(path)
+    except safe_pickle.UnsafePickle as exc:
+        raise DataError("DLT403", f"{path}: {exc}", "path") from None
+    except (OSError, EOFError, pickle.UnpicklingError, gzip.BadGzipFile, zlib.error, ValueError,
+            TypeError, AttributeError, IndexError, KeyError) as exc:
+        raise DataError("DLT402", f"cannot read {path} as a pickle: {exc}", "path") from None
+
+
+def sliced(arrays: dict, block: dict) -> Splits:
+    """Keep the first ``n_<split>`` examples of each split where the block asks for it."""
+    available = {s: len(arrays[s][1]) for s in SPLITS}
+    out = {}
+    for split in SPLITS:
+        n = block.get(f"n_{split}")
+        if n is not None and n > available[split]:
+            raise DataError("DLT306", f"n_{split} = {n} but the {split} split has only {available[split]} "
+                            "examples", f"n_{split}")
+        x, y = arrays[split]
+        out[split] = (x[:n], y[:n]) if n is not None else (x, y)
+    return Splits(out, available)
+
+
+def load_tutorial_pickle(block: dict, base_dir: Path) -> Splits:
+    """``dataset mnist`` / ``dataset pickle``: the tutorial's ``((x, y), (x, y), (x, y))`` pickle."""
+    return sliced(tutorial_splits(read_pickle(resolve(block["path"], base_dir))), block)
+
+
+def load_digits(block: dict, base_dir: Path) -> Splits:
+    """``dataset digits``: scikit-learn's bundled 8x8 digits, shuffled with ``seed`` and split."""
+    try:
+        from sklearn.datasets import load_digits as sk_load_digits
+    except ImportError:  # pragma: no cover - scikit-learn is a core dependency
+        raise DataError("DLT402", "dataset digits needs scikit-learn: pip install scikit-learn") from None
+    bunch = sk_load_digits()
+    x = (bunch.data / 16.0).astype(np.float32)
+    y = bunch.target.astype(np.int64)
+    order = np.random.RandomState(block["seed"]).permutation(len(y))
+    n_valid = int(round(len(y) * block["valid_fraction"]))
+    n_test = int(round(len(y) * block["test_fraction"]))
+    n_train = len(y) - n_valid - n_test
+    if n_train < 1:
+        raise DataError("DLT306", f"valid_fraction + test_fraction leave no training examples "
+                        f"(of {len(y)})", "valid_fraction")
+    parts = np.split(order, [n_train, n_train + n_valid])
+    return sliced({s: (x[idx], y[idx]) for s, idx in zip(SPLITS, parts)}, block)
+
+
+DATASETS: dict[str, Callable[[dict, Path], Splits]] = {
+    "mnist": load_tutorial_pickle,
+    "pickle": load_tutorial_pickle,
+    "digits": load_digits,
+}
+
+
+def load(block: dict, base_dir: Path) -> Splits:
+    """Load the data set a validated ``dataset`` block declares."""
+    return DATASETS[block["kind"]](block, Path(base_dir))

@@ -1,0 +1,123 @@
+"""Stage 5, train: the tutorial's patience loop (digest §6).
+
+:class:`Patience` holds the loop's arithmetic and is fed validation results,
+so its decisions are testable without training anything; :func:`run_loop`
+is the loop itself, driving any ``train_step`` / ``validate`` callables.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+
+@dataclass
+class Patience:
+    """Early stopping with patience, exactly as the tutorial computes it."""
+
+    n_train_batches: int
+    n_epochs: int
+    patience: int
+    patience_increase: float
+    improvement_threshold: float
+    validation_frequency: int | None = None
+    best_validation_loss: float = math.inf
+    best_iter: int = -1
+
+    def __post_init__(self):
+        if self.validation_frequency is None:
+            self.validation_frequency = min(self.n_train_batches, self.patience // 2)
+
+    @classmethod
+    def from_block(cls, block: dict, n_train_batches: int) -> "Patience":
+        return cls(n_train_batches, block["n_epochs"], block["patience"], block["patience_increase"],
+                   block["improvement_threshold"], block.get("validation_frequency"))
+
+    def validates_at(self, iter_: int) -> bool:
+        return (iter_ + 1) % self.validation_frequency == 0
+
+    def observe(self, iter_: int, validation_loss: float) -> bool:
+        """Record a validation result; return whether it is a new best."""
+        if validation_loss >= self.best_validation_loss:
+            return False
+        if validation_loss < self.best_validation_loss * self.improvement_threshold:
+            self.patience = max(self.patience, iter_ * self.patience_increase)
+        self.best_validation_loss = validation_loss
+        self.best_iter = iter_
+        return True
+
+    def stops_at(self, iter_: int) -> bool:
+        return self.patience <= iter_
+
+
+@dataclass(frozen=True)
+class ValidationPoint:
+    """What the loop saw at one validation: passed to the progress callback."""
+
+    epoch: int
+    minibatch: int  # 1-based within the epoch
+    n_train_batches: int
+    iteration: int  # 0-based, as the tutorial's ``iter``
+    validation_error: float
+    best_validation_error: float
+    is_best: bool
+    test_error: float | None
+    patience: float
+    mean_cost: float
+    seconds: float
+
+
+@dataclass
+class LoopResult:
+    best_validation_loss: float
+    best_iter: int
+    test_score: float | None
+    epochs: int
+    iterations: int
+    stopped_by: str  # "patience" or "n_epochs"
+    seconds: float
+    history: list[ValidationPoint] = field(default_factory=list)
+
+
+def run_loop(policy: Patience, train_step: Callable[[int], float], validate: Callable[[], float],
+             on_best: Callable[[int], float | None],
+             on_validation: Callable[[ValidationPoint], None] | None = None,
+             clock: Callable[[], float] = time.perf_counter) -> LoopResult:
+    """Run the tutorial's loop.
+
+    ``train_step(minibatch_index)`` trains on one minibatch and returns its cost;
+    ``validate()`` returns the mean zero-one loss on the validation set;
+    ``on_best(iter)`` is called at each new best (keep a copy of the parameters
+    there) and returns the test score measured with them.
+    """
+    start = clock()
+    epoch, done, iter_ = 0, False, -1
+    test_score = None
+    history: list[ValidationPoint] = []
+    costs = 0.0
+    n_costs = 0
+    while epoch < policy.n_epochs and not done:
+        epoch += 1
+        for minibatch_index in range(policy.n_train_batches):
+            costs += float(train_step(minibatch_index))
+            n_costs += 1
+            iter_ = (epoch - 1) * policy.n_train_batches + minibatch_index
+            if policy.validates_at(iter_):
+                this_validation_loss = float(validate())
+                is_best = policy.observe(iter_, this_validation_loss)
+                if is_best:
+                    test_score = on_best(iter_)
+                point = ValidationPoint(epoch, minibatch_index + 1, policy.n_train_batches, iter_,
+                                        this_validation_loss, policy.best_validation_loss, is_best,
+                                        test_score if is_best else None, policy.patience,
+                                        costs / n_costs, clock() - start)
+                costs, n_costs = 0.0, 0
+                history.append(point)
+                if on_validation is not None:
+                    on_validation(point)
+            if policy.stops_at(iter_):
+                done = True
+                break
+    return LoopResult(policy.best_validation_loss, policy.best_iter, test_score, epoch, iter_ + 1,
+                      "patience" if done else "n_epochs", clock() - start, history)

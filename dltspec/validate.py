@@ -1,0 +1,308 @@
+"""Stage 2, validate: :class:`~dltspec.parse.Document` -> instance -> JSON Schema -> :class:`~dltspec.spec.Spec`.
+
+The document becomes a plain instance (``{"optimizer": {"kind": "sgd", ...}}``)
+with a side table of positions. jsonschema checks it against the packaged
+schema; each error is translated into a diagnostic at the offending token.
+Then the schema's defaults are filled in.
+"""
+from __future__ import annotations
+
+import copy
+from functools import lru_cache
+from typing import Any, Iterator
+
+import jsonschema
+
+from . import schema as vocab
+from .diagnostics import Diagnostic, Span, did_you_mean, error
+from .parse import Document, Value, parse_value
+from .spec import Positions
+
+
+def record_value(positions: Positions, path: tuple, value: Value) -> None:
+    positions.values[path] = value.span
+    if isinstance(value.value, list):
+        for i, item in enumerate(value.value):
+            record_value(positions, path + (i,), item)
+
+
+def block_label(kind: str, block) -> str:
+    return f"{kind} {block.label.value}" if block.label is not None else kind
+
+
+def to_instance(document: Document) -> tuple[dict, Positions, list[Diagnostic]]:
+    """Turn the parsed blocks into a JSON-like instance and the positions of its parts."""
+    instance: dict[str, Any] = {}
+    positions = Positions(document.file)
+    diagnostics: list[Diagnostic] = []
+    for block in document.blocks:
+        block_schema = vocab.block_schema(block.kind)
+        if block_schema is None:
+            known = vocab.block_kinds()
+            diagnostics.append(error(
+                "DLT104", f"unknown block '{block.kind}'{did_you_mean(block.kind, known)}; "
+                f"expected one of: {', '.join(known)}", block.kind_span))
+            continue
+        if vocab.is_repeated(block.kind):
+            path = (block.kind, len(instance.setdefault(block.kind, [])))
+        elif block.kind in instance:
+            first = positions.blocks[(block.kind,)]
+            diagnostics.append(error(
+                "DLT102", f"duplicate '{block.kind}' block (the first is at line {first.line}); "
+                f"a spec has one {block.kind}", block.kind_span))
+            continue
+        else:
+            path = (block.kind,)
+        header_end = block.label.span if block.label is not None else block.kind_span
+        positions.blocks[path] = Span(document.file, block.kind_span.line, block.kind_span.column,
+                                      header_end.end_line, header_end.end_column)
+        obj: dict[str, Any] = {}
+        label_key = block_schema.get("x-label", "kind")
+        if block.label is not None:
+            obj[label_key] = block.label.value
+            record_value(positions, path + (label_key,), block.label)
+        for pair in block.pairs:
+            if pair.key in obj:
+                if pair.key == label_key and block.label is not None:
+                    diagnostics.append(error(
+                        "DLT105", f"'{pair.key}' is already given by the block's label "
+                        f"'{block.label.value}'", pair.key_span))
+                else:
+                    first = positions.keys[path + (pair.key,)]
+                    diagnostics.append(error(
+                        "DLT103", f"duplicate key '{pair.key}' in {block_label(block.kind, block)} "
+                        f"(first set at line {first.line})", pair.key_span))
+                continue
+            obj[pair.key] = pair.value.plain()
+            positions.keys[path + (pair.key,)] = pair.key_span
+            record_value(positions, path + (pair.key,), pair.value)
+        default_kind = block_schema.get("properties", {}).get("kind", {}).get("default")
+        if label_key == "kind" and "kind" not in obj and default_kind is not None:
+            obj["kind"] = default_kind
+        if vocab.is_repeated(block.kind):
+            instance[block.kind].append(obj)
+        else:
+            instance[block.kind] = obj
+    return instance, positions, diagnostics
+
+
+# -- --set overrides ----------------------------------------------------------
+
+def shifted(value: Value, line: int, offset: int) -> Value:
+    """``value`` with its spans moved to ``line`` and ``offset`` columns to the right."""
+    span = value.span
+    moved = Span("--set", line, span.column + offset, line, span.end_column + offset)
+    inner = [shifted(v, line, offset) for v in value.value] if isinstance(value.value, list) else value.value
+    return Value(inner, moved, value.is_name)
+
+
+def apply_override(instance: dict, positions: Positions, text: str, line: int) -> list[Diagnostic]:
+    """Apply one ``block.key=value`` override (``line`` is its 1-based index on the command line)."""
+    whole = Span("--set", line, 1, line, len(text) + 1)
+    target, eq, raw = text.partition("=")
+    if not eq or not target.strip():
+        return [error("DLT207", f"an override must look like block.key=value, got '{text}'", whole)]
+    segments = target.strip().split(".")
+    key_span = Span("--set", line, 1, line, len(target) + 1)
+    value, diagnostics = parse_value(raw.strip() or '""', "--set")
+    if value is None:
+        d = diagnostics[0]
+        return [error("DLT207", f"cannot read the value of override '{target}': {d.message}", whole)]
+    value = shifted(value, line, len(target) + 1 + (len(raw) - len(raw.lstrip())))
+    kind = segments[0]
+    block_schema = vocab.block_schema(kind)
+    if block_schema is None:
+        return [error("DLT207", f"unknown block '{kind}' in override{did_you_mean(kind, vocab.block_kinds())}; "
+                      f"expected one of: {', '.join(vocab.block_kinds())}", key_span)]
+    if len(segments) < 2:
+        return [error("DLT207", f"an override names a key inside a block, e.g. {kind}.<key>=value", key_span)]
+    container: Any = instance
+    path: tuple = ()
+    for i, segment in enumerate(segments[:-1]):
+        if isinstance(container, list):
+            index = list_index(container, segment)
+            if index is None:
+                return [error("DLT207", f"no '{'.'.join(segments[:i + 1])}' to override: {kind} has "
+                              f"{len(container)} block(s); name one by position (0, 1, ...) or by kind", key_span)]
+            container, path = container[index], path + (index,)
+            continue
+        if segment not in container or not isinstance(container[segment], (dict, list)):
+            container[segment] = [] if (i == 0 and vocab.is_repeated(kind)) else {}
+            positions.blocks.setdefault(path + (segment,), key_span)
+        container, path = container[segment], path + (segment,)
+    if isinstance(container, list):
+        return [error("DLT207", f"name one {kind} block, e.g. {kind}.0.<key> or {kind}.<kind>.<key>", key_span)]
+    last = segments[-1]
+    container[last] = value.plain()
+    positions.keys[path + (last,)] = key_span
+    record_value(positions, path + (last,), value)
+    return []
+
+
+def list_index(items: list, segment: str) -> int | None:
+    if segment.isdigit():
+        return int(segment) if int(segment) < len(items) else None
+    matches = [i for i, item in enumerate(items) if isinstance(item, dict) and item.get("kind") == segment]
+    return matches[0] if len(matches) == 1 else None
+
+
+# -- schema errors -> diagnostics --------------------------------------------
+
+TYPE_WORDS = {"integer": "an integer", "number": "a number", "string": "a string", "array": "a list",
+              "object": "a block", "boolean": "true or false"}
+
+
+def shown(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f"'{value}'"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a block"
+    return repr(value)
+
+
+def type_of(value) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return "a block"
+
+
+def where(path: tuple, instance: dict) -> str:
+    """A readable name for the thing at ``path``: ``learning_rate``, ``hidden[1]``, ``optimizer sgd``."""
+    if not path:
+        return "the spec"
+    names = [str(p) for p in path if isinstance(p, str)]
+    last = path[-1]
+    if isinstance(last, int):
+        return f"{names[-1]}[{last}]" if len(names) > 1 else f"{names[-1]} block #{last + 1}"
+    if len(path) == 1 or (len(path) == 2 and isinstance(path[1], int)):
+        return block_title(path, instance)
+    return last
+
+
+def block_title(path: tuple, instance: dict) -> str:
+    node: Any = instance
+    for p in path:
+        node = node[p]
+    kind = path[0]
+    return f"{kind} {node['kind']}" if isinstance(node, dict) and isinstance(node.get("kind"), str) else kind
+
+
+def describe_key(schema: dict, key: str) -> str:
+    sub = schema.get("properties", {}).get(key, {})
+    parts = []
+    if sub.get("description"):
+        parts.append(sub["description"].split(". ")[0].rstrip("."))
+    if sub.get("examples"):
+        example = sub["examples"][0]
+        parts.append(f"e.g. {key} = {format_value(example)}")
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
+def format_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, list):
+        return "[" + ", ".join(format_value(v) for v in value) + "]"
+    return repr(value)
+
+
+def schema_diagnostics(err: jsonschema.ValidationError, instance: dict, positions: Positions) -> Iterator[Diagnostic]:
+    """Translate one jsonschema error into diagnostics located at the offending token."""
+    path = tuple(err.absolute_path)
+    rule = err.validator
+    if rule == "additionalProperties":
+        allowed = list(err.schema.get("properties", {}))
+        for key in sorted(k for k in err.instance if k not in allowed):
+            shown_allowed = [k for k in allowed if k != "kind"] or ["(none)"]
+            yield error("DLT201", f"unknown key '{key}' in {where(path, instance)}{did_you_mean(key, allowed)}; "
+                        f"expected one of: {', '.join(shown_allowed)}", positions.key(path + (key,)))
+    elif rule == "required":
+        for key in err.validator_value:
+            if key in err.instance:
+                continue
+            if not path:
+                yield error("DLT205", f"missing '{key}' block{top_level_example(key)}", Span.point(positions.file))
+            elif key == "kind":
+                kinds = vocab.variants(path[0])
+                yield error("DLT205", f"{path[0]} needs a kind, e.g. `{path[0]} {kinds[0]}`; "
+                            f"expected one of: {', '.join(kinds)}", positions.block(path))
+            else:
+                yield error("DLT205", f"{where(path, instance)} needs '{key}'{describe_key(err.schema, key)}",
+                            positions.block(path))
+    elif rule == "type":
+        expected = err.validator_value
+        words = " or ".join(TYPE_WORDS.get(t, t) for t in ([expected] if isinstance(expected, str) else expected))
+        yield error("DLT202", f"{where(path, instance)} must be {words}, got {type_of(err.instance)} "
+                    f"{shown(err.instance) if not isinstance(err.instance, (list, dict)) else ''}".rstrip(),
+                    positions.value(path))
+    elif rule in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        op = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}[rule]
+        yield error("DLT203", f"{where(path, instance)} must be {op} {err.validator_value}, got {shown(err.instance)}",
+                    positions.value(path))
+    elif rule in ("enum", "const"):
+        choices = err.validator_value if rule == "enum" else [err.validator_value]
+        if path and path[-1] == "kind":
+            block = path[0]
+            yield error("DLT204", f"unknown {block} '{err.instance}'{did_you_mean(err.instance, choices)}; "
+                        f"expected one of: {', '.join(map(str, choices))}", positions.value(path))
+        else:
+            yield error("DLT204", f"{where(path, instance)} must be one of {', '.join(map(str, choices))}, "
+                        f"got {shown(err.instance)}{did_you_mean(err.instance, choices)}", positions.value(path))
+    elif rule == "minItems":
+        yield error("DLT206", f"{where(path, instance)} needs at least {err.validator_value} item(s)",
+                    positions.value(path))
+    elif rule == "minLength":
+        yield error("DLT206", f"{where(path, instance)} must not be empty", positions.value(path))
+    else:  # a rule the schema gained without a translation here: still located
+        yield error("DLT206", f"{where(path, instance)}: {err.message}", positions.value(path))
+
+
+def top_level_example(key: str) -> str:
+    block = vocab.block_schema(key) or {}
+    kinds = vocab.variants(key)
+    example = f"{key} {kinds[0]}" if kinds else key
+    return f"; add one, e.g. `{example} {{ ... }}`" if block.get("properties", {}).get("kind") else ""
+
+
+@lru_cache(maxsize=1)
+def validator() -> jsonschema.Draft7Validator:
+    return jsonschema.Draft7Validator(vocab.schema())
+
+
+def schema_errors(instance: dict, positions: Positions) -> list[Diagnostic]:
+    diagnostics = []
+    for err in validator().iter_errors(instance):
+        diagnostics.extend(schema_diagnostics(err, instance, positions))
+    return diagnostics
+
+
+# -- defaults -----------------------------------------------------------------
+
+def with_defaults(instance: dict) -> dict:
+    """A copy of a valid instance with every schema default filled in and integral floats made ints."""
+    data = copy.deepcopy(instance)
+    for kind, value in data.items():
+        for obj in (value if isinstance(value, list) else [value]):
+            definition = vocab.variant(kind, obj.get("kind")) if "kind" in obj else vocab.block_schema(kind)
+            for key, sub in (definition or {}).get("properties", {}).items():
+                if key not in obj and "default" in sub:
+                    obj[key] = copy.deepcopy(sub["default"])
+                if sub.get("type") == "integer" and isinstance(obj.get(key), float):
+                    obj[key] = int(obj[key])
+                if sub.get("items", {}).get("type") == "integer" and isinstance(obj.get(key), list):
+                    obj[key] = [int(v) for v in obj[key]]
+    return data

@@ -8,6 +8,7 @@ Then the schema's defaults are filled in.
 from __future__ import annotations
 
 import copy
+import difflib
 from functools import lru_cache
 from typing import Any, Iterator
 
@@ -232,7 +233,7 @@ def schema_diagnostics(err: jsonschema.ValidationError, instance: dict, position
                         f"expected one of: {', '.join(shown_allowed)}", positions.key(path + (key,)))
     elif rule == "required":
         for key in err.validator_value:
-            if key in err.instance:
+            if key in err.instance or misspelled(key, err):
                 continue
             if not path:
                 yield error("DLT205", f"missing '{key}' block{top_level_example(key)}", Span.point(positions.file))
@@ -271,11 +272,20 @@ def schema_diagnostics(err: jsonschema.ValidationError, instance: dict, position
         yield error("DLT206", f"{where(path, instance)}: {err.message}", positions.value(path))
 
 
+def misspelled(key: str, err: jsonschema.ValidationError) -> bool:
+    """Whether the object has an unknown key close to the missing ``key`` (reported as DLT201 instead)."""
+    known = err.schema.get("properties", {})
+    unknown = [k for k in err.instance if k not in known]
+    return bool(unknown) and bool(difflib.get_close_matches(key, unknown, n=1, cutoff=0.6))
+
+
 def top_level_example(key: str) -> str:
-    block = vocab.block_schema(key) or {}
     kinds = vocab.variants(key)
-    example = f"{key} {kinds[0]}" if kinds else key
-    return f"; add one, e.g. `{example} {{ ... }}`" if block.get("properties", {}).get("kind") else ""
+    if not kinds:
+        return ""
+    definition = vocab.variant(key, kinds[0]) or {}
+    needs_body = bool(definition.get("required"))
+    return f"; add one, e.g. `{key} {kinds[0]}{' { ... }' if needs_body else ''}`"
 
 
 @lru_cache(maxsize=1)

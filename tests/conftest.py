@@ -1,0 +1,41 @@
+"""Shared fixtures. MNIST is found through DLTSPEC_DATA (default: ../shared/data beside the repo)."""
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SPECS = ROOT / "specs"
+os.environ.setdefault("DLTSPEC_DATA", str(ROOT.parent / "shared" / "data"))
+
+
+def mnist_path() -> Path:
+    for directory in os.environ["DLTSPEC_DATA"].split(os.pathsep):
+        if (Path(directory) / "mnist.pkl.gz").is_file():
+            return Path(directory) / "mnist.pkl.gz"
+    raise FileNotFoundError(f"mnist.pkl.gz not in DLTSPEC_DATA={os.environ['DLTSPEC_DATA']}; "
+                            "deselect these tests with -m 'not mnist'")
+
+
+@pytest.fixture
+def write_spec(tmp_path):
+    """Write a dedented spec into tmp_path and return its path."""
+
+    def write(text: str, name: str = "spec.dlt") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+        return path
+
+    return write
+
+
+DIGITS = """\
+dataset digits { seed = 0 }
+classifier logistic { n_out = 10 }
+loss nll
+optimizer sgd { learning_rate = 0.1  batch_size = 20 }
+stopping patience { n_epochs = 3  patience = 2000 }
+"""

@@ -1,0 +1,79 @@
+import pickle
+
+import numpy as np
+import pytest
+
+from dltspec import data
+
+from .conftest import mnist_path
+
+
+def write_pickle(path, n=(30, 20, 20), features=4, labels=3, **change):
+    rng = np.random.RandomState(0)
+    splits = [(rng.rand(k, features).astype("float32"), rng.randint(0, labels, k)) for k in n]
+    for i, (x, y) in change.items():
+        splits[int(i[1:])] = (x, y)
+    path.write_bytes(pickle.dumps(tuple(splits)))
+
+
+def test_relative_path_resolves_next_to_the_spec_then_in_DLTSPEC_DATA(tmp_path, monkeypatch):
+    spec_dir, data_dir = tmp_path / "specs", tmp_path / "data"
+    spec_dir.mkdir()
+    data_dir.mkdir()
+    write_pickle(data_dir / "d.pkl")
+    monkeypatch.setenv("DLTSPEC_DATA", f"{tmp_path / 'elsewhere'}:{data_dir}")
+    assert data.resolve("d.pkl", spec_dir) == data_dir / "d.pkl"
+    write_pickle(spec_dir / "d.pkl")
+    assert data.resolve("d.pkl", spec_dir) == spec_dir / "d.pkl"
+
+
+def test_missing_file_lists_every_place_searched(tmp_path, monkeypatch):
+    monkeypatch.setenv("DLTSPEC_DATA", str(tmp_path / "a"))
+    with pytest.raises(data.DataError) as info:
+        data.resolve("x.pkl.gz", tmp_path)
+    err = info.value
+    assert (err.code, err.key) == ("DLT401", "path")
+    assert str(tmp_path / "x.pkl.gz") in err.message and str(tmp_path / "a" / "x.pkl.gz") in err.message
+
+
+def test_pickle_loader_slices_and_checks(tmp_path):
+    write_pickle(tmp_path / "d.pkl")
+    splits = data.load({"kind": "pickle", "path": "d.pkl", "n_train": 10}, tmp_path)
+    assert (splits.size("train"), splits.size("valid"), splits.available["train"]) == (10, 20, 30)
+    assert splits.arrays["train"][0].dtype == np.float32 and splits.n_in == 4
+
+
+@pytest.mark.parametrize("change,fragment", [
+    ({"s0": (np.ones((3, 2), "float32"), np.zeros(2))}, "train y must have one label per example"),
+    ({"s1": (np.full((2, 2), np.nan, "float32"), np.zeros(2))}, "valid x contains NaN"),
+    ({"s2": (np.ones(3, "float32"), np.zeros(3))}, "test x must have shape (examples, features)"),
+    ({"s0": (np.ones((2, 2), "float32"), np.array([0, -1]))}, "train labels must be non-negative integers"),
+])
+def test_malformed_data_is_reported(tmp_path, change, fragment):
+    write_pickle(tmp_path / "d.pkl", **change)
+    with pytest.raises(data.DataError) as info:
+        data.load({"kind": "pickle", "path": "d.pkl"}, tmp_path)
+    assert info.value.code == "DLT402" and fragment in info.value.message
+
+
+def test_not_a_pickle(tmp_path):
+    (tmp_path / "d.pkl").write_text("hello")
+    with pytest.raises(data.DataError, match="cannot read .* as a pickle"):
+        data.load({"kind": "pickle", "path": "d.pkl"}, tmp_path)
+
+
+def test_digits_split_is_seeded_and_complete():
+    block = {"kind": "digits", "seed": 0, "valid_fraction": 0.2, "test_fraction": 0.2}
+    a, b = data.load(block, "."), data.load(block, ".")
+    assert [a.size(s) for s in data.SPLITS] == [1079, 359, 359]
+    np.testing.assert_array_equal(a.arrays["valid"][1], b.arrays["valid"][1])
+    assert a.n_in == 64 and a.n_classes == 10 and a.arrays["train"][0].max() <= 1.0
+
+
+@pytest.mark.mnist
+def test_mnist_pickle_as_the_tutorial_describes():
+    splits = data.load({"kind": "mnist", "path": str(mnist_path())}, ".")
+    assert [splits.size(s) for s in data.SPLITS] == [50000, 10000, 10000]
+    x, y = splits.arrays["train"]
+    assert x.shape == (50000, 784) and x.dtype == np.float32 and 0.0 <= x.min() and x.max() < 1.0
+    assert np.bincount(y).tolist() == [4932, 5678, 4968, 5101, 4859, 4506, 4951, 5175, 4842, 4988]

@@ -1,0 +1,54 @@
+import json
+import subprocess
+import sys
+
+from dltspec.cli import main
+
+from .conftest import ROOT, SPECS
+
+
+def test_check_accepts_every_shipped_spec(capsys):
+    assert main(["check", *map(str, sorted(SPECS.glob("*.dlt")))]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_check_does_not_import_pytensor():
+    code = ("import sys; from dltspec.cli import main; "
+            f"status = main(['check', {str(SPECS / 'mlp.dlt')!r}]); "
+            "assert 'pytensor' not in sys.modules, 'pytensor imported'; sys.exit(status)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_schema_command_prints_the_draft07_schema(capsys):
+    assert main(["schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert schema["$schema"] == "http://json-schema.org/draft-07/schema#"
+    assert set(schema["properties"]) == {"dataset", "classifier", "loss", "regularizer", "optimizer", "stopping", "save"}
+
+
+def test_usage_errors_exit_2(capsys):
+    try:
+        main(["run"])
+    except SystemExit as exc:
+        assert exc.code == 2
+    assert "usage: dltspec run" in capsys.readouterr().err
+
+
+def test_unreadable_spec_is_a_located_error(tmp_path, capsys):
+    assert main(["check", str(tmp_path / "missing.dlt")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"{tmp_path / 'missing.dlt'}:1:1: error: cannot read spec: No such file or directory")
+
+
+def test_check_reads_stdin(monkeypatch, capsys):
+    import io
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO("loss nll\n"))
+    assert main(["check", "-"]) == 1
+    assert "<stdin>:1:1: error: missing 'dataset' block" in capsys.readouterr().err
+
+
+def test_console_script_and_module_agree():
+    done = subprocess.run([sys.executable, "-m", "dltspec", "--version"], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0 and done.stdout.startswith("dltspec ")

@@ -133,6 +133,11 @@ def cmd_eval(args) -> int:
 
 
 def cmd_schema(args) -> int:
+    if args.markdown:
+        from .reference import markdown
+
+        print(markdown(), end="")
+        return EXIT_OK
     from .schema import schema
 
     print(json.dumps(schema(), indent=2))
@@ -176,6 +181,7 @@ def parser() -> argparse.ArgumentParser:
     ev.set_defaults(handler=cmd_eval)
 
     sch = sub.add_parser("schema", help="print the JSON Schema of the spec language")
+    sch.add_argument("--markdown", action="store_true", help="print the reference of every block and key instead")
     sch.set_defaults(handler=cmd_schema)
     return p
 

@@ -1,0 +1,28 @@
+"""The README's reference is generated from the schema and must stay in step with it."""
+import re
+
+from dltspec.reference import markdown
+from dltspec.schema import schema
+
+from .conftest import ROOT
+
+
+def test_readme_reference_matches_the_schema():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    embedded = re.search(r"<!-- reference:start[^>]*-->\n(.*)<!-- reference:end -->", readme, re.S).group(1)
+    assert embedded == markdown(), "run: dltspec schema --markdown, and paste it into README.md"
+
+
+def test_reference_names_every_key_of_every_kind():
+    text = markdown()
+    for name, definition in schema()["definitions"].items():
+        assert f"`{name.replace('.', ' ')}`" in text
+        for key in definition["properties"]:
+            assert key == "kind" or f"| `{key}` |" in text
+
+
+def test_readme_opens_with_install_run_and_test():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("```sh\n", 1)[1].split("```", 1)[0].splitlines()
+    assert [line.split()[0:2] for line in block] == [["pip", "install"], ["dltspec", "run"], ["pytest", "#"]]
+    assert (ROOT / block[1].split()[2]).is_file()

@@ -13,6 +13,7 @@ them instead of raising.
 """
 from __future__ import annotations
 
+import os
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,12 +55,12 @@ def diagnose(text: str, file: str = "<string>", base_dir: Path | str | None = No
 
 
 def read_text(path: Path | str) -> str:
-    """The text of a spec file; :class:`SpecError` (DLT402-style, located at the path) if unreadable."""
+    """The text of a spec file; :class:`SpecError` (DLT100, located at the path) if unreadable."""
     try:
         return Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise SpecError([error("DLT101", f"cannot read spec: {reason}", Span.point(str(path)))]) from None
+        raise SpecError([error("DLT100", f"cannot read spec: {reason}", Span.point(str(path)))]) from None
 
 
 def read(path: Path | str | None = None, *, text: str | None = None, overrides: Iterable[str] = (),
@@ -104,14 +105,30 @@ def output_path(spec: Spec) -> Path:
     return Path(spec.data.get("save", {}).get("path") or f"{spec.name}.best.pkl")
 
 
-def check_output(spec: Spec, path: Path) -> None:
-    """Refuse before training if ``path`` cannot be written (missing directory, a directory in the way)."""
-    span = spec.positions.value(("save", "path"))
+def output_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be written, or ``None``: checked before training, not after."""
     parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise SpecError([error("DLT503", f"cannot write {path}: directory {parent} does not exist", span)])
-    if path.is_dir():
-        raise SpecError([error("DLT503", f"cannot write {path}: it is a directory", span)])
+    try:
+        if not parent.exists():
+            return f"directory {parent} does not exist"
+        if not parent.is_dir():
+            return f"{parent} is not a directory"
+        if path.is_dir():
+            return "it is a directory"
+        if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+            return "permission denied"
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
+
+
+def check_output(spec: Spec, path: Path, span: Span | None = None) -> None:
+    """Refuse before training if ``path`` cannot be written; the error is located at ``span``
+    (default: the spec's save path)."""
+    problem = output_problem(path)
+    if problem:
+        span = span or spec.positions.value(("save", "path"))
+        raise SpecError([error("DLT503", f"cannot write {path}: {problem}", span)])
 
 
 @dataclass

@@ -42,7 +42,8 @@ def batch_fits_every_split(spec: Spec, splits: Splits) -> Iterator[Diagnostic]:
     if too_small:
         sizes = ", ".join(f"{s} {splits.size(s)}" for s in SPLITS)
         fits = min(splits.size(s) for s in SPLITS)
-        yield error("DLT302", f"batch_size {batch_size} is larger than the {' and '.join(too_small)} split "
+        splits_word = "splits" if len(too_small) > 1 else "split"
+        yield error("DLT302", f"batch_size {batch_size} is larger than the {' and '.join(too_small)} {splits_word} "
                     f"({sizes} examples); at most {fits} fits every split",
                     spec.positions.value(("optimizer", "batch_size")))
 

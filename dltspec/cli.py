@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 from . import __version__, api
-from .diagnostics import Diagnostic, SpecError
+from .diagnostics import Diagnostic, Span, SpecError
 from .render import text as render_text
 from .spec import Source
 
@@ -73,7 +73,7 @@ def cmd_run(args) -> int:
         return EXIT_ERRORS
     out = Path(args.save) if args.save else api.output_path(spec)
     try:
-        api.check_output(spec, out)
+        api.check_output(spec, out, Span("--save", 1, 1, 1, len(args.save) + 1) if args.save else None)
         splits = api.load_data(spec)
     except SpecError as exc:
         report(exc.diagnostics, lines)

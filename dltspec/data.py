@@ -71,8 +71,8 @@ def resolve(path: str, base_dir: Path) -> Path:
 def tutorial_splits(obj) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Check and convert the tutorial's ``((x, y), (x, y), (x, y))`` structure."""
     if not isinstance(obj, (tuple, list)) or len(obj) != 3:
-        raise DataError("DLT402", "expected a pickle of three (x, y) pairs (train, valid, test), "
-                        f"got {type(obj).__name__}", "path")
+        got = f"a {type(obj).__name__} of {len(obj)}" if isinstance(obj, (tuple, list, dict)) else type(obj).__name__
+        raise DataError("DLT402", f"expected a pickle of three (x, y) pairs (train, valid, test), got {got}", "path")
     arrays = {}
     for split, pair in zip(SPLITS, obj):
         if not isinstance(pair, (tuple, list)) or len(pair) != 2:
@@ -110,6 +110,10 @@ def read_pickle(path: Path):
 def sliced(arrays: dict, block: dict) -> Splits:
     """Keep the first ``n_<split>`` examples of each split where the block asks for it."""
     available = {s: len(arrays[s][1]) for s in SPLITS}
+    empty = [s for s in SPLITS if available[s] == 0]
+    if empty:
+        raise DataError("DLT306", f"the {' and '.join(empty)} split{'s are' if len(empty) > 1 else ' is'} empty",
+                        "valid_fraction" if block["kind"] == "digits" and "train" not in empty else "path")
     out = {}
     for split in SPLITS:
         n = block.get(f"n_{split}")

@@ -31,8 +31,9 @@ class Span:
         return cls(file, line, column, line, column + 1)
 
 
-#: code -> (title, one-line explanation). Stable: never renumber.
+#: code -> title. Stable: never renumber. docs/diagnostics.md explains each with an example.
 CODES: dict[str, str] = {
+    "DLT100": "spec file unreadable",
     "DLT101": "syntax error",
     "DLT102": "duplicate block",
     "DLT103": "duplicate key",

@@ -81,7 +81,7 @@ def load(path: Path) -> tuple[dict[str, np.ndarray], dict]:
     try:
         obj = safe_pickle.load(Path(path))
     except safe_pickle.UnsafePickle as exc:
-        raise ParamsError("DLT501", f"{path}: {exc}") from None
+        raise ParamsError("DLT403", f"{path}: {exc}") from None
     except FileNotFoundError:
         raise ParamsError("DLT501", f"parameter file {path} not found") from None
     except Exception as exc:  # any unpickling failure of a corrupt file  # noqa: BLE001

@@ -1,6 +1,7 @@
 """Stage 1, parse: ``.dlt`` text -> :class:`Document` (plain values with spans).
 
-The grammar lives in ``grammars/dlt.lark`` and is built once (LALR). A small
+The grammar lives in ``grammars/dlt.lark`` (installed as ``dltspec/dlt.lark``,
+a link to it) and is built once (LALR). A small
 Transformer turns the tree into blocks of ``key = value`` pairs; every value
 keeps its :class:`~dltspec.diagnostics.Span` so later stages can point at it.
 """
@@ -195,7 +196,7 @@ def syntax_diagnostic(exc: UnexpectedInput, file: str, text: str) -> Diagnostic:
         message = f"unexpected {describe_token(token)}; expected {describe_expected(exc.expected)}"
         return error("DLT101", message, span_of(file, token))
     expected = exc.expected if isinstance(exc, UnexpectedToken) else getattr(exc, "expected", ())
-    lines = text.split("\n")
+    lines = text.rstrip("\n").split("\n")  # point at the end of the last line, not past it
     end = Span(file, len(lines), len(lines[-1]) + 1, len(lines), len(lines[-1]) + 1)
     return error("DLT101", f"unexpected end of input; expected {describe_expected(expected)}", end)
 

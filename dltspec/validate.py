@@ -103,12 +103,14 @@ def apply_override(instance: dict, positions: Positions, text: str, line: int) -
     target, eq, raw = text.partition("=")
     if not eq or not target.strip():
         return [error("DLT207", f"an override must look like block.key=value, got '{text}'", whole)]
+    if not raw.strip():
+        return [error("DLT207", f"override '{target.strip()}' needs a value after '='", whole)]
     segments = target.strip().split(".")
     key_span = Span("--set", line, 1, line, len(target) + 1)
     value, diagnostics = parse_value(raw.strip() or '""', "--set")
     if value is None:
         d = diagnostics[0]
-        return [error("DLT207", f"cannot read the value of override '{target}': {d.message}", whole)]
+        return [error("DLT207", f"cannot read the value of override '{target.strip()}': {d.message}", whole)]
     value = shifted(value, line, len(target) + 1 + (len(raw) - len(raw.lstrip())))
     kind = segments[0]
     block_schema = vocab.block_schema(kind)
@@ -123,11 +125,16 @@ def apply_override(instance: dict, positions: Positions, text: str, line: int) -
         if isinstance(container, list):
             index = list_index(container, segment)
             if index is None:
-                return [error("DLT207", f"no '{'.'.join(segments[:i + 1])}' to override: {kind} has "
-                              f"{len(container)} block(s); name one by position (0, 1, ...) or by kind", key_span)]
+                matching = sum(1 for item in container if isinstance(item, dict) and item.get("kind") == segment)
+                reason = (f"{matching} {kind} blocks are '{segment}'; name one by position (0, 1, ...)" if matching
+                          else f"{kind} has {len(container)} block(s); name one by position (0, 1, ...) or by kind")
+                return [error("DLT207", f"no single '{'.'.join(segments[:i + 1])}' to override: {reason}", key_span)]
             container, path = container[index], path + (index,)
             continue
-        if segment not in container or not isinstance(container[segment], (dict, list)):
+        if segment in container and not isinstance(container[segment], (dict, list)):
+            return [error("DLT207", f"'{'.'.join(segments[:i + 1])}' is a value, not a block: "
+                          f"write {'.'.join(segments[:i + 1])}=VALUE", key_span)]
+        if segment not in container:
             container[segment] = [] if (i == 0 and vocab.is_repeated(kind)) else {}
             positions.blocks.setdefault(path + (segment,), key_span)
         container, path = container[segment], path + (segment,)
@@ -294,10 +301,15 @@ def validator() -> jsonschema.Draft7Validator:
 
 
 def schema_errors(instance: dict, positions: Positions) -> list[Diagnostic]:
-    diagnostics = []
+    """Every schema violation as a diagnostic, each reported once.
+
+    jsonschema raises one ``required`` error per missing key, each naming them
+    all, so identical diagnostics are merged here.
+    """
+    diagnostics: dict[Diagnostic, None] = {}
     for err in validator().iter_errors(instance):
-        diagnostics.extend(schema_diagnostics(err, instance, positions))
-    return diagnostics
+        diagnostics.update(dict.fromkeys(schema_diagnostics(err, instance, positions)))
+    return list(diagnostics)
 
 
 # -- defaults -----------------------------------------------------------------

@@ -52,3 +52,21 @@ def test_check_reads_stdin(monkeypatch, capsys):
 def test_console_script_and_module_agree():
     done = subprocess.run([sys.executable, "-m", "dltspec", "--version"], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0 and done.stdout.startswith("dltspec ")
+
+
+def test_unwritable_save_path_is_refused_before_training(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a-file").write_text("x")
+    assert main(["run", str(SPECS / "digits.dlt"), "--save", "a-file/x.pkl"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("--save:1:1: error: cannot write a-file/x.pkl: a-file is not a directory [DLT503]")
+    assert main(["run", str(SPECS / "digits.dlt"), "--save", "missing/x.pkl"]) == 1
+    assert "directory missing does not exist" in capsys.readouterr().err
+
+
+def test_save_block_path_error_points_at_the_spec(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    spec = (SPECS / "digits.dlt").read_text().replace('save "digits.best.pkl"', 'save "nowhere/d.pkl"')
+    (tmp_path / "d.dlt").write_text(spec)
+    assert main(["run", "d.dlt"]) == 1
+    assert "d.dlt:13:6: error: cannot write nowhere/d.pkl: directory nowhere does not exist" in capsys.readouterr().err

@@ -77,3 +77,17 @@ def test_mnist_pickle_as_the_tutorial_describes():
     x, y = splits.arrays["train"]
     assert x.shape == (50000, 784) and x.dtype == np.float32 and 0.0 <= x.min() and x.max() < 1.0
     assert np.bincount(y).tolist() == [4932, 5678, 4968, 5101, 4859, 4506, 4951, 5175, 4842, 4988]
+
+
+def test_an_empty_split_is_reported():
+    block = {"kind": "digits", "seed": 0, "valid_fraction": 0.0001, "test_fraction": 0.2}
+    with pytest.raises(data.DataError) as info:
+        data.load(block, ".")
+    assert (info.value.code, info.value.message, info.value.key) == ("DLT306", "the valid split is empty",
+                                                                     "valid_fraction")
+
+
+def test_a_pickle_of_two_pairs(tmp_path):
+    (tmp_path / "d.pkl").write_bytes(pickle.dumps(((np.ones((2, 2)), np.zeros(2)),) * 2))
+    with pytest.raises(data.DataError, match=r"three \(x, y\) pairs .*got a tuple of 2"):
+        data.load({"kind": "pickle", "path": "d.pkl"}, tmp_path)

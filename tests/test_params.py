@@ -44,8 +44,9 @@ def test_a_pickle_that_runs_code_is_refused(tmp_path):
             return (os.system, (f"touch {marker}",))
 
     path.write_bytes(pickle.dumps({"format": params.FORMAT, "params": {"W": Evil()}}))
-    with pytest.raises(params.ParamsError, match="refused to load '(posix|os)\\.system'"):
+    with pytest.raises(params.ParamsError, match="refused to load '(posix|os)\\.system'") as info:
         params.load(path)
+    assert info.value.code == "DLT403"
     assert not marker.exists()
 
 

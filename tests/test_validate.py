@@ -43,7 +43,7 @@ def test_override_selects_a_regularizer_by_kind():
     ("optimiser.learning_rate=0.1", 1, "unknown block 'optimiser' in override (did you mean 'optimizer'?)"),
     ("stopping.n_epochs", 1, "an override must look like block.key=value"),
     ("stopping.n_epochs=[1,", 1, "cannot read the value of override 'stopping.n_epochs'"),
-    ("regularizer.3.weight=1", 1, "no 'regularizer.3' to override"),
+    ("regularizer.3.weight=1", 1, "no single 'regularizer.3' to override"),
 ])
 def test_bad_overrides_are_located_on_the_command_line(override, column, fragment):
     spec, diagnostics = diagnose(DIGITS, "spec.dlt", overrides=["stopping.patience=2000", override])
@@ -65,3 +65,27 @@ def test_duplicate_regularizer_is_a_warning():
     spec = read(text=DIGITS + "regularizer l2 { weight = 0.1 }\nregularizer l2 { weight = 0.2 }\n")
     (w,) = spec.warnings
     assert (w.code, w.severity.value, w.span.line) == ("DLT305", "warning", 7)
+
+
+def test_each_missing_block_is_reported_once():
+    _, diagnostics = diagnose("", "empty.dlt")
+    assert [d.message.split(";")[0] for d in diagnostics] == [
+        f"missing '{b}' block" for b in ("dataset", "classifier", "loss", "optimizer", "stopping")]
+
+
+def test_override_through_a_value_is_refused():
+    _, diagnostics = diagnose(DIGITS, "spec.dlt", overrides=["stopping.n_epochs.x=1"])
+    (d,) = diagnostics
+    assert (d.code, d.span.file) == ("DLT207", "--set")
+    assert "'stopping.n_epochs' is a value, not a block" in d.message
+
+
+def test_ambiguous_regularizer_override_says_so():
+    text = DIGITS + "regularizer l2 { weight = 0.1 }\nregularizer l2 { weight = 0.2 }\n"
+    _, diagnostics = diagnose(text, "spec.dlt", overrides=["regularizer.l2.weight=1"])
+    assert any("2 regularizer blocks are 'l2'; name one by position" in d.message for d in diagnostics)
+
+
+def test_override_without_a_value():
+    _, (d,) = diagnose(DIGITS, "spec.dlt", overrides=["stopping.n_epochs="])
+    assert d.message == "override 'stopping.n_epochs' needs a value after '='"

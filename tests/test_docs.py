@@ -26,3 +26,13 @@ def test_readme_opens_with_install_run_and_test():
     block = readme.split("```sh\n", 1)[1].split("```", 1)[0].splitlines()
     assert [line.split()[0:2] for line in block] == [["pip", "install"], ["dltspec", "run"], ["pytest", "#"]]
     assert (ROOT / block[1].split()[2]).is_file()
+
+
+def test_every_diagnostic_code_is_documented():
+    from dltspec.diagnostics import CODES
+
+    doc = (ROOT / "docs" / "diagnostics.md").read_text(encoding="utf-8")
+    for code, title in CODES.items():
+        assert f"### {code} — {title}\n" in doc
+        section = doc.split(f"### {code} — {title}\n", 1)[1].split("\n### ", 1)[0]
+        assert f"[{code}]" in section, f"{code} has no example message"

@@ -57,7 +57,7 @@ def diagnose(text: str, file: str = "<string>", base_dir: Path | str | None = No
 def read_text(path: Path | str) -> str:
     """The text of a spec file; :class:`SpecError` (DLT100, located at the path) if unreadable."""
     try:
-        return Path(path).read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise SpecError([error("DLT100", f"cannot read spec: {reason}", Span.point(str(path)))]) from None
@@ -71,7 +71,7 @@ def read(path: Path | str | None = None, *, text: str | None = None, overrides: 
     Warnings are kept on ``spec.warnings``.
     """
     if (path is None) == (text is None):
-        raise TypeError("read() takes a path or text=, not both")
+        raise TypeError("read() takes either a path or text=")
     if path is not None:
         text = read_text(path)
         file = file or str(path)
@@ -102,7 +102,7 @@ def load_data(spec: Spec) -> datasets.Splits:
 
 def output_path(spec: Spec) -> Path:
     """Where the best parameters go: the ``save`` block's path, else ``<spec name>.best.pkl``."""
-    return Path(spec.data.get("save", {}).get("path") or f"{spec.name}.best.pkl")
+    return Path(spec.data.get("save", {}).get("path") or f"{spec.name}.best.pkl").expanduser()
 
 
 def output_problem(path: Path) -> str | None:
@@ -119,6 +119,8 @@ def output_problem(path: Path) -> str | None:
             return "permission denied"
     except OSError as exc:
         return exc.strerror or str(exc)
+    except ValueError as exc:  # e.g. an embedded NUL byte
+        return str(exc)
     return None
 
 

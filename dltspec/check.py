@@ -62,8 +62,22 @@ def n_out_covers_labels(spec: Spec, splits: Splits) -> Iterator[Diagnostic]:
                     f"n_out must be at least {splits.n_classes}", spec.positions.value(("classifier", "n_out")))
 
 
+def validates_at_least_once(spec: Spec, splits: Splits) -> Iterator[Diagnostic]:
+    """A run that never reaches a validation point has no best parameters to save."""
+    stopping = spec.block("stopping")
+    n_train_batches = splits.size("train") // spec.block("optimizer")["batch_size"]
+    frequency = stopping.get("validation_frequency") or min(n_train_batches, stopping["patience"] // 2)
+    iterations = stopping["n_epochs"] * n_train_batches
+    if n_train_batches and frequency > iterations:
+        key = "validation_frequency" if "validation_frequency" in stopping else "n_epochs"
+        yield error("DLT301", f"the run never validates: validation every {frequency} minibatches but only "
+                    f"{iterations} minibatches in {stopping['n_epochs']} epoch(s) of {n_train_batches}",
+                    spec.positions.value(("stopping", key)))
+
+
 RULES: tuple[Rule, ...] = (validation_frequency_fits_patience, regularizers_unique)
-DATA_RULES: tuple[DataRule, ...] = (batch_fits_every_split, n_in_matches_data, n_out_covers_labels)
+DATA_RULES: tuple[DataRule, ...] = (batch_fits_every_split, n_in_matches_data, n_out_covers_labels,
+                                     validates_at_least_once)
 
 
 def check(spec: Spec) -> list[Diagnostic]:

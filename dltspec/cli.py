@@ -31,7 +31,8 @@ def report(diagnostics: Sequence[Diagnostic], lines) -> None:
 
 def spec_text(path: str) -> str:
     if path == "-":
-        return sys.stdin.read()
+        text = sys.stdin.read()
+        return text[1:] if text.startswith("\ufeff") else text
     return api.read_text(path)
 
 
@@ -41,9 +42,10 @@ def read_spec(args):
     Returns ``(spec, lines)``; ``spec`` is ``None`` when it has errors (already reported).
     """
     text = spec_text(args.spec)
-    lines = source_lines(args.spec, text, args.set)
+    name = args.spec if args.spec != "-" else "<stdin>"
+    lines = source_lines(name, text, args.set)
     base = Path(args.spec).resolve().parent if args.spec != "-" else Path.cwd()
-    spec, diagnostics = api.diagnose(text, args.spec if args.spec != "-" else "<stdin>", base, args.set)
+    spec, diagnostics = api.diagnose(text, name, base, args.set)
     report(diagnostics, lines)
     return spec, lines
 
@@ -71,7 +73,7 @@ def cmd_run(args) -> int:
     spec, lines = read_spec(args)
     if spec is None:
         return EXIT_ERRORS
-    out = Path(args.save) if args.save else api.output_path(spec)
+    out = Path(args.save).expanduser() if args.save else api.output_path(spec)
     try:
         api.check_output(spec, out, Span("--save", 1, 1, 1, len(args.save) + 1) if args.save else None)
         splits = api.load_data(spec)
@@ -98,6 +100,9 @@ def cmd_run(args) -> int:
 
 
 def cmd_check(args) -> int:
+    if args.specs.count("-") > 1:
+        print("dltspec check: standard input ('-') can be named only once", file=sys.stderr)
+        return EXIT_USAGE
     failed = False
     for path in args.specs:
         try:

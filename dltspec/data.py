@@ -58,7 +58,10 @@ def search_dirs(base_dir: Path) -> list[Path]:
 
 def resolve(path: str, base_dir: Path) -> Path:
     """The data file ``path`` names, or a :class:`DataError` listing every place searched."""
-    candidate = Path(path).expanduser()
+    try:
+        candidate = Path(path).expanduser()
+    except RuntimeError:  # ~user that does not exist
+        candidate = Path(path)
     tried = [candidate] if candidate.is_absolute() else [d / candidate for d in search_dirs(base_dir)]
     for place in tried:
         if place.is_file():
@@ -83,9 +86,10 @@ def tutorial_splits(obj) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 def checked_split(split: str, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    if x.dtype == object or y.dtype == object:
-        raise DataError("DLT402", f"the {split} split holds Python objects, not numbers", "path")
-    if x.ndim != 2:
+    if x.dtype.kind not in "biuf" or y.dtype.kind not in "biuf":
+        raise DataError("DLT402", f"the {split} split must hold numbers, got x of {x.dtype} and y of {y.dtype}",
+                        "path")
+    if x.ndim != 2 or x.shape[1] < 1:
         raise DataError("DLT402", f"{split} x must have shape (examples, features), got {x.shape}", "path")
     if y.ndim != 1 or len(y) != len(x):
         raise DataError("DLT402", f"{split} y must have one label per example: x has {len(x)} rows, "
@@ -112,8 +116,9 @@ def sliced(arrays: dict, block: dict) -> Splits:
     available = {s: len(arrays[s][1]) for s in SPLITS}
     empty = [s for s in SPLITS if available[s] == 0]
     if empty:
+        key = {"valid": "valid_fraction", "test": "test_fraction"}.get(empty[0], "path")
         raise DataError("DLT306", f"the {' and '.join(empty)} split{'s are' if len(empty) > 1 else ' is'} empty",
-                        "valid_fraction" if block["kind"] == "digits" and "train" not in empty else "path")
+                        key if block["kind"] == "digits" else "path")
     out = {}
     for split in SPLITS:
         n = block.get(f"n_{split}")

@@ -72,8 +72,8 @@ def save(path: Path, params: dict[str, np.ndarray], meta: dict) -> None:
     """Write ``params`` and ``meta`` to ``path`` atomically; :class:`ParamsError` if it cannot."""
     try:
         write_atomic(Path(path), dumps(params, meta))
-    except OSError as exc:
-        raise ParamsError("DLT503", f"cannot write {path}: {exc.strerror or exc}") from None
+    except (OSError, ValueError) as exc:
+        raise ParamsError("DLT503", f"cannot write {path}: {getattr(exc, 'strerror', None) or exc}") from None
 
 
 def load(path: Path) -> tuple[dict[str, np.ndarray], dict]:

@@ -7,6 +7,7 @@ keeps its :class:`~dltspec.diagnostics.Span` so later stages can point at it.
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
 
 from .diagnostics import Diagnostic, Span, error
 
@@ -83,6 +84,27 @@ def unquote(text: str) -> str:
     return re.sub(r"\\(.)", lambda m: _ESCAPES.get(m[1], m[0]), text[1:-1])
 
 
+class BadToken(Exception):
+    """A token that lexes but is not a usable value (an infinite float, an integer too long)."""
+
+    def __init__(self, token: Token, code: str, message: str):
+        super().__init__(message)
+        self.token, self.code, self.message = token, code, message
+
+
+def finite_float(token: Token) -> float:
+    value = float(token)
+    if not math.isfinite(value):
+        raise BadToken(token, "DLT203", f"{token} is too large: numbers must be finite")
+    return value
+
+
+def bounded_int(token: Token) -> int:
+    if len(token.lstrip("+-")) > 30:
+        raise BadToken(token, "DLT203", f"integer with {len(token.lstrip('+-'))} digits is too large")
+    return int(token)
+
+
 class _ToDocument(Transformer):
     def __init__(self, file: str):
         super().__init__()
@@ -93,11 +115,11 @@ class _ToDocument(Transformer):
 
     @v_args(inline=True)
     def int(self, t):
-        return self._value(t, int(t))
+        return self._value(t, bounded_int(t))
 
     @v_args(inline=True)
     def float(self, t):
-        return self._value(t, float(t))
+        return self._value(t, finite_float(t))
 
     @v_args(inline=True)
     def string(self, t):
@@ -201,20 +223,32 @@ def syntax_diagnostic(exc: UnexpectedInput, file: str, text: str) -> Diagnostic:
     return error("DLT101", f"unexpected end of input; expected {describe_expected(expected)}", end)
 
 
-def parse(text: str, file: str = "<string>") -> tuple[Document | None, list[Diagnostic]]:
-    """Parse ``text``; return the document, or ``None`` and the syntax diagnostics."""
+MAX_DEPTH_MESSAGE = "lists are nested too deeply"
+
+
+def parsed(text: str, file: str, start: str):
+    """Parse and transform ``text`` from ``start``; return ``(result, [])`` or ``(None, [diagnostic])``."""
     try:
-        tree = parser().parse(text, start="start")
+        return _ToDocument(file).transform(parser().parse(text, start=start)), []
     except UnexpectedInput as exc:
         return None, [syntax_diagnostic(exc, file, text)]
-    return Document(file, text, _ToDocument(file).transform(tree)), []
+    except VisitError as exc:
+        if isinstance(exc.orig_exc, BadToken):
+            bad = exc.orig_exc
+            return None, [error(bad.code, bad.message, span_of(file, bad.token))]
+        if isinstance(exc.orig_exc, RecursionError):
+            return None, [error("DLT101", MAX_DEPTH_MESSAGE, Span.point(file))]
+        raise
+    except RecursionError:
+        return None, [error("DLT101", MAX_DEPTH_MESSAGE, Span.point(file))]
 
 
-def parse_value(text: str, file: str = "<value>", line: int = 1, column: int = 1) -> tuple[Value | None, list[Diagnostic]]:
+def parse(text: str, file: str = "<string>") -> tuple[Document | None, list[Diagnostic]]:
+    """Parse ``text``; return the document, or ``None`` and the syntax diagnostics."""
+    blocks, diagnostics = parsed(text, file, "start")
+    return (Document(file, text, blocks) if blocks is not None else None), diagnostics
+
+
+def parse_value(text: str, file: str = "<value>") -> tuple[Value | None, list[Diagnostic]]:
     """Parse a lone value (``0.1``, ``[500, 500]``, ``tanh``) as used by ``--set``."""
-    try:
-        tree = parser().parse(text, start="value_only")
-    except UnexpectedInput as exc:
-        diag = syntax_diagnostic(exc, file, text)
-        return None, [diag]
-    return _ToDocument(file).transform(tree), []
+    return parsed(text, file, "value_only")

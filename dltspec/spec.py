@@ -68,7 +68,7 @@ class Source:
     def lines(self, file: str) -> list[str]:
         """Source lines of ``file`` (the spec, or ``--set`` for the overrides)."""
         if file == self.file:
-            return self.text.splitlines()
+            return self.text.split("\n")  # Lark counts lines by "\n" only
         if file == "--set":
             return list(self.overrides)
         return []
@@ -94,4 +94,6 @@ class Spec:
     def name(self) -> str:
         """The spec's name: its file name without ``.dlt``."""
         name = Path(self.source.file).name
+        if name.startswith("<"):  # <stdin>, <string>
+            return "spec"
         return name[:-4] if name.endswith(".dlt") else (name or "spec")

@@ -39,7 +39,7 @@ class Patience:
 
     def observe(self, iter_: int, validation_loss: float) -> bool:
         """Record a validation result; return whether it is a new best."""
-        if validation_loss >= self.best_validation_loss:
+        if not validation_loss < self.best_validation_loss:  # as the tutorial: NaN is never a best
             return False
         if validation_loss < self.best_validation_loss * self.improvement_threshold:
             self.patience = max(self.patience, iter_ * self.patience_increase)

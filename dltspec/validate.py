@@ -107,7 +107,7 @@ def apply_override(instance: dict, positions: Positions, text: str, line: int) -
         return [error("DLT207", f"override '{target.strip()}' needs a value after '='", whole)]
     segments = target.strip().split(".")
     key_span = Span("--set", line, 1, line, len(target) + 1)
-    value, diagnostics = parse_value(raw.strip() or '""', "--set")
+    value, diagnostics = parse_value(raw.strip(), "--set")
     if value is None:
         d = diagnostics[0]
         return [error("DLT207", f"cannot read the value of override '{target.strip()}': {d.message}", whole)]
@@ -122,6 +122,9 @@ def apply_override(instance: dict, positions: Positions, text: str, line: int) -
     container: Any = instance
     path: tuple = ()
     for i, segment in enumerate(segments[:-1]):
+        if not isinstance(container, (dict, list)):
+            return [error("DLT207", f"'{'.'.join(segments[:i])}' is a value, not a block: "
+                          f"write {'.'.join(segments[:i])}=VALUE", key_span)]
         if isinstance(container, list):
             index = list_index(container, segment)
             if index is None:
@@ -135,7 +138,7 @@ def apply_override(instance: dict, positions: Positions, text: str, line: int) -
             return [error("DLT207", f"'{'.'.join(segments[:i + 1])}' is a value, not a block: "
                           f"write {'.'.join(segments[:i + 1])}=VALUE", key_span)]
         if segment not in container:
-            container[segment] = [] if (i == 0 and vocab.is_repeated(kind)) else {}
+            container[segment] = [] if (i == 0 and vocab.is_repeated(kind)) else new_block(kind, i)
             positions.blocks.setdefault(path + (segment,), key_span)
         container, path = container[segment], path + (segment,)
     if isinstance(container, list):
@@ -147,8 +150,14 @@ def apply_override(instance: dict, positions: Positions, text: str, line: int) -
     return []
 
 
+def new_block(kind: str, depth: int) -> dict:
+    """An empty block created by an override, with the block's default kind if it has one."""
+    default = (vocab.block_schema(kind) or {}).get("properties", {}).get("kind", {}).get("default")
+    return {"kind": default} if depth == 0 and default is not None else {}
+
+
 def list_index(items: list, segment: str) -> int | None:
-    if segment.isdigit():
+    if segment.isascii() and segment.isdigit():
         return int(segment) if int(segment) < len(items) else None
     matches = [i for i, item in enumerate(items) if isinstance(item, dict) and item.get("kind") == segment]
     return matches[0] if len(matches) == 1 else None

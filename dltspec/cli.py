@@ -99,28 +99,59 @@ def cmd_run(args) -> int:
     return EXIT_OK
 
 
+def spec_paths(names: Sequence[str]) -> list[str] | None:
+    """The files named on the command line, a directory standing for every ``*.dlt`` below it;
+    ``None`` (usage error, reported) if a path does not exist."""
+    paths = []
+    for name in names:
+        if name == "-":
+            paths.append(name)
+        elif Path(name).is_dir():
+            paths += sorted(str(p) for p in Path(name).rglob("*.dlt"))
+        elif Path(name).exists():
+            paths.append(name)
+        else:
+            print(f"dltspec check: {name}: no such file or directory", file=sys.stderr)
+            return None
+    return paths
+
+
+def check_one(path: str, args) -> tuple[list[Diagnostic], object]:
+    """All diagnostics of one spec file, and a lookup of its source lines."""
+    try:
+        text = spec_text(path)
+    except SpecError as exc:
+        return exc.diagnostics, lambda f: []
+    name = path if path != "-" else "<stdin>"
+    base = Path(path).resolve().parent if path != "-" else Path.cwd()
+    spec, diagnostics = api.diagnose(text, name, base, args.set)
+    if spec is not None and args.data:
+        try:
+            api.load_data(spec)
+        except SpecError as exc:
+            diagnostics = diagnostics + exc.diagnostics
+    return diagnostics, source_lines(name, text, args.set)
+
+
 def cmd_check(args) -> int:
     if args.specs.count("-") > 1:
         print("dltspec check: standard input ('-') can be named only once", file=sys.stderr)
         return EXIT_USAGE
-    failed = False
-    for path in args.specs:
-        try:
-            text = spec_text(path)
-        except SpecError as exc:
-            report(exc.diagnostics, lambda f: [])
-            failed = True
-            continue
-        name = path if path != "-" else "<stdin>"
-        base = Path(path).resolve().parent if path != "-" else Path.cwd()
-        spec, diagnostics = api.diagnose(text, name, base, args.set)
-        if spec is not None and args.data:
-            try:
-                api.load_data(spec)
-            except SpecError as exc:
-                diagnostics = diagnostics + exc.diagnostics
-        report(diagnostics, source_lines(name, text, args.set))
-        failed = failed or any(d.is_error for d in diagnostics)
+    paths = spec_paths(args.specs)
+    if paths is None:
+        return EXIT_USAGE
+    everything: list[Diagnostic] = []
+    for path in paths:
+        diagnostics, lines = check_one(path, args)
+        everything += diagnostics
+        if args.format == "text":
+            report(diagnostics, lines)
+    if args.format != "text":
+        from .formats import FORMATS
+
+        output = FORMATS[args.format](sorted(everything, key=Diagnostic.sort_key))
+        print(output) if output else None
+    failed = any(d.is_error or args.warnings_as_errors for d in everything)
     return EXIT_ERRORS if failed else EXIT_OK
 
 
@@ -174,7 +205,11 @@ def parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=cmd_run)
 
     chk = sub.add_parser("check", help="check specs without training")
-    chk.add_argument("specs", nargs="+", metavar="SPEC", help="spec files ('-' reads standard input)")
+    chk.add_argument("specs", nargs="+", metavar="SPEC", help="spec files, directories (every *.dlt below) "
+                     "or '-' for standard input")
+    chk.add_argument("--format", choices=("text", "json", "github"), default="text",
+                     help="text (default, for people), json, or github (GitHub Actions annotations)")
+    chk.add_argument("--warnings-as-errors", action="store_true", help="exit 1 on warnings too")
     chk.add_argument("--set", action="append", default=[], metavar="BLOCK.KEY=VALUE",
                      help="override a value before checking (repeatable)")
     chk.add_argument("--data", action="store_true", help="also load the data and check sizes against it")

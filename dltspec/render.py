@@ -11,6 +11,8 @@ def caret_lines(diagnostic: Diagnostic, lines: list[str]) -> list[str]:
     if not (1 <= span.line <= len(lines)):
         return []
     text = lines[span.line - 1].expandtabs(1)
+    if not text.strip():
+        return []
     start = max(span.column - 1, 0)
     end = span.end_column - 1 if span.end_line == span.line else len(text)
     width = max(end - start, 1)

@@ -36,7 +36,7 @@ def test_usage_errors_exit_2(capsys):
 
 
 def test_unreadable_spec_is_a_located_error(tmp_path, capsys):
-    assert main(["check", str(tmp_path / "missing.dlt")]) == 1
+    assert main(["run", str(tmp_path / "missing.dlt")]) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"{tmp_path / 'missing.dlt'}:1:1: error: cannot read spec: No such file or directory")
 
@@ -70,3 +70,33 @@ def test_save_block_path_error_points_at_the_spec(tmp_path, capsys, monkeypatch)
     (tmp_path / "d.dlt").write_text(spec)
     assert main(["run", "d.dlt"]) == 1
     assert "d.dlt:13:6: error: cannot write nowhere/d.pkl: directory nowhere does not exist" in capsys.readouterr().err
+
+
+WARN = (SPECS / "digits.dlt").read_text() + "regularizer l2 { weight = 0.1 }\nregularizer l2 { weight = 0.2 }\n"
+
+
+def test_check_walks_directories_and_reports_json(tmp_path, capsys):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "bad.dlt").write_text("loss nll\noptimizer sgd { learning_rate = -1  batch_size = 2 }\n")
+    (tmp_path / "ok.dlt").write_text((SPECS / "digits.dlt").read_text())
+    assert main(["check", "--format", "json", str(tmp_path)]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert {d["file"] for d in report} == {str(tmp_path / "sub" / "bad.dlt")}
+    bad = [d for d in report if d["code"] == "DLT203"][0]
+    assert bad["start"] == {"line": 2, "column": 33} and bad["end"] == {"line": 2, "column": 35}
+    assert bad["severity"] == "error" and bad["title"] == "value out of range"
+
+
+def test_check_missing_path_is_a_usage_error(tmp_path, capsys):
+    assert main(["check", str(tmp_path / "nope")]) == 2
+    assert "no such file or directory" in capsys.readouterr().err
+
+
+def test_warnings_as_errors_and_github_format(tmp_path, capsys):
+    (tmp_path / "w,x.dlt").write_text(WARN)
+    assert main(["check", str(tmp_path / "w,x.dlt")]) == 0
+    capsys.readouterr()
+    assert main(["check", "--warnings-as-errors", "--format", "github", str(tmp_path / "w,x.dlt")]) == 1
+    line = capsys.readouterr().out.strip()
+    path = str(tmp_path / "w,x.dlt").replace(":", "%3A").replace(",", "%2C")
+    assert line.startswith(f"::warning file={path},line=15,endLine=15,col=1,endColumn=15,title=DLT305::")

@@ -36,16 +36,25 @@ def spec_text(path: str) -> str:
     return api.read_text(path)
 
 
+def diagnose_path(path: str, overrides: Sequence[str]):
+    """Read and check the spec at ``path`` (``-``: standard input).
+
+    Returns ``(spec, diagnostics, lines)``: ``spec`` is ``None`` when it has errors,
+    ``lines`` looks up source lines for rendering. Raises :class:`SpecError` if unreadable.
+    """
+    text = spec_text(path)
+    name = path if path != "-" else "<stdin>"
+    base = Path(path).resolve().parent if path != "-" else Path.cwd()
+    spec, diagnostics = api.diagnose(text, name, base, overrides)
+    return spec, diagnostics, source_lines(name, text, overrides)
+
+
 def read_spec(args):
     """Read and check the spec named on the command line; report its diagnostics.
 
     Returns ``(spec, lines)``; ``spec`` is ``None`` when it has errors (already reported).
     """
-    text = spec_text(args.spec)
-    name = args.spec if args.spec != "-" else "<stdin>"
-    lines = source_lines(name, text, args.set)
-    base = Path(args.spec).resolve().parent if args.spec != "-" else Path.cwd()
-    spec, diagnostics = api.diagnose(text, name, base, args.set)
+    spec, diagnostics, lines = diagnose_path(args.spec, args.set)
     report(diagnostics, lines)
     return spec, lines
 
@@ -119,18 +128,15 @@ def spec_paths(names: Sequence[str]) -> list[str] | None:
 def check_one(path: str, args) -> tuple[list[Diagnostic], object]:
     """All diagnostics of one spec file, and a lookup of its source lines."""
     try:
-        text = spec_text(path)
+        spec, diagnostics, lines = diagnose_path(path, args.set)
     except SpecError as exc:
         return exc.diagnostics, lambda f: []
-    name = path if path != "-" else "<stdin>"
-    base = Path(path).resolve().parent if path != "-" else Path.cwd()
-    spec, diagnostics = api.diagnose(text, name, base, args.set)
     if spec is not None and args.data:
         try:
             api.load_data(spec)
         except SpecError as exc:
             diagnostics = diagnostics + exc.diagnostics
-    return diagnostics, source_lines(name, text, args.set)
+    return diagnostics, lines
 
 
 def cmd_check(args) -> int:

@@ -21,7 +21,7 @@ import pytensor
 import pytensor.tensor as pt
 from pytensor.compile.mode import Mode
 
-from .compiler_options import BACKEND_NAMES, FLOATX  # noqa: F401  (re-exported)
+from .compiler_options import BACKEND_NAMES
 from .data import SPLITS, Splits
 from .spec import Spec
 
@@ -32,6 +32,7 @@ BACKENDS: dict[str, Callable[[], object]] = {
     "python": lambda: "FAST_COMPILE",
 }
 
+assert tuple(BACKENDS) == BACKEND_NAMES, "compiler_options.BACKEND_NAMES must list BACKENDS"
 
 @dataclass
 class Model:
@@ -156,9 +157,7 @@ class Program:
     train_step: Callable[[int], float] | None
     error_fns: dict[str, Callable[[int], float]]
     n_batches: dict[str, int]
-    batch_size: int
     floatX: str
-    backend: str
 
     def error(self, split: str) -> float:
         """Mean zero-one loss over the split's full minibatches (the remainder is dropped)."""
@@ -219,7 +218,5 @@ def _build(spec: Spec, splits: Splits, backend: str, floatX: str, training: bool
         train_step=train_step,
         error_fns=error_fns,
         n_batches={split: splits.size(split) // batch_size for split in SPLITS},
-        batch_size=batch_size,
         floatX=floatX,
-        backend=backend,
     )

@@ -25,7 +25,7 @@ from . import check as rules
 from . import data as datasets
 from . import params as param_files
 from .diagnostics import Diagnostic, Span, SpecError, error, has_errors
-from .parse import parse
+from .parse import MAX_SPEC_CHARS, parse_partial, too_large
 from .spec import Source, Spec
 from .train import LoopResult, Patience, ValidationPoint, run_loop
 from .validate import apply_override, schema_errors, to_instance, with_defaults
@@ -36,17 +36,19 @@ def diagnose(text: str, file: str = "<string>", base_dir: Path | str | None = No
     """Parse, validate and check ``text``; return the spec (``None`` if it has errors) and all diagnostics.
 
     Nothing here imports PyTensor or reads data: this is what ``dltspec check`` runs.
+    Syntax errors do not stop it: the blocks that parsed are still validated against the
+    schema (a block dropped for a syntax error is not reported missing); the checks across
+    blocks run once the syntax and the schema are clean.
     """
     source = Source(file, text, Path(base_dir) if base_dir is not None else Path.cwd(), tuple(overrides))
-    document, diagnostics = parse(text, file)
-    if document is None:
-        return None, diagnostics
+    document, syntax = parse_partial(text, file)
     instance, positions, diagnostics = to_instance(document)
+    diagnostics = syntax + diagnostics
     for line, override in enumerate(source.overrides, start=1):
         diagnostics += apply_override(instance, positions, override, line)
-    if has_errors(diagnostics):
+    if "?" in document.broken or (has_errors(diagnostics) and not syntax):
         return None, sorted(diagnostics, key=Diagnostic.sort_key)
-    diagnostics += schema_errors(instance, positions)
+    diagnostics += schema_errors(instance, positions, absent_ok=set(document.broken))
     if has_errors(diagnostics):
         return None, sorted(diagnostics, key=Diagnostic.sort_key)
     spec = Spec(with_defaults(instance), positions, source)
@@ -57,6 +59,8 @@ def diagnose(text: str, file: str = "<string>", base_dir: Path | str | None = No
 def read_text(path: Path | str) -> str:
     """The text of a spec file; :class:`SpecError` (DLT100, located at the path) if unreadable."""
     try:
+        if Path(path).stat().st_size > 4 * MAX_SPEC_CHARS:  # UTF-8 takes at most 4 bytes a character
+            raise SpecError([too_large(str(path), Path(path).stat().st_size, "bytes")])
         return Path(path).read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)

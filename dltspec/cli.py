@@ -213,8 +213,9 @@ def parser() -> argparse.ArgumentParser:
     chk = sub.add_parser("check", help="check specs without training")
     chk.add_argument("specs", nargs="+", metavar="SPEC", help="spec files, directories (every *.dlt below) "
                      "or '-' for standard input")
-    chk.add_argument("--format", choices=("text", "json", "github"), default="text",
-                     help="text (default, for people), json, or github (GitHub Actions annotations)")
+    chk.add_argument("--format", choices=("text", "json", "github", "sarif"), default="text",
+                     help="text (default, for people), json, github (GitHub Actions annotations) "
+                     "or sarif (SARIF 2.1.0, for code scanning)")
     chk.add_argument("--warnings-as-errors", action="store_true", help="exit 1 on warnings too")
     chk.add_argument("--set", action="append", default=[], metavar="BLOCK.KEY=VALUE",
                      help="override a value before checking (repeatable)")

@@ -58,6 +58,7 @@ class Document:
     file: str
     text: str
     blocks: list[Block] = field(default_factory=list)
+    broken: list[str] = field(default_factory=list)  # kinds of blocks dropped for syntax errors
 
 
 @lru_cache(maxsize=1)
@@ -205,8 +206,11 @@ def describe_token(token: Token) -> str:
     return f"'{token}'"
 
 
-def syntax_diagnostic(exc: UnexpectedInput, file: str, text: str) -> Diagnostic:
-    """Translate a Lark exception into a located DLT101 diagnostic."""
+def syntax_diagnostic(exc: UnexpectedInput, file: str, text: str, next_block=None) -> Diagnostic:
+    """Translate a Lark exception into a located DLT101 diagnostic.
+
+    ``next_block`` (a place) says that ``text`` was cut where the next block starts.
+    """
     if isinstance(exc, UnexpectedCharacters):
         char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
         span = Span(file, exc.line, exc.column, exc.line, exc.column + 1)
@@ -220,10 +224,19 @@ def syntax_diagnostic(exc: UnexpectedInput, file: str, text: str) -> Diagnostic:
     expected = exc.expected if isinstance(exc, UnexpectedToken) else getattr(exc, "expected", ())
     lines = text.rstrip("\n").split("\n")  # point at the end of the last line, not past it
     end = Span(file, len(lines), len(lines[-1]) + 1, len(lines), len(lines[-1]) + 1)
+    if next_block is not None:
+        return error("DLT101", f"block not finished before the next block (line {next_block.line}); "
+                     f"expected {describe_expected(expected)}", end)
     return error("DLT101", f"unexpected end of input; expected {describe_expected(expected)}", end)
 
 
 MAX_DEPTH_MESSAGE = "lists are nested too deeply"
+
+#: longer specs are refused at once (the largest realistic spec is a few kilobytes)
+MAX_SPEC_CHARS = 100_000
+
+#: a file with more syntax errors than this is reported up to here, then a note says so
+MAX_SYNTAX_ERRORS = 50
 
 
 def parsed(text: str, file: str, start: str):
@@ -233,20 +246,185 @@ def parsed(text: str, file: str, start: str):
     except UnexpectedInput as exc:
         return None, [syntax_diagnostic(exc, file, text)]
     except VisitError as exc:
-        if isinstance(exc.orig_exc, BadToken):
-            bad = exc.orig_exc
-            return None, [error(bad.code, bad.message, span_of(file, bad.token))]
-        if isinstance(exc.orig_exc, RecursionError):
-            return None, [error("DLT101", MAX_DEPTH_MESSAGE, Span.point(file))]
-        raise
+        return None, [transform_diagnostic(exc, file)]
     except RecursionError:
         return None, [error("DLT101", MAX_DEPTH_MESSAGE, Span.point(file))]
 
 
+def transform_diagnostic(exc: VisitError, file: str) -> Diagnostic:
+    """The diagnostic for a value the transformer refused (an infinite float, nesting too deep)."""
+    if isinstance(exc.orig_exc, BadToken):
+        bad = exc.orig_exc
+        return error(bad.code, bad.message, span_of(file, bad.token))
+    if isinstance(exc.orig_exc, RecursionError):
+        return error("DLT101", MAX_DEPTH_MESSAGE, Span.point(file))
+    raise exc
+
+
+# -- recovery: every syntax error of a file, and the blocks around them ----------
+
+@dataclass(frozen=True)
+class Mark:
+    """A place in the text: character ``offset`` and 1-based ``line``/``column``."""
+
+    offset: int
+    line: int
+    column: int
+
+
+@lru_cache(maxsize=1)
+def _token_pattern() -> re.Pattern:
+    """One regex over the grammar's own terminals (plus a catch-all), for a scan that never fails."""
+    first = ("STRING", "SIGNED_FLOAT", "SIGNED_INT")  # before NAME and the numbers' prefixes
+    terminals = sorted(parser().terminals, key=lambda t: first.index(t.name) if t.name in first else len(first))
+    parts = [f"(?P<{t.name}>{t.pattern.to_regexp()})" for t in terminals if t.name not in ("TRUE", "FALSE")]
+    return re.compile("|".join(parts + [r'(?P<OTHER>"[^\n]*|.)']), re.DOTALL)
+
+
+def block_starts(text: str) -> list[Mark]:
+    """Where blocks seem to start: a name first on its line, followed by a name, a string or ``{``.
+
+    A pair is always ``name =``, so this tells block headers from pairs whatever the braces
+    around them; it is the point where parsing resumes after a syntax error.
+    """
+    starts, line, line_start, first_on_line, pending = [], 1, 0, True, None
+    for m in _token_pattern().finditer(text):
+        kind = m.lastgroup
+        if kind in ("WS", "COMMENT"):
+            newlines = m.group().count("\n")
+            if newlines:
+                line += newlines
+                line_start = m.start() + m.group().rindex("\n") + 1
+                first_on_line = True
+            continue
+        if pending is not None and kind in ("NAME", "STRING", "LBRACE"):
+            starts.append(pending)
+        pending = Mark(m.start(), line, m.start() - line_start + 1) if first_on_line and kind == "NAME" else None
+        first_on_line = False
+    return starts
+
+
+def error_mark(exc: UnexpectedInput, text: str, line_offsets: list[int]) -> Mark:
+    """Where a Lark error happened, as a :class:`Mark` in the original text."""
+    if isinstance(exc, UnexpectedToken) and exc.token.type == "$END" or not getattr(exc, "line", None) \
+            or exc.line < 1:
+        return Mark(len(text), len(line_offsets), len(text) - line_offsets[-1] + 1)
+    return Mark(line_offsets[exc.line - 1] + exc.column - 1, exc.line, exc.column)
+
+
+def text_from(text: str, start: Mark, end: int | None = None) -> str:
+    """``text[start:end]`` padded so that Lark reports the original lines and columns."""
+    return "\n" * (start.line - 1) + " " * (start.column - 1) + text[start.offset:end]
+
+
+def blocks_of(text: str, file: str) -> tuple[list[Block], list[Diagnostic], list[str]]:
+    """Transform a parse of complete blocks one block at a time: a refused value drops only its block."""
+    tree = parser().parse(text, start="start")
+    blocks, diagnostics, broken = [], [], []
+    for child in tree.children:
+        try:
+            blocks.append(_ToDocument(file).transform(child))
+        except VisitError as exc:
+            diagnostics.append(transform_diagnostic(exc, file))
+            broken.append(str(child.children[0]))
+        except RecursionError:
+            diagnostics.append(error("DLT101", MAX_DEPTH_MESSAGE, span_of(file, child.children[0])))
+            broken.append(str(child.children[0]))
+    return blocks, diagnostics, broken
+
+
+def recover(text: str, file: str) -> tuple[list[Block], list[Diagnostic], list[str]]:
+    """Parse ``text`` going on after syntax errors.
+
+    On an error, the block it is in is dropped and parsing resumes at the next
+    block start (:func:`block_starts`). Returns the blocks that parsed, every
+    diagnostic, and the kinds of the dropped blocks (``"?"`` where unknown).
+    """
+    line_offsets = [0] + [m.end() for m in re.finditer("\n", text)]
+    starts: list[Mark] | None = None  # found on the first error only
+    blocks, diagnostics, broken = [], [], []
+    resume = Mark(0, 1, 1)
+    while len(diagnostics) < MAX_SYNTAX_ERRORS:
+        padded = text_from(text, resume)
+        try:
+            return finish(blocks_of(padded, file), blocks, diagnostics, broken)
+        except UnexpectedInput as exc:
+            at = error_mark(exc, text, line_offsets)
+            found = syntax_diagnostic(exc, file, padded)
+        starts = block_starts(text) if starts is None else starts
+        try:  # complete blocks, then a stray token at the top level: nothing to drop
+            finish(blocks_of(text_from(text, resume, at.offset), file), blocks, diagnostics, broken)
+            diagnostics.append(found)
+            resume = next((s for s in starts if s.offset > at.offset), None)
+            if resume is None:
+                return blocks, diagnostics, broken
+            continue
+        except UnexpectedInput:
+            pass
+        head = next((s for s in reversed(starts) if resume.offset < s.offset <= at.offset), resume)
+        region = text_from(text, resume, head.offset)
+        try:  # the complete blocks before the one with the error
+            finish(blocks_of(region, file), blocks, diagnostics, broken)
+        except UnexpectedInput as exc:  # no: the last block before it is not closed; resume at `head`
+            unclosed = next((s for s in reversed(starts) if resume.offset <= s.offset < head.offset), resume)
+            try:
+                finish(blocks_of(text_from(text, resume, unclosed.offset), file), blocks, diagnostics, broken)
+            except UnexpectedInput:
+                pass  # a block start guessed wrong: the errors reported cover this stretch
+            diagnostics.append(syntax_diagnostic(exc, file, region, next_block=head))
+            broken.append(kind_at(text, unclosed))
+            resume = head
+            continue
+        diagnostics.append(found)
+        broken.append(kind_at(text, head))
+        resume = next((s for s in starts if s.offset >= at.offset and s.offset > head.offset), None)
+        if resume is None:
+            return blocks, diagnostics, broken
+    diagnostics.append(error("DLT101", f"too many syntax errors; stopped after {MAX_SYNTAX_ERRORS}",
+                             Span(file, resume.line, resume.column, resume.line, resume.column + 1)))
+    return blocks, diagnostics, broken
+
+
+def kind_at(text: str, start: Mark) -> str:
+    """The block kind written at ``start`` (``"?"`` if there is no name there)."""
+    match = re.match(r"[A-Za-z_][A-Za-z0-9_]*", text[start.offset:start.offset + 200])
+    return match.group() if match else "?"
+
+
+def finish(result, blocks: list, diagnostics: list, broken: list):
+    """Add one stretch's blocks, diagnostics and dropped kinds to the totals; return the totals."""
+    more_blocks, more_diagnostics, more_broken = result
+    blocks += more_blocks
+    diagnostics += more_diagnostics
+    broken += more_broken
+    return blocks, diagnostics, broken
+
+
 def parse(text: str, file: str = "<string>") -> tuple[Document | None, list[Diagnostic]]:
-    """Parse ``text``; return the document, or ``None`` and the syntax diagnostics."""
-    blocks, diagnostics = parsed(text, file, "start")
-    return (Document(file, text, blocks) if blocks is not None else None), diagnostics
+    """Parse ``text``; return the document, or ``None`` and every syntax diagnostic."""
+    document, diagnostics = parse_partial(text, file)
+    return (None if diagnostics else document), diagnostics
+
+
+def parse_partial(text: str, file: str = "<string>") -> tuple[Document, list[Diagnostic]]:
+    """Parse ``text`` going on after syntax errors: the document holds every block that parsed.
+
+    ``Document.broken`` lists the kinds of the blocks dropped for syntax errors, so later
+    stages can avoid reporting them as missing.
+    """
+    if len(text) > MAX_SPEC_CHARS:
+        return Document(file, text, [], ["?"]), [too_large(file, len(text))]
+    try:
+        blocks, diagnostics, broken = recover(text, file)
+    except RecursionError:
+        blocks, diagnostics, broken = [], [error("DLT101", MAX_DEPTH_MESSAGE, Span.point(file))], ["?"]
+    return Document(file, text, blocks, broken), diagnostics
+
+
+def too_large(file: str, size: int, unit: str = "characters") -> Diagnostic:
+    """DLT100 for a spec over :data:`MAX_SPEC_CHARS` characters (or a file far over it, in bytes)."""
+    return error("DLT100", f"spec is too large: {size:,} {unit}; the limit is {MAX_SPEC_CHARS:,} characters "
+                 f"(specs are small: is this the right file?)", Span.point(file))
 
 
 def parse_value(text: str, file: str = "<value>") -> tuple[Value | None, list[Diagnostic]]:

@@ -309,14 +309,17 @@ def validator() -> jsonschema.Draft7Validator:
     return jsonschema.Draft7Validator(vocab.schema())
 
 
-def schema_errors(instance: dict, positions: Positions) -> list[Diagnostic]:
+def schema_errors(instance: dict, positions: Positions, absent_ok=frozenset()) -> list[Diagnostic]:
     """Every schema violation as a diagnostic, each reported once.
 
     jsonschema raises one ``required`` error per missing key, each naming them
-    all, so identical diagnostics are merged here.
+    all, so identical diagnostics are merged here. Blocks named in ``absent_ok``
+    (dropped for syntax errors) are not reported missing.
     """
     diagnostics: dict[Diagnostic, None] = {}
     for err in validator().iter_errors(instance):
+        if err.validator == "required" and not err.absolute_path:
+            err.validator_value = [key for key in err.validator_value if key not in absent_ok]
         diagnostics.update(dict.fromkeys(schema_diagnostics(err, instance, positions)))
     return list(diagnostics)
 

@@ -1,4 +1,4 @@
-from dltspec.parse import parse, parse_value
+from dltspec.parse import MAX_SPEC_CHARS, MAX_SYNTAX_ERRORS, parse, parse_partial, parse_value
 
 
 def test_parses_every_value_kind_with_positions():
@@ -62,3 +62,42 @@ def test_parse_value_for_overrides():
     assert value.plain() == "tanh" and value.is_name
     value, (d,) = parse_value("[1,")
     assert value is None and d.code == "DLT101"
+
+
+def test_every_syntax_error_is_reported_and_parsing_goes_on():
+    text = ('dataset mnist { path = "x.pkl" }\n'
+            'classifier mlp { hidden = [500 500] activation = tanh }\n'
+            'loss nll\n'
+            'optimizer sgd { learning_rate = = 0.1 batch_size = 20 }\n'
+            'regularizer l2 { weight = 0.1 @ }\n'
+            'stopping patience { n_epochs = 3\n'
+            '\n'
+            'save "a"\n'
+            '@@@\n')
+    document, diagnostics = parse_partial(text, "a.dlt")
+    assert [(d.span.line, d.span.column) for d in diagnostics] == [(2, 32), (4, 33), (5, 31), (6, 33), (9, 1)]
+    assert diagnostics[3].message.startswith("block not finished before the next block (line 8); expected")
+    assert [b.kind for b in document.blocks] == ["dataset", "loss", "save"]
+    assert document.broken == ["classifier", "optimizer", "regularizer", "stopping"]
+    assert parse(text, "a.dlt") == (None, diagnostics)
+
+
+def test_recovery_keeps_good_blocks_between_bad_ones():
+    text = ("loss nll\nregularizer l2 { weight = }\nregularizer l1 { weight = 0.5 }\n"
+            "stopping patience { patience = 10\nsave \"x\"\n")
+    document, diagnostics = parse_partial(text, "a.dlt")
+    assert [b.kind for b in document.blocks] == ["loss", "regularizer", "save"]
+    assert document.blocks[1].pairs[0].value.plain() == 0.5
+    assert [d.span.line for d in diagnostics] == [2, 4]
+
+
+def test_too_many_syntax_errors_stop_with_a_note():
+    document, diagnostics = parse_partial("loss nll { x = = 1 }\n" * 200, "a.dlt")
+    assert len(diagnostics) == MAX_SYNTAX_ERRORS + 1
+    assert diagnostics[-1].message == f"too many syntax errors; stopped after {MAX_SYNTAX_ERRORS}"
+
+
+def test_a_spec_over_the_size_limit_is_refused_at_once():
+    document, (d,) = parse_partial("x" * (MAX_SPEC_CHARS + 1), "big.dlt")
+    assert d.code == "DLT100" and d.message.startswith(f"spec is too large: {MAX_SPEC_CHARS + 1:,} characters")
+    assert document.blocks == []

@@ -222,3 +222,80 @@ def document_meaning(document: Document) -> tuple:
     return tuple((block.kind, value_meaning(block.label) if block.label else None,
                   tuple((pair.key, value_meaning(pair.value)) for pair in block.pairs))
                  for block in document.blocks)
+
+
+# -- the command -----------------------------------------------------------------
+
+def unified_diff(before: str, after: str, name: str) -> str:
+    """A unified diff from ``before`` to ``after``, both labelled ``name`` (``patch -p0`` applies it)."""
+    import difflib
+
+    out = []
+    for line in difflib.unified_diff(before.splitlines(keepends=True), after.splitlines(keepends=True), name, name):
+        out.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
+    return "".join(out)
+
+
+def read_source(path: str) -> str:
+    """The text at ``path`` (``-``: standard input), without a byte-order mark."""
+    import sys
+
+    from .api import read_text
+
+    if path == "-":
+        text = sys.stdin.read()
+        return text[1:] if text.startswith("\ufeff") else text
+    return read_text(path)
+
+
+def fmt_one(path: str, check: bool, diff: bool, report) -> tuple[bool, bool]:
+    """Format one file (``-``: stdin to stdout) as the flags say.
+
+    Returns ``(failed, changed)``: ``failed`` when it could not be read or parsed
+    (reported through ``report(diagnostics, lines)``), ``changed`` when its canonical
+    form differs from it.
+    """
+    import os
+    import sys
+
+    from .params import write_atomic
+
+    name = path if path != "-" else "<stdin>"
+    try:
+        text = read_source(path)
+    except SpecError as exc:
+        report(exc.diagnostics, lambda f: [])
+        return True, False
+    result, diagnostics = format_document(text, name)
+    if result is None:
+        report(diagnostics, lambda f: text.split("\n") if f == name else [])
+        return True, False
+    changed = result != text
+    if check and changed:
+        print(f"would reformat {name}")
+    if diff and changed:
+        sys.stdout.write(unified_diff(text, result, name))
+    if not (check or diff):
+        if path == "-":
+            sys.stdout.write(result)
+        elif changed:
+            try:
+                write_atomic(path, result.encode("utf-8"), mode=os.stat(path).st_mode & 0o7777)
+            except OSError as exc:
+                report([error("DLT100", f"cannot write spec: {exc.strerror or exc}", Span.point(name))],
+                       lambda f: [])
+                return True, changed
+    return False, changed
+
+
+def fmt_paths(paths, check: bool = False, diff: bool = False, report=None) -> int:
+    """Run ``dltspec fmt`` over ``paths``; return the exit status.
+
+    1 if a file could not be read, parsed or written, or if ``check``/``diff`` found a
+    file that would change; 0 otherwise.
+    """
+    failed = changed = False
+    for path in paths:
+        one_failed, one_changed = fmt_one(path, check, diff, report)
+        failed, changed = failed or one_failed, changed or one_changed
+    return 1 if failed or ((check or diff) and changed) else 0

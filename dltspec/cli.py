@@ -170,7 +170,7 @@ def cmd_fmt(args) -> int:
     paths = spec_paths(args.specs, "fmt")
     if paths is None:
         return EXIT_USAGE
-    return fmt_paths(paths, check=args.check, diff=args.diff, report=report)
+    return fmt_paths(paths, check=args.check, diff=args.diff)
 
 
 def cmd_eval(args) -> int:

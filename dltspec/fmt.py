@@ -236,18 +236,6 @@ def unified_diff(before: str, after: str, name: str) -> str:
     return "".join(out)
 
 
-def read_source(path: str) -> str:
-    """The text at ``path`` (``-``: standard input), without a byte-order mark."""
-    import sys
-
-    from .api import read_text
-
-    if path == "-":
-        text = sys.stdin.read()
-        return text[1:] if text.startswith("\ufeff") else text
-    return read_text(path)
-
-
 def fmt_one(path: str, check: bool, diff: bool, report) -> tuple[bool, bool]:
     """Format one file (``-``: stdin to stdout) as the flags say.
 
@@ -258,11 +246,12 @@ def fmt_one(path: str, check: bool, diff: bool, report) -> tuple[bool, bool]:
     import os
     import sys
 
+    from .cli import spec_text
     from .params import write_atomic
 
     name = path if path != "-" else "<stdin>"
     try:
-        text = read_source(path)
+        text = spec_text(path)
     except SpecError as exc:
         report(exc.diagnostics, lambda f: [])
         return True, False
@@ -282,18 +271,19 @@ def fmt_one(path: str, check: bool, diff: bool, report) -> tuple[bool, bool]:
             try:
                 write_atomic(path, result.encode("utf-8"), mode=os.stat(path).st_mode & 0o7777)
             except OSError as exc:
-                report([error("DLT100", f"cannot write spec: {exc.strerror or exc}", Span.point(name))],
-                       lambda f: [])
+                print(f"dltspec fmt: {name}: cannot write: {exc.strerror or exc}", file=sys.stderr)
                 return True, changed
     return False, changed
 
 
-def fmt_paths(paths, check: bool = False, diff: bool = False, report=None) -> int:
+def fmt_paths(paths, check: bool = False, diff: bool = False) -> int:
     """Run ``dltspec fmt`` over ``paths``; return the exit status.
 
     1 if a file could not be read, parsed or written, or if ``check``/``diff`` found a
     file that would change; 0 otherwise.
     """
+    from .cli import report
+
     failed = changed = False
     for path in paths:
         one_failed, one_changed = fmt_one(path, check, diff, report)

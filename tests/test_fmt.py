@@ -357,6 +357,8 @@ def test_fmt_stdin_syntax_error_prints_nothing_on_stdout(monkeypatch, capsys):
 def test_fmt_missing_path_is_a_usage_error(tmp_path, capsys):
     assert main(["fmt", str(tmp_path / "missing.dlt")]) == 2
     assert capsys.readouterr().err == f"dltspec fmt: {tmp_path / 'missing.dlt'}: no such file or directory\n"
+    assert main(["fmt", "-", "-"]) == 2
+    assert "standard input ('-') can be named only once" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:
         main(["fmt"])
     assert exc.value.code == 2
@@ -367,3 +369,17 @@ def test_fmt_unreadable_file_is_a_located_error(tmp_path, capsys):
     path.write_bytes(b"# caf\xe9\nloss nll\n")
     assert main(["fmt", str(path)]) == 1
     assert capsys.readouterr().err.startswith(f"{path}:1:1: error: cannot read spec:")
+
+
+def test_fmt_unwritable_file_is_reported_and_kept(tmp_path, capsys, monkeypatch):
+    import dltspec.params
+
+    def refuse(path, data, mode=None):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(dltspec.params, "write_atomic", refuse)
+    path = tmp_path / "a.dlt"
+    path.write_text(MESSY)
+    assert main(["fmt", str(path)]) == 1
+    assert capsys.readouterr().err == f"dltspec fmt: {path}: cannot write: Permission denied\n"
+    assert path.read_text() == MESSY

@@ -111,30 +111,35 @@ def block_units(block: Tree) -> list[Unit]:
     return units
 
 
-def first_on_line(text: str, offset: int) -> bool:
-    return text[text.rfind("\n", 0, offset) + 1:offset].strip(_BLANK) == ""
+class Lines:
+    """Where each source line (split at ``\\n`` only, as Lark counts) starts its content."""
+
+    def __init__(self, text: str):
+        self.starts = [0] + [m.end() for m in re.finditer("\n", text)]
+        ends = [start - 1 for start in self.starts[1:]] + [len(text)]
+        self.first = [end - len(text[start:end].lstrip(_BLANK)) for start, end in zip(self.starts, ends)]
+
+    def first_on_line(self, offset: int) -> bool:
+        """Whether only blanks precede ``offset`` on its line."""
+        return self.first[bisect.bisect_right(self.starts, offset) - 1] == offset
+
+    def follows_blank_line(self, offset: int) -> bool:
+        """Whether ``offset`` starts its line and the line before it is blank."""
+        line = bisect.bisect_right(self.starts, offset) - 1
+        return line > 0 and self.first[line] == offset and self.first[line - 1] == self.starts[line] - 1
 
 
-def follows_blank_line(text: str, offset: int) -> bool:
-    """Whether the source line before ``offset``'s line is blank (and ``offset`` starts its line)."""
-    line_start = text.rfind("\n", 0, offset) + 1
-    if line_start == 0 or not first_on_line(text, offset):
-        return False
-    previous_start = text.rfind("\n", 0, line_start - 1) + 1
-    return text[previous_start:line_start - 1].strip(_BLANK) == ""
-
-
-def attach_comments(text: str, units: list[Unit], comments: list[Comment]) -> list[Comment]:
+def attach_comments(lines: Lines, units: list[Unit], comments: list[Comment]) -> list[Comment]:
     """Give each comment to the line it belongs to; return those left for the end of the file."""
     starts = [u.start for u in units]
     at_end: list[Comment] = []
     for comment in comments:
-        comment.blank_before = follows_blank_line(text, comment.start)
+        comment.blank_before = lines.follows_blank_line(comment.start)
         i = bisect.bisect_left(starts, comment.start)  # units[i] is the first one after the comment
         inside = units[i - 1] if i > 0 and comment.start < units[i - 1].end else None
         if inside is not None:
             inside.leading.append(comment)
-        elif i > 0 and not first_on_line(text, comment.start) and units[i - 1].trailing is None:
+        elif i > 0 and not lines.first_on_line(comment.start) and units[i - 1].trailing is None:
             units[i - 1].trailing = comment
         else:
             (units[i].leading if i < len(units) else at_end).append(comment)
@@ -173,9 +178,10 @@ def layout(units: list[Unit], at_end: list[Comment]) -> list[str]:
 
 def formatted(text: str, tree: Tree) -> str:
     units = [unit for block in tree.children for unit in block_units(block)]
+    source = Lines(text)
     for unit in units:
-        unit.blank_before = follows_blank_line(text, unit.start)
-    lines = layout(units, attach_comments(text, units, comments_of(text)))
+        unit.blank_before = source.follows_blank_line(unit.start)
+    lines = layout(units, attach_comments(source, units, comments_of(text)))
     return "\n".join(lines) + "\n" if lines else ""
 
 

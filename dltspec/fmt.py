@@ -2,8 +2,8 @@
 
 The canonical form:
 
-- one block per line group: ``kind label`` for a block without a body;
-  ``kind label {`` then one ``key = value`` per line indented by 4 spaces, then ``}``;
+- a block without a body is one line, ``kind label``; a block with pairs is
+  ``kind label {``, one ``key = value`` per line indented by 4 spaces, then ``}``;
   an empty body is written ``kind label {}``;
 - one space around ``=``; lists are ``[a, b, c]`` (no trailing comma); the ``,``/``;``
   separators between pairs are dropped;

@@ -2,9 +2,10 @@
 
 The canonical form:
 
-- a block without a body is one line, ``kind label``; a block with pairs is
-  ``kind label {``, one ``key = value`` per line indented by 4 spaces, then ``}``;
-  an empty body is written ``kind label {}``;
+- a block without a body is one line, ``kind label``; an empty body is ``kind label {}``;
+- a short block stays on one line, ``kind label { a = 1  b = 2 }`` (two spaces between
+  pairs), when that line has at most 80 characters and no comment sits inside the body;
+  otherwise it is ``kind label {``, one ``key = value`` per line indented by 4 spaces, ``}``;
 - one space around ``=``; lists are ``[a, b, c]`` (no trailing comma); the ``,``/``;``
   separators between pairs are dropped;
 - numbers, strings and names keep their source spelling (``1e-4`` stays ``1e-4``);
@@ -35,7 +36,8 @@ from .diagnostics import Diagnostic, Span, SpecError, error
 from .parse import MAX_DEPTH_MESSAGE, Document, Value, parse, parser
 
 INDENT = "    "
-TRAILING_GAP = "  "
+TRAILING_GAP = "  "  # before a trailing comment, and between the pairs of a one-line body
+WIDTH = 80  # the longest one-line block
 _STRING_OR_COMMENT = re.compile(r'"(?:[^"\\\n]|\\.)*"|#[^\n]*')
 _BLANK = " \t\f\r"
 _COMMENT_END = " \t\f\v\r"
@@ -161,14 +163,9 @@ def layout(units: list[Unit], at_end: list[Comment]) -> list[str]:
     def with_trailing(line: str, unit: Unit) -> str:
         return line + (TRAILING_GAP + unit.trailing.text if unit.trailing else "")
 
-    for i, unit in enumerate(units):
+    for unit in units:
         for comment in unit.leading:
             emit(INDENT * unit.comment_level + comment.text, comment.blank_before)
-        if unit.kind == "close" and units[i - 1].kind == "header" and not unit.leading \
-                and units[i - 1].trailing is None:
-            lines[-1] = with_trailing(lines[-1] + "}", unit)  # an empty body: 'kind label {}'
-            opened = False
-            continue
         emit(with_trailing(INDENT * unit.level + unit.text, unit), unit.blank_before and unit.kind != "close",
              opens=unit.text.endswith("{"))
     for comment in at_end:
@@ -176,12 +173,32 @@ def layout(units: list[Unit], at_end: list[Comment]) -> list[str]:
     return lines
 
 
+def one_line(units: list[Unit]) -> list[Unit]:
+    """A block's lines, joined into ``kind label { a = 1  b = 2 }`` where that is canonical.
+
+    A body goes on one line when no comment sits inside it and the line is at most
+    :data:`WIDTH` characters (an empty body, ``{}``, whatever its width).
+    """
+    if len(units) < 2:  # no body
+        return units
+    header, *pairs, close = units
+    if header.trailing or close.leading or any(p.leading or p.trailing for p in pairs):
+        return units
+    inner = TRAILING_GAP.join(p.text for p in pairs)
+    text = header.text + (f" {inner} }}" if pairs else "}")
+    if pairs and len(text) > WIDTH:
+        return units
+    return [Unit(text, 0, 0, header.start, close.end, header.blank_before, "header", header.leading, close.trailing)]
+
+
 def formatted(text: str, tree: Tree) -> str:
-    units = [unit for block in tree.children for unit in block_units(block)]
+    blocks = [block_units(block) for block in tree.children]
+    units = [unit for block in blocks for unit in block]
     source = Lines(text)
     for unit in units:
         unit.blank_before = source.follows_blank_line(unit.start)
-    lines = layout(units, attach_comments(source, units, comments_of(text)))
+    at_end = attach_comments(source, units, comments_of(text))
+    lines = layout([unit for block in blocks for unit in one_line(block)], at_end)
     return "\n".join(lines) + "\n" if lines else ""
 
 

@@ -108,7 +108,7 @@ def cmd_run(args) -> int:
     return EXIT_OK
 
 
-def spec_paths(names: Sequence[str]) -> list[str] | None:
+def spec_paths(names: Sequence[str], command: str = "check") -> list[str] | None:
     """The files named on the command line, a directory standing for every ``*.dlt`` below it;
     ``None`` (usage error, reported) if a path does not exist."""
     paths = []
@@ -120,7 +120,7 @@ def spec_paths(names: Sequence[str]) -> list[str] | None:
         elif Path(name).exists():
             paths.append(name)
         else:
-            print(f"dltspec check: {name}: no such file or directory", file=sys.stderr)
+            print(f"dltspec {command}: {name}: no such file or directory", file=sys.stderr)
             return None
     return paths
 
@@ -159,6 +159,18 @@ def cmd_check(args) -> int:
         print(output) if output else None
     failed = any(d.is_error or args.warnings_as_errors for d in everything)
     return EXIT_ERRORS if failed else EXIT_OK
+
+
+def cmd_fmt(args) -> int:
+    from .fmt import fmt_paths
+
+    if args.specs.count("-") > 1:
+        print("dltspec fmt: standard input ('-') can be named only once", file=sys.stderr)
+        return EXIT_USAGE
+    paths = spec_paths(args.specs, "fmt")
+    if paths is None:
+        return EXIT_USAGE
+    return fmt_paths(paths, check=args.check, diff=args.diff)
 
 
 def cmd_eval(args) -> int:
@@ -221,6 +233,15 @@ def parser() -> argparse.ArgumentParser:
                      help="override a value before checking (repeatable)")
     chk.add_argument("--data", action="store_true", help="also load the data and check sizes against it")
     chk.set_defaults(handler=cmd_check)
+
+    fmt = sub.add_parser("fmt", help="rewrite specs in the canonical layout")
+    fmt.add_argument("specs", nargs="+", metavar="SPEC", help="spec files, directories (every *.dlt below) "
+                     "or '-' (standard input, written to standard output)")
+    fmt.add_argument("--check", action="store_true", help="write nothing; list the files that would change "
+                     "and exit 1 if any would")
+    fmt.add_argument("--diff", action="store_true", help="write nothing; print the changes as a unified diff "
+                     "and exit 1 if there are any")
+    fmt.set_defaults(handler=cmd_fmt)
 
     ev = sub.add_parser("eval", help="load saved parameters and print validation and test errors")
     add_spec_args(ev)

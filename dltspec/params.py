@@ -32,11 +32,12 @@ class ParamsError(Exception):
         self.code, self.message = code, message
 
 
-def write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
     """Write ``data`` to ``path`` so that a crash never leaves a half-written file there.
 
     The bytes go to a temporary file in the same directory, which is flushed,
-    fsync'ed and renamed over ``path``; the directory is fsync'ed after.
+    fsync'ed and renamed over ``path``; the directory is fsync'ed after. ``mode``
+    sets the new file's permission bits (default: the temporary file's, 0o600).
     """
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
@@ -44,6 +45,8 @@ def write_atomic(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+            if mode is not None:
+                os.fchmod(f.fileno(), mode)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -80,3 +80,12 @@ def test_spec_name_of_a_string_is_plain():
 def test_nan_is_never_a_new_best():
     policy = Patience(10, 5, 100, 2, 0.995)
     assert policy.observe(9, 0.5) and not policy.observe(19, math.nan) and policy.observe(29, 0.4)
+
+
+def test_names_that_start_with_true_or_false_are_names():
+    from dltspec.parse import parse
+
+    document, diagnostics = parse("classifier mlp { activation = truex  seed = 1  x = falsey  y = true }", "a.dlt")
+    assert diagnostics == []
+    values = [(p.value.plain(), p.value.is_name) for p in document.blocks[0].pairs]
+    assert values == [("truex", True), (1, False), ("falsey", True), (True, False)]

@@ -17,18 +17,19 @@ import os
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
-
-import numpy as np
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from . import check as rules
-from . import data as datasets
-from . import params as param_files
 from .diagnostics import Diagnostic, Span, SpecError, error, has_errors
 from .parse import MAX_SPEC_CHARS, parse_partial, too_large
 from .spec import Source, Spec
 from .train import LoopResult, Patience, ValidationPoint, run_loop
 from .validate import apply_override, schema_errors, to_instance, with_defaults
+
+if TYPE_CHECKING:  # numpy, the data loaders and the parameter files are imported when used: not by `check`
+    import numpy as np
+
+    from . import data as datasets
 
 
 def diagnose(text: str, file: str = "<string>", base_dir: Path | str | None = None,
@@ -94,6 +95,8 @@ def data_diagnostic(spec: Spec, exc: datasets.DataError) -> Diagnostic:
 
 def load_data(spec: Spec) -> datasets.Splits:
     """Load the spec's data set and run the checks that need its shapes; :class:`SpecError` on problems."""
+    from . import data as datasets
+
     try:
         splits = datasets.load(spec.block("dataset"), spec.source.base_dir)
     except datasets.DataError as exc:
@@ -185,6 +188,8 @@ def train(spec: Spec, *, backend: str = "numba", floatX: str = "float32",
 def versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
+    import numpy as np
+
     out = {"python": platform.python_version(), "numpy": np.__version__}
     for package in ("dltspec", "pytensor"):
         try:
@@ -213,6 +218,8 @@ def metadata(result: Result) -> dict:
 
 def save(result: Result, path: Path | str | None = None) -> Path:
     """Write the best parameters and metadata atomically; return the path written."""
+    from . import params as param_files
+
     path = Path(path) if path is not None else output_path(result.spec)
     try:
         param_files.save(path, result.params, metadata(result))
@@ -223,6 +230,7 @@ def save(result: Result, path: Path | str | None = None) -> Path:
 
 def evaluate(spec: Spec, params_path: Path | str, *, backend: str = "numba", floatX: str = "float32") -> dict[str, float]:
     """Load saved parameters into the compiled model; return ``{"valid": error, "test": error}``."""
+    from . import params as param_files
     from .compiler import build
 
     where = Span.point(str(params_path))

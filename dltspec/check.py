@@ -6,14 +6,16 @@ and run before anything is compiled.
 """
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
-from .data import SPLITS, Splits
 from .diagnostics import Diagnostic, error, warning
-from .spec import Spec
+from .spec import SPLITS, Spec
+
+if TYPE_CHECKING:
+    from .data import Splits
 
 Rule = Callable[[Spec], Iterator[Diagnostic]]
-DataRule = Callable[[Spec, Splits], Iterator[Diagnostic]]
+DataRule = Callable[[Spec, "Splits"], Iterator[Diagnostic]]
 
 
 def validation_frequency_fits_patience(spec: Spec) -> Iterator[Diagnostic]:

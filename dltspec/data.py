@@ -18,8 +18,8 @@ from typing import Callable
 import numpy as np
 
 from . import safe_pickle
+from .spec import SPLITS
 
-SPLITS = ("train", "valid", "test")
 DATA_ENV = "DLTSPEC_DATA"
 
 

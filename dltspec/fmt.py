@@ -270,7 +270,7 @@ def fmt_one(path: str, check: bool, diff: bool, report) -> tuple[bool, bool]:
     import sys
 
     from .cli import spec_text
-    from .params import write_atomic
+    from .files import write_atomic
 
     name = path if path != "-" else "<stdin>"
     try:

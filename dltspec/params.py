@@ -12,14 +12,13 @@ import or call anything but numpy's array constructors is refused.
 """
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from . import safe_pickle
+from .files import write_atomic
 
 FORMAT = "dltspec.params/1"
 
@@ -30,40 +29,6 @@ class ParamsError(Exception):
     def __init__(self, code: str, message: str):
         super().__init__(message)
         self.code, self.message = code, message
-
-
-def write_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
-    """Write ``data`` to ``path`` so that a crash never leaves a half-written file there.
-
-    The bytes go to a temporary file in the same directory, which is flushed,
-    fsync'ed and renamed over ``path``; the directory is fsync'ed after. ``mode``
-    sets the new file's permission bits (default: the temporary file's, 0o600).
-    """
-    path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            if mode is not None:
-                os.fchmod(f.fileno(), mode)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    try:
-        dir_fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # pragma: no cover - directories that cannot be opened (some platforms)
-        return
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def dumps(params: dict[str, np.ndarray], meta: dict) -> bytes:

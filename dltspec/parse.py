@@ -7,6 +7,8 @@ keeps its :class:`~dltspec.diagnostics.Span` so later stages can point at it.
 """
 from __future__ import annotations
 
+import hashlib
+import io
 import math
 import re
 from dataclasses import dataclass, field
@@ -18,6 +20,7 @@ from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
 
 from .diagnostics import Diagnostic, Span, error
+from .files import cache_dir, write_atomic
 
 GRAMMAR = Path(__file__).with_name("dlt.lark")
 
@@ -61,16 +64,37 @@ class Document:
     broken: list[str] = field(default_factory=list)  # kinds of blocks dropped for syntax errors
 
 
+OPTIONS = {"parser": "lalr", "start": ["start", "value_only"], "propagate_positions": True,
+           "maybe_placeholders": False}
+
+
 @lru_cache(maxsize=1)
 def parser() -> Lark:
-    """The LALR parser, built once per process."""
-    return Lark(
-        GRAMMAR.read_text(encoding="utf-8"),
-        parser="lalr",
-        start=["start", "value_only"],
-        propagate_positions=True,
-        maybe_placeholders=False,
-    )
+    """The LALR parser, built once per process.
+
+    Building it takes longer than checking a spec, so the built tables are kept in
+    :func:`~dltspec.files.cache_dir` under a name that changes with the grammar, the
+    options and Lark's version; a missing, stale or unreadable cache is rebuilt.
+    """
+    import lark
+
+    grammar = GRAMMAR.read_text(encoding="utf-8")
+    key = hashlib.sha256(f"{grammar}{OPTIONS}{lark.__version__}".encode()).hexdigest()[:16]
+    path = cache_dir() / f"grammar-{key}.lark"
+    try:
+        with open(path, "rb") as f:
+            return Lark.load(f)
+    except Exception:  # noqa: BLE001 - any cache problem means: build it
+        pass
+    built = Lark(grammar, **OPTIONS)
+    try:
+        buffer = io.BytesIO()
+        built.save(buffer)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, buffer.getvalue())
+    except OSError:
+        pass  # a read-only home: build it each time
+    return built
 
 
 def span_of(file: str, token: Token) -> Span:

@@ -13,6 +13,9 @@ from typing import Any
 
 from .diagnostics import Span
 
+#: the data splits, in the tutorial's order
+SPLITS = ("train", "valid", "test")
+
 Path_ = tuple  # a path into the instance: str keys and int list indices
 
 

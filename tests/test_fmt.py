@@ -379,12 +379,12 @@ def test_fmt_unreadable_file_is_a_located_error(tmp_path, capsys):
 
 
 def test_fmt_unwritable_file_is_reported_and_kept(tmp_path, capsys, monkeypatch):
-    import dltspec.params
+    import dltspec.files
 
     def refuse(path, data, mode=None):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(dltspec.params, "write_atomic", refuse)
+    monkeypatch.setattr(dltspec.files, "write_atomic", refuse)
     path = tmp_path / "a.dlt"
     path.write_text(MESSY)
     assert main(["fmt", str(path)]) == 1

@@ -101,3 +101,23 @@ def test_a_spec_over_the_size_limit_is_refused_at_once():
     document, (d,) = parse_partial("x" * (MAX_SPEC_CHARS + 1), "big.dlt")
     assert d.code == "DLT100" and d.message.startswith(f"spec is too large: {MAX_SPEC_CHARS + 1:,} characters")
     assert document.blocks == []
+
+
+def test_the_built_parser_is_cached_and_a_bad_cache_is_rebuilt(tmp_path, monkeypatch):
+    from dltspec import parse as parse_module
+
+    monkeypatch.setenv("DLTSPEC_CACHE_DIR", str(tmp_path / "cache"))
+    parse_module.parser.cache_clear()
+    try:
+        assert parse("loss nll", "a.dlt")[1] == []
+        (cached,) = (tmp_path / "cache").glob("grammar-*.lark")
+        cached.write_bytes(b"not a parser")
+        parse_module.parser.cache_clear()
+        assert parse("loss nll", "a.dlt")[1] == []
+        assert cached.read_bytes() != b"not a parser"
+        (tmp_path / "file").write_text("")
+        monkeypatch.setenv("DLTSPEC_CACHE_DIR", str(tmp_path / "file" / "cache"))  # cannot be made
+        parse_module.parser.cache_clear()
+        assert parse("loss nll", "a.dlt")[1] == []
+    finally:
+        parse_module.parser.cache_clear()

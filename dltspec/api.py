@@ -43,11 +43,11 @@ def diagnose(text: str, file: str = "<string>", base_dir: Path | str | None = No
     """
     source = Source(file, text, Path(base_dir) if base_dir is not None else Path.cwd(), tuple(overrides))
     document, syntax = parse_partial(text, file)
-    instance, positions, diagnostics = to_instance(document)
-    diagnostics = syntax + diagnostics
+    instance, positions, structure = to_instance(document)
     for line, override in enumerate(source.overrides, start=1):
-        diagnostics += apply_override(instance, positions, override, line)
-    if "?" in document.broken or (has_errors(diagnostics) and not syntax):
+        structure += apply_override(instance, positions, override, line)
+    diagnostics = syntax + structure
+    if has_errors(structure) or "?" in document.broken:
         return None, sorted(diagnostics, key=Diagnostic.sort_key)
     diagnostics += schema_errors(instance, positions, absent_ok=set(document.broken))
     if has_errors(diagnostics):

@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+import pytest
 
 from dltspec.cli import main
 
@@ -100,3 +101,40 @@ def test_warnings_as_errors_and_github_format(tmp_path, capsys):
     line = capsys.readouterr().out.strip()
     path = str(tmp_path / "w,x.dlt").replace(":", "%3A").replace(",", "%2C")
     assert line.startswith(f"::warning file={path},line=15,endLine=15,col=1,endColumn=15,title=DLT305::")
+
+
+DIGITS_SPEC = (SPECS / "digits.dlt").read_text()
+BAD_INPUTS = {
+    "empty": (b"", 1, "missing 'dataset' block"),
+    "binary garbage": (bytes(range(256)) * 40, 1, "cannot read spec"),
+    "NUL and control characters": ("loss nll\x00\x01\n".encode(), 1, "unexpected character '\\x00'"),
+    "ten megabytes": (b"# " + b"x" * 10_000_000, 1, "spec is too large: 10,000,002 bytes"),
+    "deeply nested list": (("classifier mlp { hidden = " + "[" * 20000 + "]" * 20000 + " }").encode(), 1,
+                           "nested too deeply"),
+    "unterminated string": (b'save "digits.best.pkl\nloss nll\n', 1, "unterminated string"),
+    "not UTF-8": ("save \"caf\u00e9\"".encode("latin-1"), 1, "cannot read spec"),
+    "tabs and CRLF": (DIGITS_SPEC.replace("\n", "\r\n").replace("    ", "\t").encode(), 0, ""),
+}
+
+
+@pytest.mark.parametrize("name", BAD_INPUTS)
+def test_bad_input_gets_located_diagnostics_never_a_traceback(tmp_path, capsys, name):
+    data, status, fragment = BAD_INPUTS[name]
+    spec = tmp_path / "in.dlt"
+    spec.write_bytes(data)
+    assert main(["check", str(spec)]) == status
+    err = capsys.readouterr().err
+    assert fragment in err and "Traceback" not in err
+    first_lines = [line for line in err.splitlines() if not line.startswith("  ")]
+    assert (first_lines != []) == (status == 1)
+    assert all(line.startswith(f"{spec}:") and ("[DLT1" in line or "[DLT2" in line) for line in first_lines)
+
+
+def test_a_ten_megabyte_spec_is_refused_by_the_whole_program(tmp_path):
+    spec = tmp_path / "big.dlt"
+    spec.write_bytes(b"loss nll\n" * 1_200_000)
+    done = subprocess.run([sys.executable, "-m", "dltspec", "check", str(spec)], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr == (f"{spec}:1:1: error: spec is too large: 10,800,000 bytes; the limit is 100,000 "
+                           "characters (specs are small: is this the right file?) [DLT100]\n")

@@ -217,9 +217,14 @@ class JaxProgram:
         return cost
 
     def error(self, split: str) -> float:
-        """Mean zero-one loss over the split's full minibatches, averaged as the PyTensor path does."""
-        per_minibatch = np.asarray(self.errors_fn(self.params, *self.batches[split]))
-        return float(np.mean(per_minibatch, dtype=np.float64))
+        """Mean zero-one loss over the split's full minibatches, averaged as the PyTensor path does.
+
+        A minibatch's loss is its number of mistakes over ``batch_size``, recovered exactly here:
+        XLA may divide by multiplying with ``1 / batch_size``, an ulp away from PyTensor's quotient.
+        """
+        batch_size = self.batches[split][1].shape[1]
+        mistakes = np.rint(np.asarray(self.errors_fn(self.params, *self.batches[split]), np.float64) * batch_size)
+        return float(np.mean(mistakes / batch_size))
 
     def snapshot(self) -> tuple:
         """The current parameters, kept on the device (JAX arrays are immutable: no copy needed)."""

@@ -140,6 +140,14 @@ def jax_function(inputs: list, outputs: list) -> Callable:
                                 fgraph_name="dltspec_jax_fgraph")
 
 
+def float32_products():
+    """Trace matrix products at full float32 precision: on recent GPUs JAX's default lets XLA use
+    TF32 (10-bit mantissa), which changes the tutorial's figures; PyTensor and PyTorch do not."""
+    import jax
+
+    return jax.default_matmul_precision("highest")
+
+
 def chunk_function(step: Callable, n_train_batches: int) -> Callable:
     """``train_chunk(params, hyper, x, y, start, n_steps) -> (params, summed cost)``, jitted."""
     import jax
@@ -154,7 +162,8 @@ def chunk_function(step: Callable, n_train_batches: int) -> Callable:
                               lax.dynamic_index_in_dim(y, index, keepdims=False))
             return tuple(new), total + cost.astype(total.dtype)
 
-        return lax.fori_loop(0, n_steps, body, (tuple(params), jnp.zeros((), jnp.float64)))
+        with float32_products():
+            return lax.fori_loop(0, n_steps, body, (tuple(params), jnp.zeros((), jnp.float64)))
 
     return jax.jit(train_chunk)
 
@@ -165,8 +174,9 @@ def step_function(step: Callable) -> Callable:
     from jax import lax
 
     def train_step(params, hyper, x, y, index):
-        *new, cost = step(*params, *hyper, lax.dynamic_index_in_dim(x, index, keepdims=False),
-                          lax.dynamic_index_in_dim(y, index, keepdims=False))
+        with float32_products():
+            *new, cost = step(*params, *hyper, lax.dynamic_index_in_dim(x, index, keepdims=False),
+                              lax.dynamic_index_in_dim(y, index, keepdims=False))
         return tuple(new), cost
 
     return jax.jit(train_step)
@@ -177,7 +187,8 @@ def errors_function(errors: Callable) -> Callable:
     import jax
 
     def per_minibatch(params, x, y):
-        return jax.vmap(lambda xb, yb: errors(*params, xb, yb)[0])(x, y)
+        with float32_products():
+            return jax.vmap(lambda xb, yb: errors(*params, xb, yb)[0])(x, y)
 
     return jax.jit(per_minibatch)
 

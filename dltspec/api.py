@@ -23,7 +23,7 @@ from . import check as rules
 from .diagnostics import Diagnostic, Span, SpecError, error, has_errors
 from .parse import MAX_SPEC_CHARS, parse_partial, too_large
 from .spec import Source, Spec
-from .train import LoopResult, Patience, ValidationPoint, run_loop
+from .train import LoopResult, Patience, ValidationPoint, run_chunks
 from .validate import apply_override, schema_errors, to_instance, with_defaults
 
 if TYPE_CHECKING:  # numpy, the data loaders and the parameter files are imported when used: not by `check`
@@ -156,6 +156,7 @@ class Result:
     backend: str
     floatX: str
     history: list[ValidationPoint] = field(default_factory=list)
+    device: str | None = None  # the JAX device of the jax backend
 
     def summary(self) -> str:
         test = f"{self.test_error * 100:f} %" if self.test_error is not None else "n/a"
@@ -164,34 +165,50 @@ class Result:
                 f"{self.seconds:.1f} s")
 
 
-def train(spec: Spec, *, backend: str = "numba", floatX: str = "float32",
-          on_validation: Callable[[ValidationPoint], None] | None = None,
-          splits: datasets.Splits | None = None) -> Result:
-    """Compile the spec and run the patience loop; return the best parameters and figures."""
+def build_program(spec: Spec, splits: datasets.Splits, backend: str, floatX: str, device: str | None,
+                  training: bool = True):
+    """The spec compiled for ``backend``: a PyTensor ``Program``, or a ``JaxProgram`` on ``device``."""
+    if backend == "jax":
+        from .jax_backend import build as build_jax
+
+        return build_jax(spec, splits, floatX=floatX, device_name=device, training=training)
     from .compiler import build  # PyTensor is imported only when something is trained
 
+    return build(spec, splits, backend=backend, floatX=floatX, training=training)
+
+
+def train(spec: Spec, *, backend: str = "numba", floatX: str = "float32",
+          on_validation: Callable[[ValidationPoint], None] | None = None,
+          splits: datasets.Splits | None = None, device: str | None = None) -> Result:
+    """Compile the spec and run the patience loop; return the best parameters and figures.
+
+    ``backend="jax"`` runs it on one JAX ``device`` (``"cpu"``, ``"gpu"``, ``None``: JAX's
+    default), several minibatches per dispatch, with the same decisions.
+    """
     splits = splits if splits is not None else load_data(spec)
-    program = build(spec, splits, backend=backend, floatX=floatX)
+    program = build_program(spec, splits, backend, floatX, device)
     policy = Patience.from_block(spec.block("stopping"), program.n_batches["train"])
-    best: dict[str, np.ndarray] = {}
+    best = []
 
     def on_best(iter_: int) -> float:
-        best.update(program.values())
+        best[:] = [program.snapshot()]
         return program.error("test")
 
-    loop: LoopResult = run_loop(policy, program.train_step, lambda: program.error("valid"), on_best, on_validation)
-    return Result(spec, best or program.values(), loop.best_validation_loss,
+    loop: LoopResult = run_chunks(policy, program.train_chunk, lambda: program.error("valid"), on_best,
+                                  on_validation)
+    return Result(spec, program.arrays(best[0]) if best else program.values(), loop.best_validation_loss,
                   loop.best_iter + 1, loop.test_score, loop.epochs, loop.iterations, loop.stopped_by,
-                  loop.seconds, backend, floatX, loop.history)
+                  loop.seconds, backend, floatX, loop.history,
+                  str(program.device) if backend == "jax" else None)
 
 
-def versions() -> dict[str, str]:
+def versions(backend: str = "numba") -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     import numpy as np
 
     out = {"python": platform.python_version(), "numpy": np.__version__}
-    for package in ("dltspec", "pytensor"):
+    for package in ("dltspec", "pytensor") + (("jax", "jaxlib") if backend == "jax" else ()):
         try:
             out[package] = version(package)
         except PackageNotFoundError:  # pragma: no cover - running from a source tree
@@ -206,8 +223,9 @@ def metadata(result: Result) -> dict:
         "spec_file": source.file,
         "overrides": list(source.overrides),
         "spec_sha256": source.sha256,
-        "versions": versions(),
+        "versions": versions(result.backend),
         "backend": result.backend,
+        **({"device": result.device} if result.device else {}),
         "floatX": result.floatX,
         "best_validation_error": result.best_validation_error,
         "best_iteration": result.best_iteration,
@@ -228,10 +246,10 @@ def save(result: Result, path: Path | str | None = None) -> Path:
     return path
 
 
-def evaluate(spec: Spec, params_path: Path | str, *, backend: str = "numba", floatX: str = "float32") -> dict[str, float]:
+def evaluate(spec: Spec, params_path: Path | str, *, backend: str = "numba", floatX: str = "float32",
+             device: str | None = None) -> dict[str, float]:
     """Load saved parameters into the compiled model; return ``{"valid": error, "test": error}``."""
     from . import params as param_files
-    from .compiler import build
 
     where = Span.point(str(params_path))
     try:
@@ -239,8 +257,8 @@ def evaluate(spec: Spec, params_path: Path | str, *, backend: str = "numba", flo
     except param_files.ParamsError as exc:
         raise SpecError([error(exc.code, exc.message, where)]) from None
     splits = load_data(spec)
-    program = build(spec, splits, backend=backend, floatX=floatX, training=False)
-    expected = {name: p.get_value(borrow=True).shape for name, p in program.params.items()}
+    program = build_program(spec, splits, backend, floatX, device, training=False)
+    expected = {name: value.shape for name, value in program.values().items()}
     problem = param_files.mismatch(expected, values)
     if problem:
         raise SpecError([error("DLT502", f"{params_path} does not fit this spec's model: {problem}", where)])

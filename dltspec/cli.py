@@ -1,7 +1,8 @@
 """The ``dltspec`` command: a thin layer over :mod:`dltspec.api`.
 
 Exit codes: 0 success; 1 the spec, its data or a parameter file has errors
-(nothing was trained or written); 2 bad usage; 130 interrupted.
+(nothing was trained or written); 2 bad usage, or a --device / --backend that cannot run
+here (no GPU, no jax); 130 interrupted.
 """
 from __future__ import annotations
 
@@ -78,7 +79,22 @@ def progress_printer(spec: api.Spec, quiet: bool):
     return on_validation
 
 
+def resolve_placement(args) -> bool:
+    """Set ``args.backend`` and ``args.device`` from ``--backend`` and ``--device``; on failure
+    print one line and return ``False``."""
+    from .jax_backend import DeviceError, placement
+
+    try:
+        args.backend, args.device = placement(args.backend, args.device)
+    except DeviceError as exc:
+        print(f"dltspec {args.command}: {exc}", file=sys.stderr)
+        return False
+    return True
+
+
 def cmd_run(args) -> int:
+    if not resolve_placement(args):
+        return EXIT_USAGE
     spec, lines = read_spec(args)
     if spec is None:
         return EXIT_ERRORS
@@ -95,8 +111,9 @@ def cmd_run(args) -> int:
         sizes = "/".join(str(splits.size(s)) for s in ("train", "valid", "test"))
         print(f"{spec.name}: {spec.block('classifier')['kind']} on {spec.block('dataset')['kind']} "
               f"({sizes} examples, {splits.n_in} features), batch {optimizer['batch_size']} "
-              f"({n_batches} minibatches/epoch), {args.backend} {args.floatx}; compiling...", flush=True)
-    result = api.train(spec, backend=args.backend, floatX=args.floatx,
+              f"({n_batches} minibatches/epoch), {args.backend}{' on ' + args.device if args.device else ''} "
+              f"{args.floatx}; compiling...", flush=True)
+    result = api.train(spec, backend=args.backend, floatX=args.floatx, device=args.device,
                        on_validation=progress_printer(spec, args.quiet), splits=splits)
     try:
         written = api.save(result, out)
@@ -174,11 +191,13 @@ def cmd_fmt(args) -> int:
 
 
 def cmd_eval(args) -> int:
+    if not resolve_placement(args):
+        return EXIT_USAGE
     spec, lines = read_spec(args)
     if spec is None:
         return EXIT_ERRORS
     try:
-        errors = api.evaluate(spec, args.params, backend=args.backend, floatX=args.floatx)
+        errors = api.evaluate(spec, args.params, backend=args.backend, floatX=args.floatx, device=args.device)
     except SpecError as exc:
         report(exc.diagnostics, lines)
         return EXIT_ERRORS
@@ -199,12 +218,15 @@ def cmd_schema(args) -> int:
 
 
 def add_spec_args(p: argparse.ArgumentParser) -> None:
-    from .compiler_options import BACKEND_NAMES, FLOATX
+    from .compiler_options import BACKEND_NAMES, DEVICES, FLOATX
 
     p.add_argument("spec", help="the .dlt spec file ('-' reads standard input)")
     p.add_argument("--set", action="append", default=[], metavar="BLOCK.KEY=VALUE",
                    help="override a value of the spec, e.g. --set stopping.n_epochs=2 (repeatable)")
-    p.add_argument("--backend", choices=BACKEND_NAMES, default="numba", help="PyTensor backend (default: numba)")
+    p.add_argument("--backend", choices=BACKEND_NAMES, help="PyTensor backend (default: numba), or jax: the same "
+                   "graph through JAX with the data on the device, several minibatches per dispatch")
+    p.add_argument("--device", choices=DEVICES, help="cpu (default), gpu (the jax backend on a GPU) or auto "
+                   "(the GPU if jax sees one, else the CPU)")
     p.add_argument("--floatx", choices=FLOATX, default="float32", help="float type of data and parameters "
                    "(default: float32, as the tutorial on a GPU)")
 

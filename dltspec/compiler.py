@@ -21,7 +21,7 @@ import pytensor
 import pytensor.tensor as pt
 from pytensor.compile.mode import Mode
 
-from .compiler_options import BACKEND_NAMES
+from .compiler_options import PYTENSOR_BACKENDS
 from .data import SPLITS, Splits
 from .spec import Spec
 
@@ -32,7 +32,7 @@ BACKENDS: dict[str, Callable[[], object]] = {
     "python": lambda: "FAST_COMPILE",
 }
 
-assert tuple(BACKENDS) == BACKEND_NAMES, "compiler_options.BACKEND_NAMES must list BACKENDS"
+assert tuple(BACKENDS) == PYTENSOR_BACKENDS, "compiler_options.PYTENSOR_BACKENDS must list BACKENDS"
 
 @dataclass
 class Model:
@@ -164,9 +164,23 @@ class Program:
         fn = self.error_fns[split]
         return float(np.mean([fn(i) for i in range(self.n_batches[split])]))
 
+    def train_chunk(self, start: int, n_steps: int) -> float:
+        """Train on the minibatches of iterations ``start .. start + n_steps - 1``, one call each
+        (minibatch ``iter % n_train_batches``); return the sum of their costs."""
+        n = self.n_batches["train"]
+        return sum(float(self.train_step(i % n)) for i in range(start, start + n_steps))
+
     def values(self) -> dict[str, np.ndarray]:
         """A copy of every parameter's current value."""
         return {name: p.get_value(borrow=False) for name, p in self.params.items()}
+
+    def snapshot(self) -> dict[str, np.ndarray]:
+        """A copy of the current parameters, to keep as the best ones (host arrays here)."""
+        return self.values()
+
+    def arrays(self, snapshot: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The host arrays of a :meth:`snapshot`."""
+        return snapshot
 
     def set_values(self, values: dict[str, np.ndarray]) -> None:
         for name, p in self.params.items():
@@ -184,21 +198,45 @@ def build(spec: Spec, splits: Splits, backend: str = "numba", floatX: str = "flo
         return _build(spec, splits, backend, floatX, training)
 
 
+@dataclass
+class Graph:
+    """The spec's model as symbolic expressions of ``x``, ``y`` and shared variables.
+
+    ``cost`` is the training cost of the minibatch ``(x, y)``, ``updates`` maps each
+    parameter to its new value, ``errors`` is the minibatch's zero-one loss;
+    ``hyper`` are the shared hyper-parameters (learning rate, penalty weights).
+    """
+
+    x: object
+    y: object
+    model: Model
+    cost: object
+    updates: OrderedDict
+    errors: object
+    hyper: list[object]
+
+
+def symbolic(spec: Spec, n_in: int, n_out: int, x, y) -> Graph:
+    """The spec's cost, updates and errors over the minibatch ``(x, y)``, before any compilation."""
+    classifier = spec.block("classifier")
+    model = CLASSIFIERS[classifier["kind"]](classifier, n_in, n_out, x)
+    cost = LOSSES[spec.block("loss")["kind"]](model, y)
+    hyper = []
+    for i, reg in enumerate(spec.regularizers):
+        weight = scalar(reg["weight"], name=f"regularizer{i}.weight")
+        cost = cost + weight * REGULARIZERS[reg["kind"]](model.weights)
+        hyper.append(weight)
+    optimizer = spec.block("optimizer")
+    learning_rate = scalar(optimizer["learning_rate"], name="learning_rate")
+    updates = OPTIMIZERS[optimizer["kind"]](cost, [p for _, p in model.params], learning_rate)
+    return Graph(x, y, model, cost, updates, zero_one(model, y), [learning_rate] + hyper)
+
+
 def _build(spec: Spec, splits: Splits, backend: str, floatX: str, training: bool) -> Program:
     mode = BACKENDS[backend]()
     batch_size = spec.block("optimizer")["batch_size"]
     index = pt.lscalar("index")
-    x = pt.matrix("x")
-    y = pt.ivector("y")
-    classifier = spec.block("classifier")
-    model = CLASSIFIERS[classifier["kind"]](classifier, splits.n_in, n_out_of(spec, splits), x)
-
-    cost = LOSSES[spec.block("loss")["kind"]](model, y)
-    for i, reg in enumerate(spec.regularizers):
-        cost = cost + scalar(reg["weight"], name=f"regularizer{i}.weight") * REGULARIZERS[reg["kind"]](model.weights)
-    optimizer = spec.block("optimizer")
-    learning_rate = scalar(optimizer["learning_rate"], name="learning_rate")
-    updates = OPTIMIZERS[optimizer["kind"]](cost, [p for _, p in model.params], learning_rate)
+    graph = symbolic(spec, splits.n_in, n_out_of(spec, splits), pt.matrix("x"), pt.ivector("y"))
 
     bs = scalar(batch_size, dtype="int64", name="batch_size")
     batch = slice(index * bs, (index + 1) * bs)
@@ -206,15 +244,14 @@ def _build(spec: Spec, splits: Splits, backend: str, floatX: str, training: bool
 
     def givens(split):
         shared_x, shared_y = data[split]
-        return {x: shared_x[batch], y: shared_y[batch]}
+        return {graph.x: shared_x[batch], graph.y: shared_y[batch]}
 
-    train_step = (pytensor.function([index], cost, updates=updates, givens=givens("train"), mode=mode)
+    train_step = (pytensor.function([index], graph.cost, updates=graph.updates, givens=givens("train"), mode=mode)
                   if training else None)
-    errors = zero_one(model, y)
-    error_fns = {split: pytensor.function([index], errors, givens=givens(split), mode=mode)
+    error_fns = {split: pytensor.function([index], graph.errors, givens=givens(split), mode=mode)
                  for split in ("valid", "test")}
     return Program(
-        params=OrderedDict(model.params),
+        params=OrderedDict(graph.model.params),
         train_step=train_step,
         error_fns=error_fns,
         n_batches={split: splits.size(split) // batch_size for split in SPLITS},

@@ -2,7 +2,8 @@
 
 :class:`Patience` holds the loop's arithmetic and is fed validation results,
 so its decisions are testable without training anything; :func:`run_loop`
-is the loop itself, driving any ``train_step`` / ``validate`` callables.
+is the loop itself, driving any ``train_step`` / ``validate`` callables, and
+:func:`run_chunks` the same loop training several minibatches per call.
 """
 from __future__ import annotations
 
@@ -80,44 +81,66 @@ class LoopResult:
     history: list[ValidationPoint] = field(default_factory=list)
 
 
-def run_loop(policy: Patience, train_step: Callable[[int], float], validate: Callable[[], float],
-             on_best: Callable[[int], float | None],
-             on_validation: Callable[[ValidationPoint], None] | None = None,
-             clock: Callable[[], float] = time.perf_counter) -> LoopResult:
-    """Run the tutorial's loop.
+def next_event(policy: Patience, start: int, total: int) -> int:
+    """The last iteration a chunk starting at ``start`` may train before the host must look:
+    the next validation, the iteration where ``patience <= iter`` stops the loop, or the last of
+    ``n_epochs``. Patience only changes at validations, so nothing happens in between."""
+    next_validation = (start // policy.validation_frequency + 1) * policy.validation_frequency - 1
+    stop = max(start, math.ceil(policy.patience))
+    return min(next_validation, stop, total - 1)
 
-    ``train_step(minibatch_index)`` trains on one minibatch and returns its cost;
+
+def run_chunks(policy: Patience, train_chunk: Callable[[int, int], float], validate: Callable[[], float],
+               on_best: Callable[[int], float | None],
+               on_validation: Callable[[ValidationPoint], None] | None = None,
+               clock: Callable[[], float] = time.perf_counter) -> LoopResult:
+    """Run the tutorial's loop, training several minibatches per call.
+
+    ``train_chunk(start, n_steps)`` trains on the minibatches of iterations
+    ``start .. start + n_steps - 1`` (minibatch ``iter % n_train_batches``) and returns
+    the sum of their costs; each chunk ends at the next event (:func:`next_event`),
+    where the host validates and decides exactly as the one-minibatch-per-call loop.
     ``validate()`` returns the mean zero-one loss on the validation set;
     ``on_best(iter)`` is called at each new best (keep a copy of the parameters
     there) and returns the test score measured with them.
     """
-    start = clock()
-    epoch, done, iter_ = 0, False, -1
-    test_score = None
+    start_time = clock()
+    n = policy.n_train_batches
+    total = policy.n_epochs * n
+    iter_, done, test_score = -1, False, None
     history: list[ValidationPoint] = []
-    costs = 0.0
-    n_costs = 0
-    while epoch < policy.n_epochs and not done:
-        epoch += 1
-        for minibatch_index in range(policy.n_train_batches):
-            costs += float(train_step(minibatch_index))
-            n_costs += 1
-            iter_ = (epoch - 1) * policy.n_train_batches + minibatch_index
-            if policy.validates_at(iter_):
-                this_validation_loss = float(validate())
-                is_best = policy.observe(iter_, this_validation_loss)
-                if is_best:
-                    test_score = on_best(iter_)
-                point = ValidationPoint(epoch, minibatch_index + 1, policy.n_train_batches, iter_,
-                                        this_validation_loss, policy.best_validation_loss, is_best,
-                                        test_score if is_best else None, policy.patience,
-                                        costs / n_costs, clock() - start)
-                costs, n_costs = 0.0, 0
-                history.append(point)
-                if on_validation is not None:
-                    on_validation(point)
-            if policy.stops_at(iter_):
-                done = True
-                break
-    return LoopResult(policy.best_validation_loss, policy.best_iter, test_score, epoch, iter_ + 1,
-                      "patience" if done else "n_epochs", clock() - start, history)
+    costs, n_costs = 0.0, 0
+    while iter_ + 1 < total and not done:
+        start = iter_ + 1
+        iter_ = next_event(policy, start, total)
+        costs += float(train_chunk(start, iter_ - start + 1))
+        n_costs += iter_ - start + 1
+        if policy.validates_at(iter_):
+            this_validation_loss = float(validate())
+            is_best = policy.observe(iter_, this_validation_loss)
+            if is_best:
+                test_score = on_best(iter_)
+            point = ValidationPoint(iter_ // n + 1, iter_ % n + 1, n, iter_, this_validation_loss,
+                                    policy.best_validation_loss, is_best, test_score if is_best else None,
+                                    policy.patience, costs / n_costs, clock() - start_time)
+            costs, n_costs = 0.0, 0
+            history.append(point)
+            if on_validation is not None:
+                on_validation(point)
+        done = policy.stops_at(iter_)
+    epochs = iter_ // n + 1 if iter_ >= 0 else policy.n_epochs
+    return LoopResult(policy.best_validation_loss, policy.best_iter, test_score, epochs, iter_ + 1,
+                      "patience" if done else "n_epochs", clock() - start_time, history)
+
+
+def run_loop(policy: Patience, train_step: Callable[[int], float], validate: Callable[[], float],
+             on_best: Callable[[int], float | None],
+             on_validation: Callable[[ValidationPoint], None] | None = None,
+             clock: Callable[[], float] = time.perf_counter) -> LoopResult:
+    """Run the tutorial's loop, one ``train_step(minibatch_index)`` call per minibatch
+    (returning its cost); otherwise as :func:`run_chunks`, whose decisions it shares."""
+
+    def one_call_per_minibatch(start: int, n_steps: int) -> float:
+        return sum(float(train_step(i % policy.n_train_batches)) for i in range(start, start + n_steps))
+
+    return run_chunks(policy, one_call_per_minibatch, validate, on_best, on_validation, clock)

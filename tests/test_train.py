@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from dltspec.train import Patience, run_loop
+from dltspec.train import Patience, run_chunks, run_loop
 
 
 def tutorial_loop(n_train_batches, n_epochs, patience, patience_increase, improvement_threshold, losses):
@@ -114,3 +114,45 @@ def test_result_reports_stop_reason_and_history():
     assert [p.validation_error for p in result.history] == [0.5, 0.4]
     assert [p.is_best for p in result.history] == [True, True]
     assert result.history[-1].mean_cost == 1.0 and result.test_score == 0.25
+
+
+def dltspec_chunked_loop(n_train_batches, n_epochs, patience, patience_increase, improvement_threshold, losses):
+    """:func:`run_chunks` with a trainer that records its chunks: each must end at a validation, at the
+    iteration where patience stops the loop, or at the last iteration of ``n_epochs``."""
+    trace = {"validated_at": [], "patience_after": [], "best_at": [], "tested_at": []}
+    policy = Patience(n_train_batches, n_epochs, patience, patience_increase, improvement_threshold)
+    chunks = []
+
+    def on_validation(point):
+        trace["validated_at"].append(point.iteration)
+        trace["patience_after"].append(point.patience)
+
+    def on_best(iter_):
+        trace["tested_at"].append(iter_)
+        return iter_
+
+    result = run_chunks(policy, lambda start, n: chunks.append((start, n)) or float(n), lambda: next(losses),
+                        on_best, on_validation)
+    assert [start for start, _ in chunks] == [0] + [s + n for s, n in chunks[:-1]]
+    assert sum(n for _, n in chunks) == result.iterations and all(n >= 1 for _, n in chunks)
+    ends = [s + n - 1 for s, n in chunks]
+    assert ends[:-1] == trace["validated_at"][:len(ends) - 1]  # every chunk but the last ends at a validation
+    assert all(p.mean_cost == 1.0 for p in result.history)
+    trace.update(best_iter=result.best_iter, best=result.best_validation_loss, test=result.test_score,
+                 epochs=result.epochs, stop_iter=result.iterations - 1)
+    return trace
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_chunks_make_the_same_decisions_as_the_tutorial(name):
+    *settings, fn = SCENARIOS[name]
+    assert dltspec_chunked_loop(*settings, sequence(fn)) == tutorial_loop(*settings, sequence(fn))
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_chunks_make_the_same_decisions_on_random_sequences(seed):
+    rng = random.Random(seed)
+    settings = (rng.randint(1, 60), rng.randint(1, 30), rng.randint(2, 400), rng.choice([1, 1.5, 2, 3]),
+                rng.choice([0.9, 0.995, 1.0]))
+    losses = [rng.random() for _ in range(10_000)]
+    assert dltspec_chunked_loop(*settings, iter(losses)) == tutorial_loop(*settings, iter(losses))

@@ -1,0 +1,300 @@
+"""Stage 4, compile, for JAX: the spec's PyTensor graph run on one JAX device (a GPU, or the CPU).
+
+The symbolic model comes from :func:`dltspec.compiler.symbolic` (the same registries
+as the PyTensor path); PyTensor rewrites it as its JAX mode does and turns it into a
+pure JAX function with its JAX dispatch (:func:`jax_function`). dltspec then drives it
+with its own jitted functions:
+
+- every split is put on the device once, as ``(n_batches, batch_size, ...)`` arrays
+  (the remainder that does not fill a batch is dropped, as on the PyTensor path):
+  the tutorial's shared variables; only the iteration numbers travel per call;
+- ``train_chunk(start, n_steps)`` trains minibatches ``iter % n_train_batches`` for
+  ``iter`` in ``start .. start + n_steps - 1`` in one dispatch (a ``fori_loop`` with a
+  traced bound: one compilation for every chunk length);
+- ``error(split)`` computes every minibatch's zero-one loss in one dispatch; the mean
+  is taken on the host as :meth:`dltspec.compiler.Program.error` takes it;
+- the parameters stay on the device; a snapshot of the best is a reference to
+  immutable device arrays, copied to the host only when asked (:meth:`JaxProgram.arrays`).
+
+JAX runs with 64-bit types enabled (a process-wide JAX setting; PyTensor's JAX dispatch
+sets it too when imported under float64) so that integer and mean arithmetic is
+PyTensor's; data and parameters keep ``floatX``.
+
+Nothing here imports jax or PyTensor until a program is built or a device is looked up,
+so dltspec works without jax installed (``pip install 'dltspec[jax]'`` adds it).
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .data import SPLITS, Splits
+from .spec import Spec
+
+
+
+class DeviceError(RuntimeError):
+    """The device or backend asked for cannot be used here; the message is one line for the user."""
+
+
+def jax_module():
+    try:
+        import jax
+    except ImportError:
+        raise DeviceError("the jax backend needs jax: pip install 'dltspec[jax]' "
+                          "(for a GPU, jax with CUDA: pip install 'jax[cuda13]')") from None
+    return jax
+
+
+def gpus() -> list:
+    """The GPUs JAX sees (none if jax is missing or has no GPU plugin)."""
+    try:
+        return jax_module().devices("gpu")
+    except (DeviceError, RuntimeError):
+        return []
+
+
+def device(name: str | None):
+    """The JAX device ``name`` stands for: ``cpu``, ``gpu`` (the first GPU), or JAX's default for ``None``."""
+    jax = jax_module()
+    if name is None:
+        return jax.devices()[0]
+    if name == "cpu":
+        return jax.devices("cpu")[0]
+    found = gpus()
+    if not found:
+        seen = ", ".join(str(d) for d in jax.devices())
+        raise DeviceError(f"no GPU found: jax {jax.__version__} sees only {seen} "
+                          "(a GPU needs jax with CUDA: pip install 'jax[cuda13]')")
+    return found[0]
+
+
+def placement(backend: str | None, device_name: str | None) -> tuple[str, str | None]:
+    """``(backend, device)`` for the command-line choices ``--backend`` and ``--device``.
+
+    No device: the backend asked for (default numba); ``jax`` runs on JAX's default device.
+    ``cpu``: the backend asked for, ``jax`` on the CPU. ``gpu``: the jax backend on a GPU,
+    :class:`DeviceError` if there is none. ``auto``: the GPU if JAX sees one, else as ``cpu``.
+    """
+    if device_name == "auto":
+        device_name = "gpu" if backend in (None, "jax") and gpus() else "cpu"
+    if device_name == "gpu":
+        if backend not in (None, "jax"):
+            raise DeviceError(f"--device gpu runs the jax backend, not {backend}: drop --backend {backend}")
+        device("gpu")
+        return "jax", "gpu"
+    if backend == "jax":
+        jax_module()
+        return "jax", device_name
+    return backend or "numba", None
+
+
+def cast(value, dtype):
+    """``value`` as ``dtype`` where it is an array of another dtype (shapes and None pass through)."""
+    return value.astype(dtype) if dtype and getattr(value, "dtype", dtype) != dtype else value
+
+
+def as_declared(convert: Callable) -> Callable:
+    """PyTensor's op conversion, its results cast to the dtypes the graph declares.
+
+    JAX's dispatch of a reduction returns its accumulator's dtype (a float32 ``Sum`` that
+    PyTensor accumulates in float64 comes back as float64); PyTensor rounds it to float32
+    before the next op, and so does this.
+    """
+
+    def convert_node(op, node=None, **kwargs):
+        fn = convert(op, node=node, **kwargs)
+        dtypes = [getattr(out.type, "dtype", None) for out in node.outputs]
+
+        def node_fn(*args):
+            out = fn(*args)
+            if len(dtypes) == 1:
+                return cast(out, dtypes[0])
+            return type(out)(cast(v, d) for v, d in zip(out, dtypes))
+
+        return node_fn
+
+    return convert_node
+
+
+def jax_function(inputs: list, outputs: list) -> Callable:
+    """A pure JAX function of ``inputs`` returning ``outputs`` (a list): the graph rewritten as
+    PyTensor's JAX mode rewrites it, then converted op by op with PyTensor's ``jax_funcify``."""
+    import pytensor
+    from pytensor.compile.mode import get_mode
+    from pytensor.graph.fg import FunctionGraph
+    from pytensor.link.jax.dispatch import jax_funcify, jax_typify
+    from pytensor.link.utils import fgraph_to_python
+
+    mode = get_mode("JAX")
+    fgraph = FunctionGraph(inputs, outputs, clone=True)
+    with pytensor.config.change_flags(mode=mode):
+        mode.optimizer(fgraph)
+    with warnings.catch_warnings():
+        # broadcast checks that JAX cannot trace; every shape here is static
+        warnings.filterwarnings("ignore", message="Skipping Assert", category=UserWarning)
+        return fgraph_to_python(fgraph, as_declared(jax_funcify), type_conversion_fn=jax_typify,
+                                fgraph_name="dltspec_jax_fgraph")
+
+
+def float32_products():
+    """Trace matrix products at full float32 precision: on recent GPUs JAX's default lets XLA use
+    TF32 (10-bit mantissa), which changes the tutorial's figures; PyTensor and PyTorch do not."""
+    import jax
+
+    return jax.default_matmul_precision("highest")
+
+
+def chunk_function(step: Callable, n_train_batches: int) -> Callable:
+    """``train_chunk(params, hyper, x, y, start, n_steps) -> (params, summed cost)``, jitted."""
+    import jax
+    import jax.numpy as jnp
+    from jax import lax
+
+    def train_chunk(params, hyper, x, y, start, n_steps):
+        def body(i, carry):
+            params, total = carry
+            index = (start + i) % n_train_batches
+            *new, cost = step(*params, *hyper, lax.dynamic_index_in_dim(x, index, keepdims=False),
+                              lax.dynamic_index_in_dim(y, index, keepdims=False))
+            return tuple(new), total + cost.astype(total.dtype)
+
+        with float32_products():
+            return lax.fori_loop(0, n_steps, body, (tuple(params), jnp.zeros((), jnp.float64)))
+
+    return jax.jit(train_chunk)
+
+
+def step_function(step: Callable) -> Callable:
+    """``train_step(params, hyper, x, y, index) -> (params, cost)``: one minibatch per dispatch, jitted."""
+    import jax
+    from jax import lax
+
+    def train_step(params, hyper, x, y, index):
+        with float32_products():
+            *new, cost = step(*params, *hyper, lax.dynamic_index_in_dim(x, index, keepdims=False),
+                              lax.dynamic_index_in_dim(y, index, keepdims=False))
+        return tuple(new), cost
+
+    return jax.jit(train_step)
+
+
+def errors_function(errors: Callable) -> Callable:
+    """``errors(params, x, y) -> zero-one loss of each minibatch``, jitted."""
+    import jax
+
+    def per_minibatch(params, x, y):
+        with float32_products():
+            return jax.vmap(lambda xb, yb: errors(*params, xb, yb)[0])(x, y)
+
+    return jax.jit(per_minibatch)
+
+
+@dataclass
+class JaxProgram:
+    """The compiled model on one JAX device; the same interface as :class:`dltspec.compiler.Program`."""
+
+    names: list[str]
+    params: tuple  # device arrays, in update order
+    hyper: tuple  # learning rate, penalty weights: device scalars
+    batches: dict[str, tuple]  # split -> (x, y) of shapes (n_batches, batch_size, n_in), (n_batches, batch_size)
+    n_batches: dict[str, int]
+    floatX: str
+    device: object
+    chunk_fn: Callable
+    step_fn: Callable
+    errors_fn: Callable
+
+    def scalar(self, value: int):
+        """An iteration number on the device (an explicit transfer of 8 bytes)."""
+        import jax
+
+        return jax.device_put(np.int64(value), self.device)
+
+    def train_chunk(self, start: int, n_steps: int):
+        """Train minibatches ``iter % n_train_batches`` for ``iter`` in ``start .. start + n_steps - 1``
+        in one dispatch; return the sum of their costs (a device scalar)."""
+        self.params, total = self.chunk_fn(self.params, self.hyper, *self.batches["train"],
+                                           self.scalar(start), self.scalar(n_steps))
+        return total
+
+    def train_step(self, minibatch_index: int):
+        """Train one minibatch in its own dispatch; return its cost (a device scalar)."""
+        self.params, cost = self.step_fn(self.params, self.hyper, *self.batches["train"],
+                                         self.scalar(minibatch_index))
+        return cost
+
+    def error(self, split: str) -> float:
+        """Mean zero-one loss over the split's full minibatches, averaged as the PyTensor path does.
+
+        A minibatch's loss is its number of mistakes over ``batch_size``, recovered exactly here:
+        XLA may divide by multiplying with ``1 / batch_size``, an ulp away from PyTensor's quotient.
+        """
+        batch_size = self.batches[split][1].shape[1]
+        mistakes = np.rint(np.asarray(self.errors_fn(self.params, *self.batches[split]), np.float64) * batch_size)
+        return float(np.mean(mistakes / batch_size))
+
+    def snapshot(self) -> tuple:
+        """The current parameters, kept on the device (JAX arrays are immutable: no copy needed)."""
+        return self.params
+
+    def arrays(self, snapshot: tuple) -> dict[str, np.ndarray]:
+        """Host copies of a :meth:`snapshot`'s parameters, by name."""
+        return {name: np.array(value) for name, value in zip(self.names, snapshot)}
+
+    def values(self) -> dict[str, np.ndarray]:
+        """A host copy of every parameter's current value."""
+        return self.arrays(self.params)
+
+    def set_values(self, values: dict[str, np.ndarray]) -> None:
+        import jax
+
+        self.params = tuple(jax.device_put(np.asarray(values[name], dtype=p.dtype), self.device)
+                            for name, p in zip(self.names, self.params))
+
+
+def batched(x: np.ndarray, y: np.ndarray, batch_size: int, floatX: str) -> tuple[np.ndarray, np.ndarray]:
+    """A split as full minibatches: ``x`` of shape (n_batches, batch_size, n_in), int32 labels."""
+    n = len(y) // batch_size * batch_size
+    return (np.asarray(x[:n], dtype=floatX).reshape(-1, batch_size, x.shape[1]),
+            np.asarray(y[:n], dtype=np.int32).reshape(-1, batch_size))
+
+
+def build(spec: Spec, splits: Splits, floatX: str = "float32", device_name: str | None = None,
+          training: bool = True) -> JaxProgram:
+    """The spec compiled for JAX on ``device_name`` (see :func:`device`), every split put there once."""
+    jax = jax_module()
+    target = device(device_name)
+    import pytensor
+    import pytensor.link.jax.dispatch  # noqa: F401 - sets jax_enable_x64 from floatX when first imported
+    import pytensor.tensor as pt
+
+    from .compiler import n_out_of, symbolic
+
+    jax.config.update("jax_enable_x64", True)
+    batch_size = spec.block("optimizer")["batch_size"]
+    with pytensor.config.change_flags(floatX=floatX):
+        x = pt.tensor("x", shape=(batch_size, splits.n_in), dtype=floatX)
+        y = pt.tensor("y", shape=(batch_size,), dtype="int32")
+        graph = symbolic(spec, splits.n_in, n_out_of(spec, splits), x, y)
+        params = [p for _, p in graph.model.params]
+        step = (jax_function(params + graph.hyper + [x, y], [graph.updates[p] for p in params] + [graph.cost])
+                if training else None)
+        errors = jax_function(params + [x, y], [graph.errors])
+    splits_used = SPLITS if training else ("valid", "test")
+    n_train_batches = splits.size("train") // batch_size
+    return JaxProgram(
+        names=[name for name, _ in graph.model.params],
+        params=tuple(jax.device_put(p.get_value(), target) for p in params),
+        hyper=tuple(jax.device_put(h.get_value(), target) for h in graph.hyper),
+        batches={s: jax.device_put(batched(*splits.arrays[s], batch_size, floatX), target) for s in splits_used},
+        n_batches={s: splits.size(s) // batch_size for s in SPLITS},
+        floatX=floatX,
+        device=target,
+        chunk_fn=chunk_function(step, n_train_batches) if training else None,
+        step_fn=step_function(step) if training else None,
+        errors_fn=errors_function(errors),
+    )

@@ -1,0 +1,234 @@
+"""The JAX path: several minibatches per dispatch, data resident on the device, and the same
+decisions as PyTensor's one-call-per-minibatch loop.
+
+These run on JAX-CPU (CI installs jax through the ``test`` extra); on a GPU machine the same
+code runs there. Only the tests that need jax skip when it is not importable.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import dltspec
+from dltspec import api
+from dltspec.train import Patience, run_chunks, run_loop
+
+from .conftest import SPECS
+
+needs_jax = pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
+
+LOGISTIC = """\
+dataset digits { seed = 0 }
+classifier logistic { n_out = 10 }
+loss nll
+regularizer l2 { weight = 0.0001 }
+optimizer sgd { learning_rate = 0.1  batch_size = 20 }
+stopping patience { n_epochs = 4  patience = 2000 }
+"""
+MLP = """\
+dataset digits { seed = 0 }
+classifier mlp { hidden = [16]  activation = tanh  seed = 3 }
+loss nll
+regularizer l1 { weight = 0.0001 }
+regularizer l2 { weight = 0.0001 }
+optimizer sgd { learning_rate = 0.05  batch_size = 20 }
+stopping patience { n_epochs = 3  patience = 2000 }
+"""
+# validation every 30 minibatches (patience // 2), 53 minibatches per epoch; patience grows to
+# 1.5 * iter (not an integer): it stops the loop in the 5th epoch, between two validations
+PATIENCE_STOPS = ["stopping.patience=60", "stopping.patience_increase=1.5", "stopping.improvement_threshold=0.95",
+                  "stopping.n_epochs=50"]
+
+
+def pytensor_loop(spec, backend: str, floatX: str):
+    """The reference: PyTensor, one compiled call per minibatch, through :func:`run_loop`."""
+    from dltspec.compiler import build
+
+    program = build(spec, api.load_data(spec), backend=backend, floatX=floatX)
+    policy = Patience.from_block(spec.block("stopping"), program.n_batches["train"])
+    best = {}
+
+    def on_best(iter_):
+        best.update(program.values())
+        return program.error("test")
+
+    loop = run_loop(policy, program.train_step, lambda: program.error("valid"), on_best)
+    return loop, best
+
+
+def decisions(history):
+    return [(p.epoch, p.minibatch, p.iteration, p.validation_error, p.best_validation_error, p.is_best,
+             p.test_error, p.patience) for p in history]
+
+
+def assert_same_run(result: dltspec.Result, loop, best, rtol: float):
+    assert decisions(result.history) == decisions(loop.history)
+    assert (result.best_iteration, result.epochs, result.iterations, result.stopped_by) == \
+        (loop.best_iter + 1, loop.epochs, loop.iterations, loop.stopped_by)
+    assert (result.best_validation_error, result.test_error) == (loop.best_validation_loss, loop.test_score)
+    np.testing.assert_allclose([p.mean_cost for p in result.history], [p.mean_cost for p in loop.history],
+                               rtol=rtol)
+    assert set(result.params) == set(best)
+    for name, value in best.items():
+        assert result.params[name].dtype == value.dtype
+        np.testing.assert_allclose(result.params[name], value, rtol=rtol, atol=rtol)
+
+
+@needs_jax
+@pytest.mark.parametrize("overrides, stopped_by", [(PATIENCE_STOPS, "patience"), ([], "n_epochs")])
+def test_float64_chunks_match_pytensor_one_call_per_minibatch(overrides, stopped_by):
+    spec = dltspec.read(text=LOGISTIC, overrides=overrides)
+    loop, best = pytensor_loop(spec, "python", "float64")
+    result = dltspec.train(spec, backend="jax", floatX="float64", device="cpu")
+    assert result.stopped_by == stopped_by and len(result.history) >= 3
+    if stopped_by == "patience":
+        assert result.iterations % 53 != 0 and not any(p.iteration == result.iterations - 1 for p in result.history)
+    assert result.params["output.W"].dtype == np.float64
+    assert_same_run(result, loop, best, rtol=1e-9)
+
+
+@needs_jax
+def test_float32_mlp_makes_the_same_decisions_as_pytensor_numba():
+    spec = dltspec.read(text=MLP)
+    loop, best = pytensor_loop(spec, "numba", "float32")
+    result = dltspec.train(spec, backend="jax", floatX="float32", device="cpu")
+    assert result.params["hidden0.W"].dtype == np.float32 and len(result.history) == 3
+    assert_same_run(result, loop, best, rtol=2e-5)
+
+
+def jax_program(text: str, overrides=(), floatX="float32"):
+    from dltspec.jax_backend import build
+
+    spec = dltspec.read(text=text, overrides=list(overrides))
+    return spec, build(spec, api.load_data(spec), floatX=floatX, device_name="cpu")
+
+
+def jax_run(program, spec, chunked: bool):
+    policy = Patience.from_block(spec.block("stopping"), program.n_batches["train"])
+    best = []
+
+    def on_best(iter_):
+        best[:] = [program.snapshot()]
+        return program.error("test")
+
+    validate = lambda: program.error("valid")  # noqa: E731
+    loop = (run_chunks(policy, program.train_chunk, validate, on_best) if chunked
+            else run_loop(policy, program.train_step, validate, on_best))
+    return loop, program.arrays(best[0]), program.values()
+
+
+@needs_jax
+@pytest.mark.parametrize("overrides", [PATIENCE_STOPS, []])
+def test_chunks_and_one_dispatch_per_minibatch_give_bitwise_identical_parameters(overrides):
+    spec, program = jax_program(MLP, overrides)
+    initial = program.values()
+    chunked = jax_run(program, spec, chunked=True)
+    program.set_values(initial)
+    one_by_one = jax_run(program, spec, chunked=False)
+    assert decisions(chunked[0].history) == decisions(one_by_one[0].history)
+    assert chunked[0].iterations == one_by_one[0].iterations
+    for got, want in zip(chunked[1:], one_by_one[1:]):  # best and last parameters
+        assert all(np.array_equal(got[name], want[name]) for name in want)
+    assert not np.array_equal(chunked[1]["hidden0.W"], initial["hidden0.W"])
+
+
+@needs_jax
+def test_data_and_parameters_stay_on_the_device():
+    import jax
+
+    _spec, program = jax_program(LOGISTIC)
+    arrays = [a for pair in program.batches.values() for a in pair] + list(program.params) + list(program.hyper)
+    for a in arrays:
+        assert isinstance(a, jax.Array) and a.committed and a.devices() == {program.device}
+    assert program.batches["train"][0].shape == (53, 20, 64) and program.batches["train"][1].dtype == np.int32
+
+    with pytest.raises(Exception, match="host-to-device"):  # the guard does catch an implicit copy here
+        with jax.transfer_guard_host_to_device("disallow"):
+            jax.jit(lambda a: a + 1)(np.ones(3))
+    with jax.transfer_guard_host_to_device("disallow"), jax.transfer_guard_device_to_host("disallow"):
+        cost = program.train_chunk(0, 60)  # only the two iteration numbers travel, explicitly
+    assert isinstance(cost, jax.Array) and all(isinstance(p, jax.Array) for p in program.params)
+    with jax.transfer_guard_host_to_device("disallow"):
+        assert 0 <= program.error("valid") < 1
+
+
+@needs_jax
+def test_one_compilation_serves_every_chunk_length():
+    _spec, program = jax_program(LOGISTIC)
+    for start, n_steps in [(0, 1), (1, 29), (30, 30), (60, 7)]:
+        program.train_chunk(start, n_steps)
+    assert program.chunk_fn._cache_size() == 1
+
+
+@needs_jax
+def test_evaluate_with_jax_matches_pytensor(tmp_path):
+    spec = dltspec.read(text=LOGISTIC, overrides=["stopping.n_epochs=1"])
+    path = dltspec.save(dltspec.train(spec, backend="jax", device="cpu"), tmp_path / "best.pkl")
+    assert dltspec.evaluate(spec, path, backend="jax", device="cpu") == dltspec.evaluate(spec, path)
+
+
+def test_placement_follows_backend_and_device(monkeypatch):
+    from dltspec import jax_backend
+
+    monkeypatch.setattr(jax_backend, "gpus", lambda: [])
+    monkeypatch.setattr(jax_backend, "jax_module", lambda: None)
+    assert jax_backend.placement(None, None) == ("numba", None)
+    assert jax_backend.placement("c", "cpu") == ("c", None)
+    assert jax_backend.placement("jax", None) == ("jax", None)
+    assert jax_backend.placement("jax", "cpu") == ("jax", "cpu")
+    assert jax_backend.placement(None, "auto") == ("numba", None)
+    assert jax_backend.placement("jax", "auto") == ("jax", "cpu")
+    with pytest.raises(jax_backend.DeviceError, match="--device gpu runs the jax backend, not numba"):
+        jax_backend.placement("numba", "gpu")
+    monkeypatch.setattr(jax_backend, "gpus", lambda: ["gpu0"])
+    monkeypatch.setattr(jax_backend, "device", lambda name: name)
+    assert jax_backend.placement(None, "auto") == ("jax", "gpu")
+    assert jax_backend.placement(None, "gpu") == ("jax", "gpu")
+    assert jax_backend.placement("numba", "auto") == ("numba", None)
+
+
+def test_without_jax_the_jax_backend_is_a_one_line_error(monkeypatch):
+    from dltspec import jax_backend
+
+    monkeypatch.setitem(sys.modules, "jax", None)  # import jax raises ImportError
+    assert jax_backend.gpus() == [] and jax_backend.placement(None, "auto") == ("numba", None)
+    with pytest.raises(jax_backend.DeviceError, match=r"needs jax: pip install 'dltspec\[jax\]'"):
+        jax_backend.placement("jax", None)
+
+
+def test_dltspec_imports_no_jax():
+    code = "import sys, dltspec, dltspec.cli, dltspec.jax_backend; assert 'jax' not in sys.modules"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
+
+
+def run_cli(*args, cwd, **env):
+    return subprocess.run([sys.executable, "-m", "dltspec", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=600, env={**os.environ, **env})
+
+
+def test_device_gpu_without_a_gpu_is_a_one_line_usage_error(tmp_path):
+    done = run_cli("run", str(SPECS / "digits.dlt"), "--device", "gpu", cwd=tmp_path, JAX_PLATFORMS="cpu")
+    assert done.returncode == 2 and done.stdout == ""
+    assert len(done.stderr.splitlines()) == 1 and done.stderr.startswith("dltspec run: ")
+    assert "GPU" in done.stderr or "needs jax" in done.stderr
+    assert not (tmp_path / "digits.best.pkl").exists()
+
+
+@needs_jax
+def test_cli_runs_and_evaluates_on_the_jax_backend(tmp_path):
+    done = run_cli("run", str(SPECS / "digits.dlt"), "--set", "stopping.n_epochs=2", "--backend", "jax",
+                   "--device", "cpu", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].endswith("(53 minibatches/epoch), jax on cpu float32; compiling...")
+    assert "2 epochs (n_epochs)" in lines[-2] and (tmp_path / "digits.best.pkl").is_file()
+    valid = lines[-2].split("best validation error ")[1].split(" %")[0]
+    evaluated = run_cli("eval", str(SPECS / "digits.dlt"), "--params", "digits.best.pkl", "--backend", "jax",
+                        cwd=tmp_path)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert evaluated.stdout.startswith(f"validation error {valid} %, test error ")

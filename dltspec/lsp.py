@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from lsprotocol import types
+from pygls.lsp.server import LanguageServer
 
 from . import __version__, schema as vocab
 from .api import diagnose
@@ -195,18 +196,21 @@ class Reader:
     key: str | None = None
     depth: int = 0  # of [ ] inside a value
     roles: dict[int, Role] = field(default_factory=dict)  # token start -> role
+    seen: tuple[int, int] = (0, 0)  # (offset, its 0-based line): lines are counted once, going forward
 
     def context(self) -> Context:
         if self.block is None:
             return Context("top")
-        if not self.block.is_open:
-            return Context("header", self.block)
+        if not self.block.is_open:  # a copy: the word under the cursor may yet become its label
+            return Context("header", replace(self.block))
         if self.depth or self.expect == "value":
             return Context("value", self.block, self.key)
         return Context("key", self.block)
 
     def line(self, token: Token) -> int:
-        return self.text.count("\n", 0, token.start)
+        offset, line = self.seen
+        self.seen = (token.start, line + self.text.count("\n", offset, token.start))
+        return self.seen[1]
 
     def is_new_kind(self, name: str) -> bool:
         block = self.block
@@ -275,7 +279,7 @@ def read_around(text: str, offset: int) -> tuple[Context | None, str]:
     for token in all_tokens:
         if context is None and token.start >= word_start:
             context = reader.context()
-        reader.read(token, counts=token.start != word_start)
+        reader.read(token, counts=not (word and token.start == word_start))
     return (context or reader.context()), (word.group() if word else "")
 
 
@@ -450,10 +454,8 @@ def log(message: str) -> None:
     print(f"dltspec lsp: {message}", file=sys.stderr, flush=True)
 
 
-def server():
+def server() -> LanguageServer:
     """The language server: diagnostics on open and change, completion and hover."""
-    from pygls.lsp.server import LanguageServer
-
     ls = LanguageServer("dltspec", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
 
     def encoding() -> str:
@@ -470,24 +472,24 @@ def server():
             uri=uri, version=document.version, diagnostics=found))
 
     @ls.feature(types.TEXT_DOCUMENT_DID_OPEN)
-    def did_open(ls_, params: types.DidOpenTextDocumentParams) -> None:
+    def did_open(params: types.DidOpenTextDocumentParams) -> None:
         publish(params.text_document.uri)
 
     @ls.feature(types.TEXT_DOCUMENT_DID_CHANGE)
-    def did_change(ls_, params: types.DidChangeTextDocumentParams) -> None:
+    def did_change(params: types.DidChangeTextDocumentParams) -> None:
         publish(params.text_document.uri)
 
     @ls.feature(types.TEXT_DOCUMENT_DID_SAVE)
-    def did_save(ls_, params: types.DidSaveTextDocumentParams) -> None:
+    def did_save(params: types.DidSaveTextDocumentParams) -> None:
         publish(params.text_document.uri)
 
     @ls.feature(types.TEXT_DOCUMENT_DID_CLOSE)
-    def did_close(ls_, params: types.DidCloseTextDocumentParams) -> None:
+    def did_close(params: types.DidCloseTextDocumentParams) -> None:
         ls.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=params.text_document.uri,
                                                                             diagnostics=[]))
 
     @ls.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=["=", "{"]))
-    def complete(ls_, params: types.CompletionParams) -> types.CompletionList:
+    def complete(params: types.CompletionParams) -> types.CompletionList:
         document = ls.workspace.get_text_document(params.text_document.uri)
         try:
             items = completions(document.source, params.position.line, params.position.character, encoding())
@@ -497,7 +499,7 @@ def server():
         return types.CompletionList(is_incomplete=False, items=items)
 
     @ls.feature(types.TEXT_DOCUMENT_HOVER)
-    def on_hover(ls_, params: types.HoverParams) -> types.Hover | None:
+    def on_hover(params: types.HoverParams) -> types.Hover | None:
         document = ls.workspace.get_text_document(params.text_document.uri)
         try:
             return hover(document.source, params.position.line, params.position.character, encoding())

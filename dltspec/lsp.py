@@ -450,6 +450,20 @@ def hover(text: str, line: int, character: int, encoding: str = UTF16) -> types.
 
 # -- the protocol ----------------------------------------------------------------
 
+def plain(content: types.MarkupContent) -> types.MarkupContent:
+    """Markdown as plain text, for clients that take no Markdown (``**key**`` -> ``key``)."""
+    return types.MarkupContent(kind=types.MarkupKind.PlainText, value=content.value.replace("**", "").replace("`", ""))
+
+
+def takes_markdown(capabilities: types.ClientCapabilities, *path: str) -> bool:
+    """Whether the formats the client lists at ``path`` (from ``text_document``) include Markdown
+    (a client that lists none gets plain text)."""
+    node = capabilities.text_document
+    for name in path:
+        node = getattr(node, name, None) if node is not None else None
+    return node is not None and types.MarkupKind.Markdown in node
+
+
 def log(message: str) -> None:
     print(f"dltspec lsp: {message}", file=sys.stderr, flush=True)
 
@@ -496,16 +510,22 @@ def server() -> LanguageServer:
         except Exception as exc:
             log(f"completion failed: {type(exc).__name__}: {exc}")
             items = []
+        if not takes_markdown(ls.client_capabilities, "completion", "completion_item", "documentation_format"):
+            for item in items:
+                item.documentation = plain(item.documentation).value if item.documentation else None
         return types.CompletionList(is_incomplete=False, items=items)
 
     @ls.feature(types.TEXT_DOCUMENT_HOVER)
     def on_hover(params: types.HoverParams) -> types.Hover | None:
         document = ls.workspace.get_text_document(params.text_document.uri)
         try:
-            return hover(document.source, params.position.line, params.position.character, encoding())
+            shown = hover(document.source, params.position.line, params.position.character, encoding())
         except Exception as exc:
             log(f"hover failed: {type(exc).__name__}: {exc}")
             return None
+        if shown is not None and not takes_markdown(ls.client_capabilities, "hover", "content_format"):
+            shown.contents = plain(shown.contents)
+        return shown
 
     return ls
 

@@ -19,6 +19,9 @@ from dltspec.lsp import (completions, from_client_character, hover, lsp_diagnost
 
 from .conftest import DIGITS, SPECS
 
+# pytest-lsp checks what the server sends against the client's capabilities: a mismatch fails.
+pytestmark = pytest.mark.filterwarnings("error::pytest_lsp.LspSpecificationWarning")
+
 # The error (n_train = 0) comes after "é" (1 UTF-16 unit, 2 UTF-8 bytes) and "😀" (2 units, 4 bytes):
 # it is code point 53 of the line, UTF-16 character 54, UTF-8 byte 57.
 ACCENTED = 'dataset mnist { path = "données/😀.pkl.gz"  n_train = 0 }'
@@ -290,7 +293,10 @@ async def test_server_clean_spec_completion_and_hover(client: LanguageClient):
         document, types.Position(1, len("classifier logistic { "))))
     assert labels(listed.items) == ["n_in"]
     shown = await client.text_document_hover_async(types.HoverParams(document, types.Position(4, 22)))
-    assert shown.contents.value.startswith("**n_epochs** in `stopping patience`")
+    if client.capabilities.text_document.hover.content_format[0] == types.MarkupKind.Markdown:
+        assert shown.contents.value.startswith("**n_epochs** in `stopping patience`")
+    else:
+        assert shown.contents.value.startswith("n_epochs in stopping patience")
     assert "- default: `1000`" in shown.contents.value
 
 

@@ -17,7 +17,7 @@ from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 from dltspec.lsp import (completions, from_client_character, hover, lsp_diagnostics, to_client_character,
                          to_utf16_position)
 
-from .conftest import DIGITS, SPECS
+from .conftest import DIGITS, ROOT, SPECS
 
 # pytest-lsp checks what the server sends against the client's capabilities: a mismatch fails.
 pytestmark = pytest.mark.filterwarnings("error::pytest_lsp.LspSpecificationWarning")
@@ -310,3 +310,10 @@ async def test_server_survives_garbage(client: LanguageClient):
         types.TextDocumentIdentifier(uri=uri), types.Position(0, 1)))
     assert "The model that maps" in shown.contents.value
     assert client.messages == []
+
+
+def test_keystroke_benchmark_stays_within_50_ms():
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "lsp_keystroke.py"), "--keystrokes", "20"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "budget 50 ms: ok" in done.stdout

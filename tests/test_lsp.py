@@ -317,3 +317,25 @@ def test_keystroke_benchmark_stays_within_50_ms():
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "budget 50 ms: ok" in done.stdout
+
+
+def test_textmate_grammar_names_the_schemas_kinds_and_its_patterns_match():
+    import json
+    import re
+
+    from dltspec.schema import block_kinds
+
+    grammar = json.loads((ROOT / "editors" / "dlt.tmLanguage.json").read_text(encoding="utf-8"))
+    assert grammar["scopeName"] == "source.dlt" and grammar["fileTypes"] == ["dlt"]
+    rules = grammar["repository"]
+    header = re.compile(rules["header"]["match"])
+    assert re.search(r"\((.*?)\)", rules["header"]["match"]).group(1).split("|") == block_kinds()
+    assert header.match("classifier mlp {").groups() == ("classifier", "mlp")
+    assert header.match("  save").group(1) == "save" and header.match("saved x") is None
+    assert re.compile(rules["key"]["match"]).search("{ learning_rate = 0.1").group(1) == "learning_rate"
+    number = re.compile(rules["number"]["match"])
+    assert [m.group() for m in number.finditer("[1e-4, -0.1, .5, 2.] n_in x1")] == ["1e-4", "-0.1", ".5", "2."]
+    assert re.compile(rules["boolean"]["match"]).findall("true false trueish") == ["true", "false"]
+    assert re.compile(rules["comment"]["match"], re.M).search('x = 1 # note "é"').group() == '# note "é"'
+    escape = re.compile(rules["string"]["patterns"][0]["match"])
+    assert escape.findall(r'"a\"b\\n"') == [r"\"", "\\\\"]

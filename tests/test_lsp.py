@@ -339,3 +339,12 @@ def test_textmate_grammar_names_the_schemas_kinds_and_its_patterns_match():
     assert re.compile(rules["comment"]["match"], re.M).search('x = 1 # note "é"').group() == '# note "é"'
     escape = re.compile(rules["string"]["patterns"][0]["match"])
     assert escape.findall(r'"a\"b\\n"') == [r"\"", "\\\\"]
+
+
+def test_notes_follow_the_message():
+    from dltspec.diagnostics import Span, warning
+    from dltspec.lsp import lsp_diagnostic
+
+    found = lsp_diagnostic(warning("DLT302", "too big", Span("f", 2, 3, 2, 5), "a note", "another"), ["", "ab😀d"])
+    assert found.message == "too big\nnote: a note\nnote: another"
+    assert found.range == types.Range(types.Position(1, 2), types.Position(1, 5))

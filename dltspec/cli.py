@@ -217,6 +217,18 @@ def cmd_schema(args) -> int:
     return EXIT_OK
 
 
+def cmd_lsp(args) -> int:
+    try:
+        from .lsp import serve
+    except ImportError as exc:
+        if exc.name not in ("pygls", "lsprotocol") and not str(exc.name).startswith(("pygls.", "lsprotocol.")):
+            raise
+        print("dltspec lsp: the language server needs pygls: pip install 'dltspec[lsp]'", file=sys.stderr)
+        return EXIT_USAGE
+    serve()
+    return EXIT_OK
+
+
 def add_spec_args(p: argparse.ArgumentParser) -> None:
     from .compiler_options import BACKEND_NAMES, DEVICES, FLOATX
 
@@ -273,6 +285,11 @@ def parser() -> argparse.ArgumentParser:
     sch = sub.add_parser("schema", help="print the JSON Schema of the spec language")
     sch.add_argument("--markdown", action="store_true", help="print the reference of every block and key instead")
     sch.set_defaults(handler=cmd_schema)
+
+    lsp = sub.add_parser("lsp", help="run the language server for editors (LSP over stdio)")
+    lsp.add_argument("--stdio", action="store_true", help="talk over standard input and output (the default "
+                     "and only transport; accepted because clients pass it)")
+    lsp.set_defaults(handler=cmd_lsp)
     return p
 
 

@@ -37,3 +37,44 @@ def variants(kind: str) -> list[str]:
 
 def block_kinds() -> list[str]:
     return list(schema()["properties"])
+
+
+# -- lookups for editors (completion and hover) ---------------------------------
+
+def kind_description(kind: str) -> str:
+    """What a block kind is for (``optimizer`` -> "How parameters are updated ...")."""
+    prop = schema()["properties"].get(kind, {})
+    return prop.get("description", (block_schema(kind) or {}).get("description", ""))
+
+
+def label_key(kind: str) -> str:
+    """The key a block's label sets: ``kind`` (``optimizer sgd``) or ``path`` (``save "x.pkl"``)."""
+    return (block_schema(kind) or {}).get("x-label", "kind")
+
+
+def block_keys(kind: str, label: str | None = None) -> dict[str, dict]:
+    """The keys a block may set in its body, each with its schema, in schema order.
+
+    For a union kind, the keys of variant ``label``; without a known label (or default kind),
+    the keys of every variant, ``kind`` included. ``kind`` itself is left out once a label gives it.
+    """
+    block = block_schema(kind)
+    if block is None:
+        return {}
+    labels = variants(kind)
+    if not labels:
+        return dict(block.get("properties", {}))
+    label = label if label in labels else block.get("properties", {}).get("kind", {}).get("default")
+    chosen = [label] if label in labels else labels
+    keys: dict[str, dict] = {} if label in labels else {"kind": block["properties"]["kind"]}
+    for name in chosen:
+        for key, sub in variant(kind, name).get("properties", {}).items():
+            if key != "kind":
+                keys.setdefault(key, sub)
+    return keys
+
+
+def is_required(kind: str, label: str | None, key: str) -> bool:
+    """Whether ``key`` must be given in a ``kind label`` block."""
+    definition = variant(kind, label) if label is not None and variants(kind) else block_schema(kind)
+    return key in (definition or {}).get("required", [])

@@ -44,10 +44,9 @@ def tutorial_loop(n_train_batches, n_epochs, patience, patience_increase, improv
     return trace
 
 
-def dltspec_loop(n_train_batches, n_epochs, patience, patience_increase, improvement_threshold, losses):
+def traced(run) -> dict:
+    """What a loop decided: ``run(on_best, on_validation)`` runs it and returns its ``LoopResult``."""
     trace = {"validated_at": [], "patience_after": [], "best_at": [], "tested_at": []}
-    policy = Patience(n_train_batches, n_epochs, patience, patience_increase, improvement_threshold)
-    steps = []
 
     def on_validation(point):
         trace["validated_at"].append(point.iteration)
@@ -57,10 +56,19 @@ def dltspec_loop(n_train_batches, n_epochs, patience, patience_increase, improve
         trace["tested_at"].append(iter_)
         return iter_
 
-    result = run_loop(policy, lambda i: steps.append(i) or 0.0, lambda: next(losses), on_best, on_validation)
-    assert steps == [i % n_train_batches for i in range(result.iterations)]
+    result = run(on_best, on_validation)
     trace.update(best_iter=result.best_iter, best=result.best_validation_loss, test=result.test_score,
-                 epochs=result.epochs, stop_iter=result.iterations - 1)
+                 epochs=result.epochs, stop_iter=result.iterations - 1, result=result)
+    return trace
+
+
+def dltspec_loop(n_train_batches, n_epochs, patience, patience_increase, improvement_threshold, losses):
+    """:func:`run_loop`, one call per minibatch, each with the right minibatch index."""
+    policy = Patience(n_train_batches, n_epochs, patience, patience_increase, improvement_threshold)
+    steps = []
+    trace = traced(lambda on_best, on_validation: run_loop(
+        policy, lambda i: steps.append(i) or 0.0, lambda: next(losses), on_best, on_validation))
+    assert steps == [i % n_train_batches for i in range(trace.pop("result").iterations)]
     return trace
 
 
@@ -85,21 +93,6 @@ def sequence(fn):
         k += 1
 
 
-@pytest.mark.parametrize("name", list(SCENARIOS))
-def test_same_decisions_as_the_tutorial(name):
-    *settings, fn = SCENARIOS[name]
-    assert dltspec_loop(*settings, sequence(fn)) == tutorial_loop(*settings, sequence(fn))
-
-
-@pytest.mark.parametrize("seed", range(25))
-def test_same_decisions_on_random_sequences(seed):
-    rng = random.Random(seed)
-    settings = (rng.randint(1, 60), rng.randint(1, 30), rng.randint(2, 400), rng.choice([1, 1.5, 2, 3]),
-                rng.choice([0.9, 0.995, 1.0]))
-    losses = [rng.random() for _ in range(10_000)]
-    assert dltspec_loop(*settings, iter(losses)) == tutorial_loop(*settings, iter(losses))
-
-
 def test_validation_frequency_default_and_override():
     assert Patience(83, 1000, 5000, 2, 0.995).validation_frequency == 83
     assert Patience(2500, 1000, 10000, 2, 0.995).validation_frequency == 2500
@@ -119,40 +112,35 @@ def test_result_reports_stop_reason_and_history():
 def dltspec_chunked_loop(n_train_batches, n_epochs, patience, patience_increase, improvement_threshold, losses):
     """:func:`run_chunks` with a trainer that records its chunks: each must end at a validation, at the
     iteration where patience stops the loop, or at the last iteration of ``n_epochs``."""
-    trace = {"validated_at": [], "patience_after": [], "best_at": [], "tested_at": []}
     policy = Patience(n_train_batches, n_epochs, patience, patience_increase, improvement_threshold)
     chunks = []
-
-    def on_validation(point):
-        trace["validated_at"].append(point.iteration)
-        trace["patience_after"].append(point.patience)
-
-    def on_best(iter_):
-        trace["tested_at"].append(iter_)
-        return iter_
-
-    result = run_chunks(policy, lambda start, n: chunks.append((start, n)) or float(n), lambda: next(losses),
-                        on_best, on_validation)
+    trace = traced(lambda on_best, on_validation: run_chunks(
+        policy, lambda start, n: chunks.append((start, n)) or float(n), lambda: next(losses), on_best,
+        on_validation))
+    result = trace.pop("result")
     assert [start for start, _ in chunks] == [0] + [s + n for s, n in chunks[:-1]]
     assert sum(n for _, n in chunks) == result.iterations and all(n >= 1 for _, n in chunks)
     ends = [s + n - 1 for s, n in chunks]
     assert ends[:-1] == trace["validated_at"][:len(ends) - 1]  # every chunk but the last ends at a validation
     assert all(p.mean_cost == 1.0 for p in result.history)
-    trace.update(best_iter=result.best_iter, best=result.best_validation_loss, test=result.test_score,
-                 epochs=result.epochs, stop_iter=result.iterations - 1)
     return trace
 
 
+LOOPS = {"one call per minibatch": lambda *a: dltspec_loop(*a), "chunks": lambda *a: dltspec_chunked_loop(*a)}
+
+
+@pytest.mark.parametrize("loop", LOOPS)
 @pytest.mark.parametrize("name", list(SCENARIOS))
-def test_chunks_make_the_same_decisions_as_the_tutorial(name):
+def test_same_decisions_as_the_tutorial(loop, name):
     *settings, fn = SCENARIOS[name]
-    assert dltspec_chunked_loop(*settings, sequence(fn)) == tutorial_loop(*settings, sequence(fn))
+    assert LOOPS[loop](*settings, sequence(fn)) == tutorial_loop(*settings, sequence(fn))
 
 
+@pytest.mark.parametrize("loop", LOOPS)
 @pytest.mark.parametrize("seed", range(25))
-def test_chunks_make_the_same_decisions_on_random_sequences(seed):
+def test_same_decisions_on_random_sequences(loop, seed):
     rng = random.Random(seed)
     settings = (rng.randint(1, 60), rng.randint(1, 30), rng.randint(2, 400), rng.choice([1, 1.5, 2, 3]),
                 rng.choice([0.9, 0.995, 1.0]))
     losses = [rng.random() for _ in range(10_000)]
-    assert dltspec_chunked_loop(*settings, iter(losses)) == tutorial_loop(*settings, iter(losses))
+    assert LOOPS[loop](*settings, iter(losses)) == tutorial_loop(*settings, iter(losses))

@@ -303,9 +303,9 @@ async def test_server_clean_spec_completion_and_hover(client: LanguageClient):
 @pytest.mark.asyncio
 async def test_server_survives_garbage(client: LanguageClient):
     uri = await open_document(client, "garbage.dlt", GARBAGE[0])
-    assert client.diagnostics[uri][0].code == "DLT101"
+    assert "DLT101" in {d.code for d in client.diagnostics[uri]}
     uri = await open_document(client, "deep.dlt", GARBAGE[3])
-    assert client.diagnostics[uri][0].code == "DLT101"
+    assert "DLT101" in {d.code for d in client.diagnostics[uri]}
     shown = await client.text_document_hover_async(types.HoverParams(
         types.TextDocumentIdentifier(uri=uri), types.Position(0, 1)))
     assert "The model that maps" in shown.contents.value

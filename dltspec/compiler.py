@@ -137,12 +137,34 @@ def zero_one(model: Model, y):
     return pt.mean(pt.neq(model.y_pred, y))
 
 
-def shared_dataset(x: np.ndarray, y: np.ndarray):
-    """Store a split in shared variables; labels as floatX, used through an int32 cast (digest §2)."""
+def floatx_split(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A split as floatX arrays for shared storage (labels too, digest §2); ``x`` is not copied
+    when it is floatX already."""
     floatX = pytensor.config.floatX
-    shared_x = pytensor.shared(np.asarray(x, dtype=floatX), borrow=True)
-    shared_y = pytensor.shared(np.asarray(y, dtype=floatX), borrow=True)
-    return shared_x, pt.cast(shared_y, "int32")
+    return np.asarray(x, dtype=floatX), np.asarray(y, dtype=floatX)
+
+
+def shared_dataset(x: np.ndarray, y: np.ndarray):
+    """Store a split in shared variables (borrowed: no copy); labels are used through an int32 cast."""
+    return pytensor.shared(x, borrow=True), pytensor.shared(y, borrow=True)
+
+
+@dataclass
+class EvalSet:
+    """The validation and test splits behind one compiled error function.
+
+    The split to evaluate is put into the same shared variables (borrowed, never copied)
+    before its minibatches are evaluated, so the error function is compiled once, not per split.
+    """
+
+    shared_x: object
+    shared_y: object
+    arrays: dict[str, tuple[np.ndarray, np.ndarray]]
+
+    def select(self, split: str) -> None:
+        x, y = self.arrays[split]
+        self.shared_x.set_value(x, borrow=True)
+        self.shared_y.set_value(y, borrow=True)
 
 
 def scalar(value, dtype=None, name=None):
@@ -155,14 +177,15 @@ class Program:
 
     params: dict[str, object]
     train_step: Callable[[int], float] | None
-    error_fns: dict[str, Callable[[int], float]]
+    error_fn: Callable[[int], float]
+    eval_set: EvalSet
     n_batches: dict[str, int]
     floatX: str
 
     def error(self, split: str) -> float:
         """Mean zero-one loss over the split's full minibatches (the remainder is dropped)."""
-        fn = self.error_fns[split]
-        return float(np.mean([fn(i) for i in range(self.n_batches[split])]))
+        self.eval_set.select(split)
+        return float(np.mean([self.error_fn(i) for i in range(self.n_batches[split])]))
 
     def train_chunk(self, start: int, n_steps: int) -> float:
         """Train on the minibatches of iterations ``start .. start + n_steps - 1``, one call each
@@ -240,20 +263,24 @@ def _build(spec: Spec, splits: Splits, backend: str, floatX: str, training: bool
 
     bs = scalar(batch_size, dtype="int64", name="batch_size")
     batch = slice(index * bs, (index + 1) * bs)
-    data = {split: shared_dataset(*splits.arrays[split]) for split in SPLITS}
 
-    def givens(split):
-        shared_x, shared_y = data[split]
-        return {graph.x: shared_x[batch], graph.y: shared_y[batch]}
+    def givens(shared_x, shared_y):
+        return {graph.x: shared_x[batch], graph.y: pt.cast(shared_y, "int32")[batch]}
 
-    train_step = (pytensor.function([index], graph.cost, updates=graph.updates, givens=givens("train"), mode=mode)
-                  if training else None)
-    error_fns = {split: pytensor.function([index], graph.errors, givens=givens(split), mode=mode)
-                 for split in ("valid", "test")}
+    train_step = None
+    if training:
+        train_x, train_y = shared_dataset(*floatx_split(*splits.arrays["train"]))
+        train_step = pytensor.function([index], graph.cost, updates=graph.updates,
+                                       givens=givens(train_x, train_y), mode=mode)
+    arrays = {split: floatx_split(*splits.arrays[split]) for split in ("valid", "test")}
+    eval_set = EvalSet(*shared_dataset(*arrays["valid"]), arrays)
+    error_fn = pytensor.function([index], graph.errors, givens=givens(eval_set.shared_x, eval_set.shared_y),
+                                 mode=mode)
     return Program(
         params=OrderedDict(graph.model.params),
         train_step=train_step,
-        error_fns=error_fns,
+        error_fn=error_fn,
+        eval_set=eval_set,
         n_batches={split: splits.size(split) // batch_size for split in SPLITS},
         floatX=floatX,
     )

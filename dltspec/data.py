@@ -8,6 +8,7 @@ locate them in the spec. Nothing here imports PyTensor.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import pickle
 import zlib
@@ -132,7 +133,66 @@ def sliced(arrays: dict, block: dict) -> Splits:
 
 def load_tutorial_pickle(block: dict, base_dir: Path) -> Splits:
     """``dataset mnist`` / ``dataset pickle``: the tutorial's ``((x, y), (x, y), (x, y))`` pickle."""
-    return sliced(tutorial_splits(read_pickle(resolve(block["path"], base_dir))), block)
+    path = resolve(block["path"], base_dir)
+    return sliced(cached(path, lambda: tutorial_splits(read_pickle(path))), block)
+
+
+#: bump when the cached layout changes
+CACHE_FORMAT = 1
+
+
+def cache_key(path: Path) -> str:
+    """Names a data file's converted arrays: its absolute path, size and modification time."""
+    stat = path.stat()
+    text = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{CACHE_FORMAT}"
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def cached(path: Path, convert: Callable[[], dict]) -> dict:
+    """The checked arrays of a data file, converted once and kept as ``.npy`` files in the cache.
+
+    Unpacking MNIST's gzip'd pickle takes about 2 s; mapping the cached arrays takes milliseconds,
+    and their pages are shared and reclaimable. The cache is keyed on the file's path, size and
+    modification time (``$DLTSPEC_CACHE_DIR/data``, see :func:`dltspec.files.cache_dir`), written
+    atomically, and skipped when it cannot be written.
+    """
+    from .files import cache_dir
+
+    folder = cache_dir() / "data" / cache_key(path)
+    names = [f"{split}_{part}.npy" for split in SPLITS for part in "xy"]
+    try:
+        loaded = [np.load(folder / name, mmap_mode="r", allow_pickle=False) for name in names]
+        return {split: (loaded[2 * i], loaded[2 * i + 1]) for i, split in enumerate(SPLITS)}
+    except (OSError, ValueError):
+        if folder.exists():  # damaged: convert again and replace it
+            import shutil
+
+            shutil.rmtree(folder, ignore_errors=True)
+    arrays = convert()
+    try:
+        store(folder, dict(zip(names, (a for split in SPLITS for a in arrays[split]))))
+    except OSError:
+        pass  # a read-only or full cache: use the arrays in memory
+    return arrays
+
+
+def store(folder: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write ``arrays`` as ``.npy`` files into ``folder``, all or nothing (a temporary folder renamed)."""
+    import shutil
+    import tempfile
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        for name, array in arrays.items():
+            np.save(tmp / name, array, allow_pickle=False)
+        os.replace(tmp, folder)
+    except OSError:
+        if folder.is_dir():  # another process stored it first
+            return
+        raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def load_digits(block: dict, base_dir: Path) -> Splits:

@@ -50,5 +50,11 @@ def load_bytes(data: bytes):
 
 
 def load(path: Path):
-    """Unpickle the file at ``path`` safely (see :func:`load_bytes`)."""
-    return load_bytes(Path(path).read_bytes())
+    """Unpickle the file at ``path`` safely (see :func:`load_bytes`), streaming it: the
+    decompressed pickle is never held in memory whole, only the arrays it builds."""
+    with open(path, "rb") as raw:
+        gzipped = raw.read(2) == b"\x1f\x8b"
+        raw.seek(0)
+        stream = gzip.GzipFile(fileobj=raw) if gzipped else raw
+        return RestrictedUnpickler(io.BufferedReader(stream, 1 << 20) if gzipped else stream,
+                                   encoding="latin1").load()

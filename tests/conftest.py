@@ -20,6 +20,22 @@ def mnist_path() -> Path:
                             "deselect these tests with -m 'not mnist'")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def cache_dir(tmp_path_factory):
+    """dltspec's cache (parser tables, converted data) in a folder of this session, removed after it."""
+    import shutil
+
+    folder = tmp_path_factory.mktemp("dltspec-cache")
+    old = os.environ.get("DLTSPEC_CACHE_DIR")
+    os.environ["DLTSPEC_CACHE_DIR"] = str(folder)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+    if old is None:
+        os.environ.pop("DLTSPEC_CACHE_DIR", None)
+    else:
+        os.environ["DLTSPEC_CACHE_DIR"] = old
+
+
 @pytest.fixture
 def write_spec(tmp_path):
     """Write a dedented spec into tmp_path and return its path."""

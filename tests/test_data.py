@@ -1,3 +1,4 @@
+import os
 import pickle
 
 import numpy as np
@@ -91,3 +92,47 @@ def test_a_pickle_of_two_pairs(tmp_path):
     (tmp_path / "d.pkl").write_bytes(pickle.dumps(((np.ones((2, 2)), np.zeros(2)),) * 2))
     with pytest.raises(data.DataError, match=r"three \(x, y\) pairs .*got a tuple of 2"):
         data.load({"kind": "pickle", "path": "d.pkl"}, tmp_path)
+
+
+def tutorial_pickle(path, n=30, seed=0):
+    rng = np.random.RandomState(seed)
+    splits = tuple((rng.rand(n, 4).astype(np.float32), rng.randint(0, 3, n)) for _ in range(3))
+    path.write_bytes(pickle.dumps(splits))
+    return splits
+
+
+def test_converted_arrays_are_cached_and_mapped(tmp_path, monkeypatch):
+    monkeypatch.setenv("DLTSPEC_CACHE_DIR", str(tmp_path / "cache"))
+    expected = tutorial_pickle(tmp_path / "d.pkl")
+    block = {"kind": "pickle", "path": "d.pkl"}
+    first = data.load(block, tmp_path)
+    (folder,) = (tmp_path / "cache" / "data").iterdir()
+    assert sorted(p.name for p in folder.iterdir()) == sorted(f"{s}_{p}.npy" for s in data.SPLITS for p in "xy")
+    second = data.load(block, tmp_path)
+    for (x, y), (x0, y0), (x1, y1) in zip(expected, first.arrays.values(), second.arrays.values()):
+        assert np.array_equal(x, x1) and np.array_equal(y, y1) and np.array_equal(x0, x1)
+    assert isinstance(second.arrays["train"][0], np.memmap) and second.arrays["train"][0].dtype == np.float32
+
+
+def test_a_changed_data_file_is_converted_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("DLTSPEC_CACHE_DIR", str(tmp_path / "cache"))
+    tutorial_pickle(tmp_path / "d.pkl", seed=0)
+    block = {"kind": "pickle", "path": "d.pkl"}
+    data.load(block, tmp_path)
+    expected = tutorial_pickle(tmp_path / "d.pkl", n=31, seed=1)
+    os.utime(tmp_path / "d.pkl", ns=(1, 1))
+    assert np.array_equal(data.load(block, tmp_path).arrays["valid"][0], expected[1][0])
+
+
+def test_a_damaged_or_unwritable_cache_never_breaks_loading(tmp_path, monkeypatch):
+    monkeypatch.setenv("DLTSPEC_CACHE_DIR", str(tmp_path / "cache"))
+    expected = tutorial_pickle(tmp_path / "d.pkl")
+    block = {"kind": "pickle", "path": "d.pkl"}
+    data.load(block, tmp_path)
+    (folder,) = (tmp_path / "cache" / "data").iterdir()
+    (folder / "test_x.npy").write_bytes(b"damaged")
+    assert np.array_equal(data.load(block, tmp_path).arrays["test"][0], expected[2][0])
+    assert np.array_equal(np.load(folder / "test_x.npy"), expected[2][0])  # stored again
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("DLTSPEC_CACHE_DIR", str(tmp_path / "file" / "cache"))
+    assert np.array_equal(data.load(block, tmp_path).arrays["train"][1], expected[0][1])

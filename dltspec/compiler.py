@@ -12,7 +12,9 @@ compile to the same graph and reuse PyTensor's compile cache.
 """
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -217,8 +219,35 @@ def n_out_of(spec: Spec, splits: Splits) -> int:
 def build(spec: Spec, splits: Splits, backend: str = "numba", floatX: str = "float32",
           training: bool = True) -> Program:
     """Compile the spec's error functions over ``splits``, and its training step if ``training``."""
-    with pytensor.config.change_flags(floatX=floatX):
+    with pytensor.config.change_flags(floatX=floatX), scratch_tempdir():
         return _build(spec, splits, backend, floatX, training)
+
+
+@contextmanager
+def scratch_tempdir():
+    """Send the temporary files written while compiling into a folder of this process, removed at exit.
+
+    PyTensor's Numba backend writes each generated function's source to a temporary file
+    and leaves it there (dozens a run); without this they pile up in the system's temp directory.
+    """
+    import atexit
+    import shutil
+    import tempfile
+
+    from .files import cache_dir
+
+    try:
+        (cache_dir() / "tmp").mkdir(parents=True, exist_ok=True)
+        folder = tempfile.mkdtemp(prefix=f"compile-{os.getpid()}-", dir=cache_dir() / "tmp")
+    except OSError:  # no cache folder: leave the temp directory as it is
+        yield
+        return
+    atexit.register(shutil.rmtree, folder, True)
+    old, tempfile.tempdir = tempfile.tempdir, folder
+    try:
+        yield
+    finally:
+        tempfile.tempdir = old
 
 
 @dataclass

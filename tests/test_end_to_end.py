@@ -1,9 +1,11 @@
 """Training for real: the embedded digits example, and the tutorial's figures on MNIST."""
 from __future__ import annotations
 
+import os
 import pickle
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -66,14 +68,19 @@ def test_mlp_initialisation_follows_the_tutorial():
     assert program.n_batches == {"train": 53, "valid": 17, "test": 17}
 
 
-def run_cli(*args, cwd):
+def run_cli(*args, cwd, env=None):
     return subprocess.run([sys.executable, "-m", "dltspec", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=600)
+                          timeout=600, env=env)
 
 
 def test_cli_runs_the_embedded_example_and_evaluates_it(tmp_path):
-    done = run_cli("run", str(SPECS / "digits.dlt"), "--set", "stopping.n_epochs=2", cwd=tmp_path)
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    done = run_cli("run", str(SPECS / "digits.dlt"), "--set", "stopping.n_epochs=2", cwd=tmp_path,
+                   env={**os.environ, "TMPDIR": str(temp)})
     assert done.returncode == 0, done.stderr
+    assert list(temp.iterdir()) == []  # PyTensor's generated sources did not litter the temp directory
+    assert list((Path(os.environ["DLTSPEC_CACHE_DIR"]) / "tmp").iterdir()) == []  # removed at exit
     lines = done.stdout.splitlines()
     assert lines[0].startswith("digits: logistic on digits (1079/359/359 examples, 64 features), batch 20")
     assert lines[1].startswith("epoch 1, minibatch 53/53: validation error ")

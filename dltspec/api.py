@@ -179,8 +179,12 @@ def build_program(spec: Spec, splits: datasets.Splits, backend: str, floatX: str
 
 def train(spec: Spec, *, backend: str = "numba", floatX: str = "float32",
           on_validation: Callable[[ValidationPoint], None] | None = None,
-          splits: datasets.Splits | None = None, device: str | None = None) -> Result:
+          splits: datasets.Splits | None = None, device: str | None = None,
+          on_first_step: Callable[[], None] | None = None) -> Result:
     """Compile the spec and run the patience loop; return the best parameters and figures.
+
+    ``on_first_step()`` is called once the first training step has run (compilation included:
+    some backends compile lazily, on the first call).
 
     ``backend="jax"`` runs it on one JAX ``device`` (``"cpu"``, ``"gpu"``, ``None``: JAX's
     default), several minibatches per dispatch, with the same decisions.
@@ -189,17 +193,34 @@ def train(spec: Spec, *, backend: str = "numba", floatX: str = "float32",
     program = build_program(spec, splits, backend, floatX, device)
     policy = Patience.from_block(spec.block("stopping"), program.n_batches["train"])
     best = []
+    train_chunk = program.train_chunk if on_first_step is None else first_step_reported(program.train_chunk,
+                                                                                         on_first_step)
 
     def on_best(iter_: int) -> float:
         best[:] = [program.snapshot()]
         return program.error("test")
 
-    loop: LoopResult = run_chunks(policy, program.train_chunk, lambda: program.error("valid"), on_best,
-                                  on_validation)
+    loop: LoopResult = run_chunks(policy, train_chunk, lambda: program.error("valid"), on_best, on_validation)
     return Result(spec, program.arrays(best[0]) if best else program.values(), loop.best_validation_loss,
                   loop.best_iter + 1, loop.test_score, loop.epochs, loop.iterations, loop.stopped_by,
                   loop.seconds, backend, floatX, loop.history,
                   str(program.device) if backend == "jax" else None)
+
+
+def first_step_reported(train_chunk: Callable, on_first_step: Callable[[], None]) -> Callable:
+    """``train_chunk`` that runs its first chunk's first minibatch alone and then calls ``on_first_step``
+    (chunk boundaries do not change what is computed: the same minibatches in the same order)."""
+    pending = [True]
+
+    def chunk(start: int, n_steps: int):
+        if not pending:
+            return train_chunk(start, n_steps)
+        pending.clear()
+        cost = float(train_chunk(start, 1))
+        on_first_step()
+        return cost + (float(train_chunk(start + 1, n_steps - 1)) if n_steps > 1 else 0.0)
+
+    return chunk
 
 
 def versions(backend: str = "numba") -> dict[str, str]:

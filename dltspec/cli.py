@@ -2,13 +2,15 @@
 
 Exit codes: 0 success; 1 the spec, its data or a parameter file has errors
 (nothing was trained or written); 2 bad usage, or a --device / --backend that cannot run
-here (no GPU, no jax); 130 interrupted.
+here (no GPU, no jax); 130 interrupted; 141 the output pipe was closed by its reader.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -17,7 +19,8 @@ from .diagnostics import Diagnostic, Span, SpecError
 from .render import text as render_text
 from .spec import Source
 
-EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 0, 1, 2, 130, 141
+STARTED = time.perf_counter()  # when the command's module was imported: its start, near enough
 
 
 def source_lines(path: str, text: str, overrides: Sequence[str]):
@@ -113,8 +116,12 @@ def cmd_run(args) -> int:
               f"({sizes} examples, {splits.n_in} features), batch {optimizer['batch_size']} "
               f"({n_batches} minibatches/epoch), {args.backend}{' on ' + args.device if args.device else ''} "
               f"{args.floatx}; compiling...", flush=True)
+    def on_first_step() -> None:
+        if not args.quiet:
+            print(f"first training step done {time.perf_counter() - STARTED:.1f} s after start", flush=True)
+
     result = api.train(spec, backend=args.backend, floatX=args.floatx, device=args.device,
-                       on_validation=progress_printer(spec, args.quiet), splits=splits)
+                       on_validation=progress_printer(spec, args.quiet), splits=splits, on_first_step=on_first_step)
     try:
         written = api.save(result, out)
     except SpecError as exc:
@@ -303,6 +310,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("dltspec: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader went away (`dltspec check ... | head`): stop quietly, as cat does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":  # pragma: no cover

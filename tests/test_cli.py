@@ -138,3 +138,13 @@ def test_a_ten_megabyte_spec_is_refused_by_the_whole_program(tmp_path):
     assert done.returncode == 1 and done.stdout == ""
     assert done.stderr == (f"{spec}:1:1: error: spec is too large: 10,800,000 bytes; the limit is 100,000 "
                            "characters (specs are small: is this the right file?) [DLT100]\n")
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path):
+    for i in range(3):
+        (tmp_path / f"bad{i}.dlt").write_text("loss nll\n")
+    proc = subprocess.Popen([sys.executable, "-m", "dltspec", "check", "--format", "json", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # as `| head` does once it has what it wants
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 141 and err == b""

@@ -83,7 +83,8 @@ def test_cli_runs_the_embedded_example_and_evaluates_it(tmp_path):
     assert list((Path(os.environ["DLTSPEC_CACHE_DIR"]) / "tmp").iterdir()) == []  # removed at exit
     lines = done.stdout.splitlines()
     assert lines[0].startswith("digits: logistic on digits (1079/359/359 examples, 64 features), batch 20")
-    assert lines[1].startswith("epoch 1, minibatch 53/53: validation error ")
+    assert lines[1].startswith("first training step done ") and lines[1].endswith(" s after start")
+    assert lines[2].startswith("epoch 1, minibatch 53/53: validation error ")
     assert lines[-2].startswith("best validation error ") and "2 epochs (n_epochs)" in lines[-2]
     assert lines[-1] == "saved best parameters to digits.best.pkl"
     assert (tmp_path / "digits.best.pkl").is_file()

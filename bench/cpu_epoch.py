@@ -1,0 +1,247 @@
+"""The CPU side of the speed issue, side by side in one run; rewrites the CPU section of bench/RESULTS.md.
+
+    python bench/cpu_epoch.py --data ../shared/data            # about 10 minutes on 2 cores
+    python bench/cpu_epoch.py --data ../shared/data --quick    # a smoke run (1,000 examples, 1 epoch)
+
+1. **Epoch time** (MNIST, the tutorial's hyper-parameters, training only, every minibatch once;
+   median of --epochs epochs after a warm-up epoch) of:
+   dltspec on PyTensor's Numba backend called once per minibatch as the tutorial does; dltspec's
+   JAX path on the CPU (every split resident, one dispatch per epoch); PyTorch on the CPU
+   (nn.Linear, F.cross_entropy, optim.SGD, preloaded tensors sliced per minibatch); plain numpy
+   (forward and backward written out); and the BLAS floor: the matrix products of an epoch timed
+   alone with numpy (forward, weight gradients and back-propagated errors), the part no
+   implementation can skip.
+2. **Start-up**: seconds from launching ``dltspec run`` until its first training step has run
+   (the line ``first training step done ...``; lazy compilation included), with empty caches
+   (cold) and again (warm).
+3. **Peak memory** of a logistic regression run on MNIST against the size of the data set in memory.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from gpu_epoch import dltspec_epochs, median_after_warmup, read_spec, torch_epochs  # noqa: E402
+
+import dltspec  # noqa: E402
+from dltspec import api  # noqa: E402
+
+RESULTS = ROOT / "bench" / "RESULTS.md"
+BEGIN, END = "<!-- cpu:begin (bench/cpu_epoch.py rewrites this section) -->", "<!-- cpu:end -->"
+#: (model, batch size, overrides): the issue's rows and its goals as a ratio to PyTorch
+CASES = [("logistic", 600, [], 0.6), ("logistic", 20, ["optimizer.batch_size=20"], 0.2), ("mlp", 20, [], 0.45)]
+
+
+def numba_epochs(spec, splits, n_epochs: int) -> list[float]:
+    """Seconds of each epoch of PyTensor's Numba backend, one compiled call per minibatch."""
+    from dltspec.compiler import build
+
+    program = build(spec, splits, backend="numba")
+    n = program.n_batches["train"]
+    times = []
+    for _ in range(n_epochs):
+        start = time.perf_counter()
+        for i in range(n):
+            program.train_step(i)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def layer_sizes(initial: dict) -> list[tuple[np.ndarray, np.ndarray]]:
+    names = sorted({name.split(".")[0] for name in initial}, key=lambda s: (s == "output", s))
+    return [(initial[f"{n}.W"].copy(), initial[f"{n}.b"].copy()) for n in names]
+
+
+def numpy_epochs(spec, splits, initial: dict, n_epochs: int) -> list[float]:
+    """Seconds of each epoch of the same model written out in numpy (tanh hidden layers, softmax, NLL,
+    the spec's L1/L2 penalties on the weights, plain SGD), float32 throughout."""
+    x, y = splits.arrays["train"]
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    layers = layer_sizes(initial)
+    bs, lr = spec.block("optimizer")["batch_size"], np.float32(spec.block("optimizer")["learning_rate"])
+    penalties = [(reg["kind"], np.float32(reg["weight"])) for reg in spec.regularizers if reg["weight"]]
+    n = len(y) // bs
+    rows = np.arange(bs)
+    times = []
+    for _ in range(n_epochs):
+        start = time.perf_counter()
+        for i in range(n):
+            xb, yb = x[i * bs:(i + 1) * bs], y[i * bs:(i + 1) * bs]
+            activations = [xb]
+            for W, b in layers[:-1]:
+                activations.append(np.tanh(activations[-1] @ W + b))
+            z = activations[-1] @ layers[-1][0] + layers[-1][1]
+            z -= z.max(axis=1, keepdims=True)
+            p = np.exp(z)
+            p /= p.sum(axis=1, keepdims=True)
+            p[rows, yb] -= 1
+            delta = p / np.float32(bs)
+            for k in range(len(layers) - 1, -1, -1):
+                W, b = layers[k]
+                gW, gb = activations[k].T @ delta, delta.sum(axis=0)
+                for kind, weight in penalties:
+                    gW += weight * (np.sign(W) if kind == "l1" else 2 * W)
+                if k:
+                    delta = (delta @ W.T) * (1 - activations[k] ** 2)
+                W -= lr * gW
+                b -= lr * gb
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def gemm_seconds(m: int, k: int, n: int, repeat: int) -> float:
+    """Median seconds of one float32 (m, k) @ (k, n) product with numpy's BLAS."""
+    a, b = np.random.rand(m, k).astype(np.float32), np.random.rand(k, n).astype(np.float32)
+    a @ b
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def blas_floor(initial: dict, bs: int, n_batches: int) -> float:
+    """Seconds of an epoch's matrix products alone: per minibatch and layer, the forward product,
+    the weight gradient and (above the first layer) the back-propagated error."""
+    total = 0.0
+    for k, (W, _) in enumerate(layer_sizes(initial)):
+        n_in, n_out = W.shape
+        repeat = max(5, min(200, 2000 // max(1, n_in * n_out * bs // 1_000_000)))
+        total += gemm_seconds(bs, n_in, n_out, repeat) + gemm_seconds(n_in, bs, n_out, repeat)
+        if k:
+            total += gemm_seconds(bs, n_out, n_in, repeat)
+    return total * n_batches
+
+
+def epoch_rows(data: Path, args) -> list[str]:
+    rows = ["| model, batch | BLAS floor | plain numpy | PyTorch CPU | dltspec Numba, a call per minibatch | "
+            "dltspec JAX-CPU, a dispatch per epoch | best dltspec / PyTorch (goal) | best dltspec / floor |",
+            "|---|---|---|---|---|---|---|---|"]
+    for model, bs, overrides, goal in CASES:
+        quick = ["dataset.n_train=1000"] if args.quick else []
+        spec = read_spec(model, data, overrides + quick)
+        splits = api.load_data(spec)
+        jax_times, initial, _cost, _valid = dltspec_epochs(spec, splits, "cpu", args.epochs + 1)
+        figures = {
+            "floor": blas_floor(initial, bs, splits.size("train") // bs),
+            "numpy": median_after_warmup(numpy_epochs(spec, splits, initial, args.epochs + 1)),
+            "torch": median_after_warmup(torch_epochs(spec, splits, initial, "cpu", args.epochs + 1)[0]),
+            "numba": median_after_warmup(numba_epochs(spec, splits, args.epochs + 1)),
+            "jax": median_after_warmup(jax_times),
+        }
+        best = min(figures["numba"], figures["jax"])
+        met = "met" if best / figures["torch"] <= goal else "not met"
+        rows.append(f"| {model}, {bs} | " + " | ".join(f"{figures[k]:.3f}" for k in
+                                                       ("floor", "numpy", "torch", "numba", "jax"))
+                    + f" | {best / figures['torch']:.2f} (≤ {goal}: {met}) | {best / figures['floor']:.1f} |")
+        print(rows[-1], flush=True)
+    return rows
+
+
+LAUNCHER = ("import os, subprocess, sys; p = subprocess.Popen(sys.argv[1:]); _, status, usage = os.wait4(p.pid, 0); "
+            "print(f'peak-rss-kib {usage.ru_maxrss}', file=sys.stderr); sys.exit(os.waitstatus_to_exitcode(status))")
+
+
+def launch(backend: str, env: dict, data: Path) -> tuple[float | None, int, int]:
+    """Run ``dltspec run`` on the logistic spec for one epoch; return the seconds from launch to its
+    first training step, its peak RSS in KiB and its exit status."""
+    argv = [sys.executable, "-m", "dltspec", "run", str(ROOT / "specs" / "logistic_sgd.dlt"),
+            "--set", f'dataset.path="{(data / "mnist.pkl.gz").resolve()}"', "--set", "stopping.n_epochs=1",
+            "--backend", backend, "--save", str(Path(env["TMP_OUT"]) / "p.pkl")]
+    start = time.perf_counter()
+    # through a small launcher: a child forked from this big process would count its pages in its peak RSS
+    proc = subprocess.Popen([sys.executable, "-c", LAUNCHER, *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    ready = None
+    for line in proc.stdout:
+        if line.startswith("first training step done") and ready is None:
+            ready = time.perf_counter() - start
+    peak = int(re.search(r"peak-rss-kib (\d+)", proc.stderr.read())[1])
+    return ready, peak, proc.wait()
+
+
+def startup_rows(data: Path, args) -> list[str]:
+    rows = ["| backend | cold: empty caches | warm | peak RSS (warm run) | data set in memory | RSS / data |",
+            "|---|---|---|---|---|---|"]
+    spec = read_spec("logistic", data)
+    splits = api.load_data(spec)
+    data_bytes = sum(x.size * 4 + y.size * 4 for x, y in splits.arrays.values())  # float32 x, floatX labels
+    for backend in ("numba", "jax"):
+        with tempfile.TemporaryDirectory() as tmp:
+            env = {**os.environ, "PYTENSOR_FLAGS": f"base_compiledir={tmp}/pytensor",
+                   "DLTSPEC_CACHE_DIR": f"{tmp}/dltspec", "TMP_OUT": tmp}
+            cold, _, status = launch(backend, env, data)
+            warm = [launch(backend, env, data) for _ in range(1 if args.quick else 3)]
+        ready = statistics.median(w[0] for w in warm if w[0] is not None)
+        rss = max(w[1] for w in warm) * 1024
+        rows.append(f"| {backend} | {cold:.1f} s | {ready:.1f} s | {rss / 2**20:.0f} MiB | "
+                    f"{data_bytes / 2**20:.0f} MiB | {rss / data_bytes:.2f} |")
+        print(rows[-1], flush=True)
+    return rows
+
+
+def rewrite_results(section: list[str]) -> None:
+    text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
+    block = "\n".join([BEGIN, *section, END])
+    if BEGIN in text and END in text:
+        text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _m: block, text, flags=re.S)
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    RESULTS.write_text(text, encoding="utf-8")
+
+
+def machine() -> str:
+    import jax
+    import pytensor
+    import torch
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    return (f"{cpu}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; Python "
+            f"{platform.python_version()}, numpy {np.__version__}, pytensor {pytensor.__version__}, "
+            f"jax {jax.__version__}, torch {torch.__version__}, dltspec {dltspec.__version__}")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data", help="directory of mnist.pkl.gz")
+    p.add_argument("--epochs", type=int, default=5, help="timed epochs after the warm-up (default 5)")
+    p.add_argument("--quick", action="store_true", help="smoke run: 1,000 examples, 1 timed epoch; does not "
+                   "rewrite RESULTS.md")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.epochs = 1
+    began = time.perf_counter()
+    section = ["## CPU", "", f"Machine: {machine()}.", "",
+               f"### Seconds per MNIST epoch (median of {args.epochs} after a warm-up epoch)", "",
+               *epoch_rows(args.data, args), "",
+               "### Start-up and memory: `dltspec run specs/logistic_sgd.dlt`, one epoch", "",
+               "Start-up is from launching the command to its first training step (goal: ≤ 10 s cold, "
+               "≤ 3 s warm); peak RSS against the data set as dltspec holds it (goal: ≤ 2.5×).", "",
+               *startup_rows(args.data, args), "",
+               f"Whole script: {time.perf_counter() - began:.0f} s (`python bench/cpu_epoch.py`)."]
+    if args.quick:
+        print("\n".join(section))
+    else:
+        rewrite_results(section)
+        print(f"rewrote the CPU section of {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

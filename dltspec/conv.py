@@ -38,6 +38,12 @@ def im2col_indices(image_shape: tuple[int, int, int], filter_size: tuple[int, in
     return flat.reshape(out_h * out_w, channels * kh * kw).astype(np.int64)
 
 
+def batch_size(a):
+    """The batch size of batch-last ``a``: static where the graph knows it (the JAX path needs
+    constant shapes for its reshapes), else symbolic."""
+    return a.type.shape[-1] if a.type.shape[-1] is not None else a.shape[-1]
+
+
 def conv2d(a, W, filter_shape: tuple[int, int, int, int], image_shape: tuple[int, int, int]):
     """Valid true convolution of batch-last images ``a`` ``(channels*height*width, batch)`` with
     ``W`` of ``filter_shape`` ``(kernels, channels, kh, kw)``: ``(out_h, out_w, batch, kernels)``.
@@ -49,27 +55,29 @@ def conv2d(a, W, filter_shape: tuple[int, int, int, int], image_shape: tuple[int
     """
     n_kernels, channels, kh, kw = filter_shape
     out_h, out_w = output_size(image_shape, (kh, kw))
+    batch = batch_size(a)
     patches = a[im2col_indices(image_shape, (kh, kw)).ravel()]  # (out_h*out_w*channels*kh*kw, batch)
-    columns = patches.reshape((out_h * out_w, channels * kh * kw, -1)).dimshuffle(0, 2, 1)
-    columns = columns.reshape((-1, channels * kh * kw))
+    columns = patches.reshape((out_h * out_w, channels * kh * kw, batch)).dimshuffle(0, 2, 1)
+    columns = columns.reshape((out_h * out_w * batch, channels * kh * kw))
     kernels = W.dimshuffle(1, 2, 3, 0).reshape((channels * kh * kw, n_kernels))  # not W.reshape(...).T: see above
-    return pt.dot(columns, kernels).reshape((out_h, out_w, -1, n_kernels))
+    return pt.dot(columns, kernels).reshape((out_h, out_w, batch, n_kernels))
 
 
-def max_pool(z, poolsize: tuple[int, int], shape: tuple[int, int]):
-    """Max over ``poolsize`` windows of ``z`` ``(height, width, ...)``, its first two axes of static
-    ``shape``; a border that does not fill a window is ignored (``ignore_border=True``)."""
-    height, width = shape
+def max_pool(z, poolsize: tuple[int, int], shape: tuple[int, int, int, int]):
+    """Max over ``poolsize`` windows of ``z`` of ``shape`` ``(height, width, batch, channels)``;
+    a border that does not fill a window is ignored (``ignore_border=True``)."""
+    height, width = shape[:2]
     ph, pw = poolsize
     out_h, out_w = height // ph, width // pw
     z = z[:out_h * ph, :out_w * pw]
-    return z.reshape((out_h, ph, out_w, pw, *z.shape[2:])).max(axis=(1, 3))
+    return z.reshape((out_h, ph, out_w, pw, *shape[2:])).max(axis=(1, 3))
 
 
 def conv_pool_layer(a, W, b, filter_shape, image_shape, poolsize, activation=pt.tanh):
     """The tutorial's LeNetConvPoolLayer on batch-last ``a``: ``activation(max_pool(conv2d(a, W)) + b)``,
     ``b`` one per kernel; returns the flat batch-last output ``(kernels*pooled_h*pooled_w, batch)``."""
     out_h, out_w = output_size(image_shape, filter_shape[2:])
-    pooled = max_pool(conv2d(a, W, filter_shape, image_shape), poolsize, (out_h, out_w))
+    batch = batch_size(a)
+    pooled = max_pool(conv2d(a, W, filter_shape, image_shape), poolsize, (out_h, out_w, batch, filter_shape[0]))
     out = activation(pooled + b)  # (pooled_h, pooled_w, batch, kernels)
-    return out.dimshuffle(3, 0, 1, 2).reshape((filter_shape[0] * (out_h // poolsize[0]) * (out_w // poolsize[1]), -1))
+    return out.dimshuffle(3, 0, 1, 2).reshape((filter_shape[0] * (out_h // poolsize[0]) * (out_w // poolsize[1]), batch))

@@ -57,6 +57,20 @@ def diagnose(text: str, file: str = "<string>", base_dir: Path | str | None = No
     return (None if has_errors(diagnostics) else spec), sorted(diagnostics, key=Diagnostic.sort_key)
 
 
+def layers(text: str, file: str = "<string>", overrides: Iterable[str] = ()) -> list | None:
+    """The model summary's layers (:class:`dltspec.shapes.Layer`, input first, up to the first shape
+    problem) of a spec whose blocks are valid; ``None`` if they are not. Imports neither PyTensor nor numpy."""
+    from . import shapes
+
+    document, _ = parse_partial(text, file)
+    instance, positions, structure = to_instance(document)
+    for line, override in enumerate(overrides, start=1):
+        structure += apply_override(instance, positions, override, line)
+    if has_errors(structure) or document.broken or schema_errors(instance, positions):
+        return None
+    return shapes.summary(with_defaults(instance))[0]
+
+
 def read_text(path: Path | str) -> str:
     """The text of a spec file; :class:`SpecError` (DLT100, located at the path) if unreadable."""
     try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable, Iterator
 
+from . import shapes
 from .diagnostics import Diagnostic, error, warning
 from .spec import SPLITS, Spec
 
@@ -38,6 +39,20 @@ def regularizers_unique(spec: Spec) -> Iterator[Diagnostic]:
         seen.setdefault(reg["kind"], i)
 
 
+def shapes_fit(spec: Spec) -> Iterator[Diagnostic]:
+    """Every layer's input fits it: kernels, pools and sizes inferred from the spec (no data needed)."""
+    _, misfit = shapes.summary(spec.data)
+    if misfit:
+        yield error(misfit.code, misfit.message, spec.positions.value(misfit.path))
+
+
+def image_shape_matches_data(spec: Spec, splits: Splits) -> Iterator[Diagnostic]:
+    shape = shapes.image_shape(spec.data) if spec.block("classifier")["kind"] == "lenet" else None
+    if shape is not None and shapes.product(shape) != splits.n_in:
+        yield error("DLT309", f"image_shape {shapes.dims(shape)} has {shapes.product(shape)} values but the data "
+                    f"has {splits.n_in} features per example", spec.positions.value(("classifier", "image_shape")))
+
+
 def batch_fits_every_split(spec: Spec, splits: Splits) -> Iterator[Diagnostic]:
     batch_size = spec.block("optimizer")["batch_size"]
     too_small = [s for s in SPLITS if splits.size(s) < batch_size]
@@ -52,7 +67,7 @@ def batch_fits_every_split(spec: Spec, splits: Splits) -> Iterator[Diagnostic]:
 
 def n_in_matches_data(spec: Spec, splits: Splits) -> Iterator[Diagnostic]:
     n_in = spec.block("classifier").get("n_in")
-    if n_in is not None and n_in != splits.n_in:
+    if n_in is not None and n_in != splits.n_in and spec.block("classifier")["kind"] != "lenet":  # lenet: shapes
         yield error("DLT303", f"n_in = {n_in} but the data has {splits.n_in} features per example",
                     spec.positions.value(("classifier", "n_in")))
 
@@ -77,9 +92,9 @@ def validates_at_least_once(spec: Spec, splits: Splits) -> Iterator[Diagnostic]:
                     spec.positions.value(("stopping", key)))
 
 
-RULES: tuple[Rule, ...] = (validation_frequency_fits_patience, regularizers_unique)
-DATA_RULES: tuple[DataRule, ...] = (batch_fits_every_split, n_in_matches_data, n_out_covers_labels,
-                                     validates_at_least_once)
+RULES: tuple[Rule, ...] = (validation_frequency_fits_patience, regularizers_unique, shapes_fit)
+DATA_RULES: tuple[DataRule, ...] = (batch_fits_every_split, n_in_matches_data, image_shape_matches_data,
+                                     n_out_covers_labels, validates_at_least_once)
 
 
 def check(spec: Spec) -> list[Diagnostic]:

@@ -163,6 +163,18 @@ def check_one(path: str, args) -> tuple[list[Diagnostic], object]:
     return diagnostics, lines
 
 
+def print_shapes(path: str, args) -> None:
+    """The model summary of a spec whose blocks are valid (its layers up to a shape error, if any)."""
+    from .shapes import table
+
+    try:
+        found = api.layers(spec_text(path), path, args.set)
+    except SpecError:
+        return
+    if found is not None:
+        print(table(found))
+
+
 def cmd_check(args) -> int:
     if args.specs.count("-") > 1:
         print("dltspec check: standard input ('-') can be named only once", file=sys.stderr)
@@ -174,6 +186,8 @@ def cmd_check(args) -> int:
     for path in paths:
         diagnostics, lines = check_one(path, args)
         everything += diagnostics
+        if args.shapes:
+            print_shapes(path, args)
         if args.format == "text":
             report(diagnostics, lines)
     if args.format != "text":
@@ -273,6 +287,8 @@ def parser() -> argparse.ArgumentParser:
     chk.add_argument("--set", action="append", default=[], metavar="BLOCK.KEY=VALUE",
                      help="override a value before checking (repeatable)")
     chk.add_argument("--data", action="store_true", help="also load the data and check sizes against it")
+    chk.add_argument("--shapes", action="store_true", help="print each spec's layers, output shapes and "
+                     "parameter counts (a model summary)")
     chk.set_defaults(handler=cmd_check)
 
     fmt = sub.add_parser("fmt", help="rewrite specs in the canonical layout")

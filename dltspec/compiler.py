@@ -23,6 +23,7 @@ import pytensor
 import pytensor.tensor as pt
 from pytensor.compile.mode import Mode
 
+from . import conv, shapes
 from .compiler_options import PYTENSOR_BACKENDS
 from .data import SPLITS, Splits
 from .spec import Spec
@@ -80,16 +81,11 @@ ACTIVATIONS: dict[str, tuple[Callable, float]] = {
 }
 
 
-def mlp(block: dict, n_in: int, n_out: int, x) -> Model:
-    """``classifier mlp``: hidden layers (the tutorial's HiddenLayer) and a softmax layer.
-
-    Hidden ``W`` is drawn layer by layer from one ``RandomState(seed)``:
-    ``uniform(-r, r, (fan_in, fan_out))`` with ``r = sqrt(6 / (fan_in + fan_out))``,
-    times 4 for sigmoid; biases start at zero.
-    """
+def hidden_layers(model: Model, h, fan_in: int, block: dict, rng: np.random.RandomState):
+    """The tutorial's HiddenLayers on ``h`` ``(batch, fan_in)``: ``W`` drawn from ``rng`` as
+    ``uniform(-r, r, (fan_in, fan_out))``, ``r = sqrt(6 / (fan_in + fan_out))`` (times 4 for sigmoid),
+    zero biases. Returns the last hidden output and its width."""
     activation, factor = ACTIVATIONS[block["activation"]]
-    rng = np.random.RandomState(block["seed"])
-    model, h, fan_in = Model(None), x, n_in
     for i, fan_out in enumerate(block["hidden"]):
         r = factor * np.sqrt(6.0 / (fan_in + fan_out))
         W = shared_param(rng.uniform(low=-r, high=r, size=(fan_in, fan_out)), f"hidden{i}.W")
@@ -98,10 +94,51 @@ def mlp(block: dict, n_in: int, n_out: int, x) -> Model:
         model.params += [(W.name, W), (b.name, b)]
         model.weights.append(W)
         fan_in = fan_out
+    return h, fan_in
+
+
+def mlp(block: dict, n_in: int, n_out: int, x) -> Model:
+    """``classifier mlp``: hidden layers (the tutorial's HiddenLayer) and a softmax layer.
+
+    Hidden ``W`` is drawn layer by layer from one ``RandomState(seed)``:
+    ``uniform(-r, r, (fan_in, fan_out))`` with ``r = sqrt(6 / (fan_in + fan_out))``,
+    times 4 for sigmoid; biases start at zero.
+    """
+    model = Model(None)
+    h, fan_in = hidden_layers(model, x, n_in, block, np.random.RandomState(block["seed"]))
     return softmax_layer(model, h, fan_in, n_out)
 
 
-CLASSIFIERS: dict[str, Callable[[dict, int, int, object], Model]] = {"logistic": logistic, "mlp": mlp}
+def lenet(block: dict, n_in: int, n_out: int, x) -> Model:
+    """``classifier lenet``: the tutorial's LeNetConvPoolLayers, hidden layers and a softmax layer.
+
+    One ``RandomState(seed)`` draws every ``W`` in layer order. A convolution's ``W`` of
+    ``filter_shape = (kernels, channels, kh, kw)`` is ``uniform(-r, r)`` with
+    ``r = sqrt(6 / (fan_in + fan_out))``, ``fan_in = channels * kh * kw``,
+    ``fan_out = kernels * kh * kw / (pool * pool)``; biases start at zero. ``block["image_shape"]``
+    is the input's (channels, height, width), filled in from the dataset by :func:`symbolic`.
+    """
+    activation, _ = ACTIVATIONS[block["activation"]]
+    rng = np.random.RandomState(block["seed"])
+    model, a, image_shape = Model(None), x.T, tuple(block["image_shape"])
+    k, poolsize = block["kernel_size"], (block["pool"], block["pool"])
+    for i, n_kernels in enumerate(block["kernels"]):
+        filter_shape = (n_kernels, image_shape[0], k, k)
+        fan_in = image_shape[0] * k * k
+        fan_out = n_kernels * k * k / (poolsize[0] * poolsize[1])
+        W_bound = np.sqrt(6.0 / (fan_in + fan_out))
+        W = shared_param(rng.uniform(low=-W_bound, high=W_bound, size=filter_shape), f"conv{i}.W")
+        b = shared_param(np.zeros(n_kernels), f"conv{i}.b")
+        a = conv.conv_pool_layer(a, W, b, filter_shape, image_shape, poolsize, activation)
+        image_shape = (n_kernels, (image_shape[1] - k + 1) // poolsize[0], (image_shape[2] - k + 1) // poolsize[1])
+        model.params += [(W.name, W), (b.name, b)]
+        model.weights.append(W)
+    h, fan_in = hidden_layers(model, a.T, image_shape[0] * image_shape[1] * image_shape[2], block, rng)
+    return softmax_layer(model, h, fan_in, n_out)
+
+
+CLASSIFIERS: dict[str, Callable[[dict, int, int, object], Model]] = {"logistic": logistic, "mlp": mlp,
+                                                                      "lenet": lenet}
 
 
 def negative_log_likelihood(model: Model, y):
@@ -271,6 +308,8 @@ class Graph:
 def symbolic(spec: Spec, n_in: int, n_out: int, x, y) -> Graph:
     """The spec's cost, updates and errors over the minibatch ``(x, y)``, before any compilation."""
     classifier = spec.block("classifier")
+    if classifier["kind"] == "lenet":
+        classifier = {**classifier, "image_shape": shapes.image_shape(spec.data)}
     model = CLASSIFIERS[classifier["kind"]](classifier, n_in, n_out, x)
     cost = LOSSES[spec.block("loss")["kind"]](model, y)
     hyper = []

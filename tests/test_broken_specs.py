@@ -123,3 +123,66 @@ def test_caret_sits_under_the_offending_token(tmp_path, capsys, monkeypatch):
     lines = capsys.readouterr().err.splitlines()
     assert lines[1] == "  classifier mlp { hidden = [50]  activation = tanhh  seed = 1234 }"
     assert lines[2] == "  " + " " * 45 + "^~~~~"
+
+
+LENET = """\
+dataset mnist { path = "mnist.pkl.gz" }
+classifier lenet { kernels = [20, 50]  kernel_size = 5  pool = 2  hidden = [500] }
+loss nll
+optimizer sgd { learning_rate = 0.1  batch_size = 500 }
+stopping patience { n_epochs = 2  patience = 10000 }
+"""
+
+# (name, old, new, command extra args, line, column, code, exact message)
+CONV_CASES = [
+    ("kernel larger than the image", "kernel_size = 5", "kernel_size = 30", [], 2, 54, "DLT307",
+     "conv0: a 30×30 kernel does not fit its 1×28×28 input; kernel_size 1, 5, 9 would fit every stage"),
+    ("kernel larger than the second stage's input", "kernel_size = 5", "kernel_size = 13", [], 2, 54, "DLT307",
+     "conv1: a 13×13 kernel does not fit its 20×8×8 input; kernel_size 1, 5, 9 would fit every stage"),
+    ("a stage too many", "[20, 50]", "[20, 50, 80]", [], 2, 39, "DLT307",
+     "conv2: a 5×5 kernel does not fit its 50×4×4 input; no kernel_size fits 3 stages on a 1×28×28 input: "
+     "use fewer entries in kernels"),
+    ("lenet's defaults on the 8x8 digits", 'dataset mnist { path = "mnist.pkl.gz" }', "dataset digits { seed = 0 }",
+     [], 2, 54, "DLT307", "conv1: a 5×5 kernel does not fit its 20×2×2 input; kernel_size 1 would fit every stage"),
+    ("pool larger than the convolution's output", "pool = 2", "pool = 30", [], 2, 64, "DLT308",
+     "conv0: a 30×30 pool does not fit the 20×24×24 output of its convolution; pool 1, 2 would fit every stage"),
+    ("pool that does not divide the first output", "pool = 2", "pool = 5", [], 2, 64, "DLT308",
+     "conv0: a 5×5 pool does not divide the 20×24×24 output of its convolution (4 row(s) and 4 column(s) would "
+     "be dropped); pool 1, 2 would fit every stage"),
+    ("pool that does not divide the second output", "pool = 2", "pool = 3", [], 2, 64, "DLT308",
+     "conv1: a 3×3 pool does not divide the 50×4×4 output of its convolution (1 row(s) and 1 column(s) would "
+     "be dropped); pool 1, 2 would fit every stage"),
+    ("channel mismatch with the data", "hidden = [500]", "hidden = [500]  image_shape = [3, 28, 28]", [], 2, 97,
+     "DLT309", "image_shape 3×28×28 has 2352 values but mnist examples have 784 (1×28×28)"),
+    ("image shape of two numbers", "hidden = [500]", "hidden = [500]  image_shape = [28, 28]", [], 2, 97, "DLT309",
+     "image_shape must be [channels, height, width], got 2 number(s)"),
+    ("pickle without an image shape", 'dataset mnist { path = "mnist.pkl.gz" }', 'dataset pickle { path = "tiny.pkl" }',
+     [], 2, 1, "DLT309", "classifier lenet on dataset pickle needs image_shape = [channels, height, width]: "
+     "the pickle's rows are flat"),
+    ("input size declared wrongly", "hidden = [500]", "hidden = [500]  n_in = 800", [], 2, 90, "DLT303",
+     "n_in = 800 but the 1×28×28 input has 784 values; n_in must be 784 or left out"),
+    ("image shape that does not match the pickle's rows", 'dataset mnist { path = "mnist.pkl.gz" }',
+     'dataset pickle { path = "tiny.pkl" }', ["--data", "--set", "classifier.image_shape=[1, 28, 28]",
+                                              "--set", "optimizer.batch_size=10"],
+     1, 24, "DLT309", "image_shape 1×28×28 has 784 values but the data has 64 features per example"),
+]
+
+
+@pytest.mark.parametrize("name,old,new,extra,line,column,code,message", CONV_CASES, ids=[c[0] for c in CONV_CASES])
+def test_mis_shaped_conv_spec_gives_one_located_specific_error(name, old, new, extra, line, column, code, message,
+                                                               tmp_path, capsys, monkeypatch):
+    assert old in LENET, name
+    (tmp_path / "conv.dlt").write_text(LENET.replace(old, new, 1), encoding="utf-8")
+    tiny_pickle(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    status = main(["check", "conv.dlt", *extra])
+    err = capsys.readouterr().err
+    assert status == 1 and "Traceback" not in err
+    headers = re.findall(r"^(conv\.dlt|--set):(\d+):(\d+): error: (.*) \[(DLT\d+)\]$", err, re.M)
+    assert len(headers) == 1, err
+    (_, got_line, got_column, got_message, got_code), = headers
+    assert (int(got_line), int(got_column), got_code, got_message) == (line, column, code, message), err
+
+
+def test_there_are_ten_or_more_conv_shape_cases():
+    assert len(CONV_CASES) >= 10 and {c[6] for c in CONV_CASES} == {"DLT303", "DLT307", "DLT308", "DLT309"}

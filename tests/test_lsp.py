@@ -104,14 +104,14 @@ KINDS = ["dataset", "classifier", "loss", "regularizer", "optimizer", "stopping"
 @pytest.mark.parametrize("text, expected", [
     ("", KINDS),
     ("loss nll\nopt", KINDS),
-    ("classifier ", ["logistic", "mlp"]),
+    ("classifier ", ["logistic", "mlp", "lenet"]),
     ("dataset m", ["mnist", "pickle", "digits"]),
     ("classifier mlp { ", ["n_in", "n_out", "hidden", "activation", "seed"]),
     ("classifier mlp { seed = 1  hidden = [1, 2]\n  ", ["n_in", "n_out", "activation"]),
     ("optimizer sgd { learning_rate = 0.1\n", ["batch_size"]),
     ("classifier mlp { activation = ", ["tanh", "sigmoid", "relu"]),
     ("classifier mlp { activation = s", ["tanh", "sigmoid", "relu"]),
-    ("classifier { kind = ", ["logistic", "mlp"]),
+    ("classifier { kind = ", ["logistic", "mlp", "lenet"]),
     ("stopping { n_", ["n_epochs", "patience", "patience_increase", "improvement_threshold",
                        "validation_frequency"]),  # the default kind, patience
     ("classifier mlp { seed = 1 }\n", KINDS),

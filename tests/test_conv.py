@@ -1,0 +1,127 @@
+"""The convolution ops (dltspec/conv.py) against finite differences and PyTorch, on the NUMBA and JAX
+backends, the LeNet initialisation against the tutorial's draws, and a short training run on MNIST."""
+from __future__ import annotations
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+import pytest
+import torch
+
+import dltspec
+from dltspec import api, conv
+
+from .conftest import SPECS, mnist_path
+
+
+# a small stage with a border that pooling ignores (7 rows, 6 columns after a 3x3 convolution)
+FILTER_SHAPE, IMAGE_SHAPE, POOLSIZE, BATCH = (4, 2, 3, 3), (2, 9, 8), (2, 2), 3
+
+
+def random_inputs(seed=0):
+    rng = np.random.RandomState(seed)
+    return (rng.randn(BATCH, int(np.prod(IMAGE_SHAPE))), rng.randn(*FILTER_SHAPE), rng.randn(FILTER_SHAPE[0]))
+
+
+def stage(x, W, b):
+    """A LeNetConvPoolLayer on (batch, features) rows, back as (batch, features)."""
+    return conv.conv_pool_layer(x.T, W, b, FILTER_SHAPE, IMAGE_SHAPE, POOLSIZE).T
+
+
+def torch_stage(x, W, b):
+    """The same with PyTorch: a true convolution is a cross-correlation with the kernel flipped."""
+    z = torch.nn.functional.conv2d(x.view(BATCH, *IMAGE_SHAPE), W.flip(2, 3))
+    return torch.tanh(torch.nn.functional.max_pool2d(z, POOLSIZE) + b[None, :, None, None]).flatten(1)
+
+
+def test_im2col_indices_are_flipped_patches():
+    idx = conv.im2col_indices((1, 3, 4), (2, 2))
+    assert idx.shape == (2 * 3, 4)
+    assert idx[0].tolist() == [5, 4, 1, 0]  # output (0, 0): the 2x2 patch at the top left, flipped
+    assert idx[-1].tolist() == [11, 10, 7, 6]
+
+
+def test_gradients_match_finite_differences():
+    x, W, b = random_inputs()
+    rng = np.random.RandomState(1)
+    with pytensor.config.change_flags(floatX="float64"):
+        pytensor.gradient.verify_grad(lambda x, W, b: stage(x, W, b), [x, W, b], rng=rng, mode="FAST_COMPILE",
+                                      abs_tol=1e-6, rel_tol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def outputs_and_gradients():
+    """The stage, a cost and its gradients in float64, as a graph; and PyTorch's values."""
+    with pytensor.config.change_flags(floatX="float64"):
+        x = pt.tensor("x", shape=(BATCH, int(np.prod(IMAGE_SHAPE))))  # static shapes, as the JAX path has
+        W, b = pt.tensor("W", shape=FILTER_SHAPE), pt.tensor("b", shape=FILTER_SHAPE[:1])
+        out = stage(x, W, b)
+        cost = (out ** 2).sum() / 2 + out.sum()
+        graph = ([x, W, b], [out, *pytensor.grad(cost, [x, W, b])])
+    values = random_inputs(2)
+    xt, Wt, bt = (torch.tensor(v, requires_grad=True) for v in values)
+    o = torch_stage(xt, Wt, bt)
+    ((o ** 2).sum() / 2 + o.sum()).backward()
+    expected = [o.detach().numpy(), xt.grad.numpy(), Wt.grad.numpy(), bt.grad.numpy()]
+    return graph, values, expected
+
+
+def test_numba_matches_pytorch(outputs_and_gradients):
+    (inputs, outputs), values, expected = outputs_and_gradients
+    got = pytensor.function(inputs, outputs, mode="NUMBA")(*values)
+    for g, e in zip(got, expected):
+        np.testing.assert_allclose(g, e, rtol=1e-10, atol=1e-12)
+
+
+def test_jax_matches_pytorch(outputs_and_gradients):
+    import jax
+
+    from dltspec.jax_backend import jax_function
+
+    jax.config.update("jax_enable_x64", True)
+    (inputs, outputs), values, expected = outputs_and_gradients
+    got = jax.jit(jax_function(inputs, outputs))(*values)
+    for g, e in zip(got, expected):
+        np.testing.assert_allclose(np.asarray(g), e, rtol=1e-10, atol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def lenet_slice():
+    """specs/lenet.dlt on the first 1,000 / 500 / 500 MNIST examples, for one epoch (two minibatches):
+    the same graph as the full run, so PyTensor's compile cache serves both."""
+    spec = dltspec.read(SPECS / "lenet.dlt", overrides=[
+        f'dataset.path="{mnist_path()}"', "dataset.n_train=1000", "dataset.n_valid=500", "dataset.n_test=500",
+        "stopping.n_epochs=1"])
+    return spec, api.load_data(spec)
+
+
+@pytest.mark.mnist
+def test_lenet_initialisation_follows_the_tutorial(lenet_slice):
+    from dltspec.compiler import build
+
+    spec, splits = lenet_slice
+    values = build(spec, splits, training=False).values()
+    rng = np.random.RandomState(23455)
+
+    def conv_W(filter_shape, poolsize=(2, 2)):
+        fan_in = np.prod(filter_shape[1:])
+        fan_out = filter_shape[0] * np.prod(filter_shape[2:]) / np.prod(poolsize)
+        bound = np.sqrt(6.0 / (fan_in + fan_out))
+        return rng.uniform(low=-bound, high=bound, size=filter_shape).astype("float32")
+
+    np.testing.assert_array_equal(values["conv0.W"], conv_W((20, 1, 5, 5)))
+    np.testing.assert_array_equal(values["conv1.W"], conv_W((50, 20, 5, 5)))
+    r = np.sqrt(6.0 / (800 + 500))
+    np.testing.assert_array_equal(values["hidden0.W"], rng.uniform(-r, r, (800, 500)).astype("float32"))
+    assert not any(values[k].any() for k in ("conv0.b", "conv1.b", "hidden0.b", "output.W", "output.b"))
+    assert sum(v.size for v in values.values()) == 431080  # as dltspec check --shapes reports
+
+
+@pytest.mark.mnist
+def test_lenet_trains_on_a_slice_of_mnist(lenet_slice):
+    spec, splits = lenet_slice
+    result = dltspec.train(spec, splits=splits)
+    assert (result.epochs, result.iterations) == (1, 2)
+    assert [p.validation_error for p in result.history] == [result.best_validation_error]
+    assert result.best_validation_error < 0.8  # two steps of SGD at lr 0.1 from chance (0.9)
+    assert result.params["conv0.W"].shape == (20, 1, 5, 5) and result.params["hidden0.W"].shape == (800, 500)

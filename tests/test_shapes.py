@@ -1,0 +1,76 @@
+"""Static shape inference (dltspec/shapes.py) and `dltspec check --shapes`: no PyTensor, no data."""
+from __future__ import annotations
+
+import dltspec
+from dltspec import shapes
+from dltspec.cli import main
+
+from .conftest import SPECS
+
+
+def lenet_layers():
+    layers, misfit = shapes.summary(dltspec.read(SPECS / "lenet.dlt").data)
+    assert misfit is None
+    return layers
+
+
+def test_lenet_shapes_on_mnist_follow_the_tutorial():
+    layers = lenet_layers()
+    assert [(l.name, l.shape) for l in layers] == [
+        ("input", (1, 28, 28)), ("conv0", (20, 12, 12)), ("conv1", (50, 4, 4)), ("hidden0", (500,)),
+        ("output", (10,))]
+
+
+def test_lenet_parameter_count_is_the_tutorials():
+    conv0 = 20 * 1 * 5 * 5 + 20          # filter_shape (20, 1, 5, 5), one b per kernel
+    conv1 = 50 * 20 * 5 * 5 + 50         # filter_shape (50, 20, 5, 5)
+    hidden = 50 * 4 * 4 * 500 + 500      # HiddenLayer(n_in=nkerns[1] * 4 * 4, n_out=500)
+    softmax = 500 * 10 + 10              # LogisticRegression(n_in=500, n_out=10)
+    assert (conv0, conv1, hidden, softmax) == (520, 25050, 400500, 5010)
+    assert [l.n_params for l in lenet_layers()] == [0, conv0, conv1, hidden, softmax]
+    assert sum(l.n_params for l in lenet_layers()) == 431080
+
+
+def test_mlp_and_logistic_tables_count_their_parameters():
+    mlp, _ = shapes.summary(dltspec.read(SPECS / "mlp.dlt").data)
+    assert [(l.shape, l.n_params) for l in mlp] == [((784,), 0), ((500,), 784 * 500 + 500), ((10,), 5010)]
+    logistic, _ = shapes.summary(dltspec.read(SPECS / "logistic_sgd.dlt").data)
+    assert sum(l.n_params for l in logistic) == 784 * 10 + 10
+
+
+def test_a_declared_image_shape_is_used_and_a_pickle_needs_one():
+    text = (SPECS / "lenet.dlt").read_text().replace('dataset mnist { path = "mnist.pkl.gz" }',
+                                                     'dataset pickle { path = "x.pkl" }')
+    spec = dltspec.read(text=text.replace("kernels = [20, 50]", "kernels = [4]  image_shape = [3, 10, 12]"))
+    layers, misfit = shapes.summary(spec.data)
+    assert misfit is None
+    assert [l.shape for l in layers] == [(3, 10, 12), (4, 3, 4), (500,), None]  # n_out: from the data
+    assert layers[1].n_params == 4 * 3 * 25 + 4 and layers[2].n_params == 48 * 500 + 500
+    assert layers[3].n_params is None
+
+
+def test_check_shapes_prints_the_model_summary(capsys):
+    assert main(["check", "--shapes", str(SPECS / "lenet.dlt")]) == 0
+    assert capsys.readouterr().out == """\
+layer    kind                      output shape  parameters
+input    mnist                     1×28×28                0
+conv0    conv 5×5, pool 2×2, tanh  20×12×12             520
+conv1    conv 5×5, pool 2×2, tanh  50×4×4            25,050
+hidden0  dense, tanh               500              400,500
+output   softmax                   10                 5,010
+total                                               431,080
+"""
+
+
+def test_check_shapes_of_a_misfit_prints_the_layers_that_fit_and_the_error(tmp_path, capsys):
+    path = tmp_path / "deep.dlt"
+    path.write_text((SPECS / "lenet.dlt").read_text().replace("[20, 50]", "[20, 50, 80]"))
+    assert main(["check", "--shapes", str(path)]) == 1
+    captured = capsys.readouterr()
+    assert [line.split() for line in captured.out.splitlines()[-2:]] == [
+        ["conv1", "conv", "5×5,", "pool", "2×2,", "tanh", "50×4×4", "25,050"], ["total", "25,570"]]
+    assert "conv2: a 5×5 kernel does not fit its 50×4×4 input" in captured.err
+
+
+def test_spans_compress_runs():
+    assert shapes.spans([1, 2, 3, 5, 7, 8]) == "1 to 3, 5, 7, 8"

@@ -256,8 +256,9 @@ def add_spec_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("spec", help="the .dlt spec file ('-' reads standard input)")
     p.add_argument("--set", action="append", default=[], metavar="BLOCK.KEY=VALUE",
                    help="override a value of the spec, e.g. --set stopping.n_epochs=2 (repeatable)")
-    p.add_argument("--backend", choices=BACKEND_NAMES, help="PyTensor backend (default: numba), or jax: the same "
-                   "graph through JAX with the data on the device, several minibatches per dispatch")
+    p.add_argument("--backend", choices=BACKEND_NAMES, help="jax: the PyTensor graph through JAX with the data "
+                   "on the device, several minibatches per dispatch (the default where jax is installed); or a "
+                   "PyTensor backend, one call per minibatch: numba (the default without jax), c, python")
     p.add_argument("--device", choices=DEVICES, help="cpu (default), gpu (the jax backend on a GPU) or auto "
                    "(the GPU if jax sees one, else the CPU)")
     p.add_argument("--floatx", choices=FLOATX, default="float32", help="float type of data and parameters "

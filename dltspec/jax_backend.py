@@ -31,6 +31,7 @@ from typing import Callable
 
 import numpy as np
 
+from .compiler_options import default_backend
 from .data import SPLITS, Splits
 from .spec import Spec
 
@@ -75,10 +76,13 @@ def device(name: str | None):
 def placement(backend: str | None, device_name: str | None) -> tuple[str, str | None]:
     """``(backend, device)`` for the command-line choices ``--backend`` and ``--device``.
 
-    No device: the backend asked for (default numba); ``jax`` runs on JAX's default device.
+    No device: the backend asked for (default: :func:`~dltspec.compiler_options.default_backend`);
+    ``jax`` runs on JAX's default device.
     ``cpu``: the backend asked for, ``jax`` on the CPU. ``gpu``: the jax backend on a GPU,
     :class:`DeviceError` if there is none. ``auto``: the GPU if JAX sees one, else as ``cpu``.
     """
+    if backend is None and device_name != "gpu":
+        backend = default_backend()
     if device_name == "auto":
         device_name = "gpu" if backend in (None, "jax") and gpus() else "cpu"
     if device_name == "gpu":
@@ -89,7 +93,7 @@ def placement(backend: str | None, device_name: str | None) -> tuple[str, str | 
     if backend == "jax":
         jax_module()
         return "jax", device_name
-    return backend or "numba", None
+    return backend, None
 
 
 def cast(value, dtype):
@@ -272,11 +276,11 @@ def build(spec: Spec, splits: Splits, floatX: str = "float32", device_name: str 
     import pytensor.link.jax.dispatch  # noqa: F401 - sets jax_enable_x64 from floatX when first imported
     import pytensor.tensor as pt
 
-    from .compiler import n_out_of, symbolic
+    from .compiler import n_out_of, scratch_tempdir, symbolic
 
     jax.config.update("jax_enable_x64", True)
     batch_size = spec.block("optimizer")["batch_size"]
-    with pytensor.config.change_flags(floatX=floatX):
+    with pytensor.config.change_flags(floatX=floatX), scratch_tempdir():  # no sources left in $TMPDIR
         x = pt.tensor("x", shape=(batch_size, splits.n_in), dtype=floatX)
         y = pt.tensor("y", shape=(batch_size,), dtype="int32")
         graph = symbolic(spec, splits.n_in, n_out_of(spec, splits), x, y)

@@ -16,7 +16,8 @@ def test_check_accepts_every_shipped_spec(capsys):
 def test_check_does_not_import_pytensor():
     code = ("import sys; from dltspec.cli import main; "
             f"status = main(['check', {str(SPECS / 'mlp.dlt')!r}]); "
-            "assert 'pytensor' not in sys.modules, 'pytensor imported'; sys.exit(status)")
+            "assert 'pytensor' not in sys.modules, 'pytensor imported'; "
+            "assert 'numpy' not in sys.modules, 'numpy imported'; sys.exit(status)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
 

@@ -177,6 +177,10 @@ def test_placement_follows_backend_and_device(monkeypatch):
 
     monkeypatch.setattr(jax_backend, "gpus", lambda: [])
     monkeypatch.setattr(jax_backend, "jax_module", lambda: None)
+    monkeypatch.setattr(jax_backend, "default_backend", lambda: "jax")  # jax installed: the JAX path
+    assert jax_backend.placement(None, None) == ("jax", None)
+    assert jax_backend.placement(None, "cpu") == ("jax", "cpu")
+    monkeypatch.setattr(jax_backend, "default_backend", lambda: "numba")  # without jax: Numba
     assert jax_backend.placement(None, None) == ("numba", None)
     assert jax_backend.placement("c", "cpu") == ("c", None)
     assert jax_backend.placement("jax", None) == ("jax", None)
@@ -185,6 +189,7 @@ def test_placement_follows_backend_and_device(monkeypatch):
     assert jax_backend.placement("jax", "auto") == ("jax", "cpu")
     with pytest.raises(jax_backend.DeviceError, match="--device gpu runs the jax backend, not numba"):
         jax_backend.placement("numba", "gpu")
+    monkeypatch.setattr(jax_backend, "default_backend", lambda: "jax")  # a GPU means jax is installed
     monkeypatch.setattr(jax_backend, "gpus", lambda: ["gpu0"])
     monkeypatch.setattr(jax_backend, "device", lambda name: name)
     assert jax_backend.placement(None, "auto") == ("jax", "gpu")

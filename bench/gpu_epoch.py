@@ -201,21 +201,28 @@ def epoch_table(report: Report, data: Path, args) -> dict[str, float]:
     return per_epoch
 
 
-def reproduce(report: Report, model: str, data: Path, args, overrides=()) -> None:
+def reproduction_row(report: Report, label: str, read, device: str, published: str) -> None:
+    """Train the spec ``read()`` returns with the JAX path on ``device`` and add its row to the report
+    (a failure becomes the row, so the other rows still come back)."""
     points = []
     try:
-        spec = read_spec(model, data, list(overrides) + (["stopping.n_epochs=3"] if args.quick else []))
+        spec = read()
         start = time.perf_counter()
-        result = dltspec.train(spec, backend="jax", floatX="float32", device=args.device, on_validation=points.append)
+        result = dltspec.train(spec, backend="jax", floatX="float32", device=device, on_validation=points.append)
         wall = time.perf_counter() - start
-        epochs = ", ".join(f"{p.validation_error * 100:.2f}" for p in points[:5])
-        report.add(f"| {model}{' ' + ' '.join(overrides) if overrides else ''} | "
-                   f"{result.best_validation_error * 100:f} % | {result.test_error * 100:f} % | "
-                   f"{result.epochs} ({result.stopped_by}) | {result.best_iteration} | {epochs} | "
-                   f"{result.seconds:.1f} s ({wall:.1f} s with compilation) | "
-                   f"{PUBLISHED[model if overrides or model != 'mlp' else 'mlp full']} |")
+        first = ", ".join(f"{p.validation_error * 100:.2f}" for p in points[:5])
+        report.add(f"| {label} | {result.best_validation_error * 100:f} % | {result.test_error * 100:f} % | "
+                   f"{result.epochs} ({result.stopped_by}) | {result.best_iteration} | {first} | "
+                   f"{result.seconds:.1f} s ({wall:.1f} s with compilation) | {published} |")
     except Exception:
-        report.add(f"| {model} | failed: {traceback.format_exc().splitlines()[-1]} |")
+        report.add(f"| {label} | failed: {traceback.format_exc().splitlines()[-1]} |")
+
+
+def reproduce(report: Report, model: str, data: Path, args, overrides=()) -> None:
+    overrides = list(overrides)
+    reproduction_row(report, f"{model}{' ' + ' '.join(overrides) if overrides else ''}",
+                     lambda: read_spec(model, data, overrides + (["stopping.n_epochs=3"] if args.quick else [])),
+                     args.device, PUBLISHED[model if overrides or model != "mlp" else "mlp full"])
 
 
 def main(argv=None) -> int:

@@ -25,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import dltspec  # noqa: E402
 from dltspec import api  # noqa: E402
-from gpu_epoch import ROOT, Report, card, dltspec_epochs, median_after_warmup, sync, versions  # noqa: E402
+from gpu_epoch import (ROOT, Report, card, dltspec_epochs, median_after_warmup, reproduction_row,  # noqa: E402
+                       sync, versions)
 
 SPEC = ROOT / "specs" / "lenet.dlt"
 QUICK = ["dataset.n_train=2000", "dataset.n_valid=1000", "dataset.n_test=1000"]
@@ -91,19 +92,9 @@ def epoch_row(report: Report, data: Path, args) -> float:
 
 
 def reproduce(report: Report, data: Path, args, overrides: list[str]) -> None:
-    points = []
-    try:
-        spec = read_spec(data, (QUICK if args.quick else []) + overrides)
-        start = time.perf_counter()
-        result = dltspec.train(spec, backend="jax", floatX="float32", device=args.device, on_validation=points.append)
-        wall = time.perf_counter() - start
-        first = ", ".join(f"{p.validation_error * 100:.2f}" for p in points[:5])
-        report.add(f"| lenet {' '.join(overrides)} | {result.best_validation_error * 100:f} % | "
-                   f"{result.test_error * 100:f} % | {result.epochs} ({result.stopped_by}) | {result.best_iteration} | "
-                   f"{first} | {result.seconds:.1f} s ({wall:.1f} s with compilation) | "
-                   "validation 0.91 %, test 0.92 % |")
-    except Exception:
-        report.add(f"| lenet {' '.join(overrides)} | failed: {traceback.format_exc().splitlines()[-1]} |")
+    reproduction_row(report, f"lenet {' '.join(overrides)}",
+                     lambda: read_spec(data, (QUICK if args.quick else []) + overrides), args.device,
+                     "validation 0.91 %, test 0.92 %")
 
 
 def main(argv=None) -> int:

@@ -84,23 +84,28 @@ def tiny_pickle(directory):
     (directory / "tiny.pkl").write_bytes(pickle.dumps((split(30), split(30), split(30))))
 
 
-@pytest.mark.parametrize("name,old,new,extra,line,column,code,fragment", CASES, ids=[c[0] for c in CASES])
-def test_broken_spec_gives_one_located_error(name, old, new, extra, line, column, code, fragment,
-                                             tmp_path, capsys, monkeypatch):
-    assert old in BASE, name
-    path = tmp_path / "broken.dlt"
-    path.write_text(BASE.replace(old, new, 1), encoding="utf-8")
+def the_one_error(base: str, old: str, new: str, extra: list, tmp_path, capsys, monkeypatch) -> tuple:
+    """Check ``base`` with ``old`` replaced by ``new``; assert it fails with exactly one error, no traceback,
+    and return that error's ``(line, column, message, code)``."""
+    assert old in base
+    (tmp_path / "broken.dlt").write_text(base.replace(old, new, 1), encoding="utf-8")
     tiny_pickle(tmp_path)
     monkeypatch.chdir(tmp_path)
     status = main(["check", "broken.dlt", *extra])
     err = capsys.readouterr().err
-    assert status == 1
-    assert "Traceback" not in err
-    headers = re.findall(r"^broken\.dlt:(\d+):(\d+): error: (.*) \[(DLT\d+)\]$", err, re.M)
+    assert status == 1 and "Traceback" not in err, err
+    headers = re.findall(r"^(?:broken\.dlt|--set):(\d+):(\d+): error: (.*) \[(DLT\d+)\]$", err, re.M)
     assert len(headers) == 1, err
-    (got_line, got_column, message, got_code), = headers
-    assert (int(got_line), int(got_column), got_code) == (line, column, code), err
-    assert fragment in message, err
+    (line, column, message, code), = headers
+    return int(line), int(column), message, code
+
+
+@pytest.mark.parametrize("name,old,new,extra,line,column,code,fragment", CASES, ids=[c[0] for c in CASES])
+def test_broken_spec_gives_one_located_error(name, old, new, extra, line, column, code, fragment,
+                                             tmp_path, capsys, monkeypatch):
+    got_line, got_column, message, got_code = the_one_error(BASE, old, new, extra, tmp_path, capsys, monkeypatch)
+    assert (got_line, got_column, got_code) == (line, column, code), message
+    assert fragment in message, message
 
 
 def test_there_are_more_than_twenty_cases():
@@ -171,17 +176,7 @@ CONV_CASES = [
 @pytest.mark.parametrize("name,old,new,extra,line,column,code,message", CONV_CASES, ids=[c[0] for c in CONV_CASES])
 def test_mis_shaped_conv_spec_gives_one_located_specific_error(name, old, new, extra, line, column, code, message,
                                                                tmp_path, capsys, monkeypatch):
-    assert old in LENET, name
-    (tmp_path / "conv.dlt").write_text(LENET.replace(old, new, 1), encoding="utf-8")
-    tiny_pickle(tmp_path)
-    monkeypatch.chdir(tmp_path)
-    status = main(["check", "conv.dlt", *extra])
-    err = capsys.readouterr().err
-    assert status == 1 and "Traceback" not in err
-    headers = re.findall(r"^(conv\.dlt|--set):(\d+):(\d+): error: (.*) \[(DLT\d+)\]$", err, re.M)
-    assert len(headers) == 1, err
-    (_, got_line, got_column, got_message, got_code), = headers
-    assert (int(got_line), int(got_column), got_code, got_message) == (line, column, code, message), err
+    assert the_one_error(LENET, old, new, extra, tmp_path, capsys, monkeypatch) == (line, column, message, code)
 
 
 def test_there_are_ten_or_more_conv_shape_cases():

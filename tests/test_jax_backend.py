@@ -108,6 +108,11 @@ def jax_program(text: str, overrides=(), floatX="float32"):
     return spec, build(spec, api.load_data(spec), floatX=floatX, device_name="cpu")
 
 
+def one_dispatch_per_minibatch(program):
+    """``train_chunk`` split into one dispatch per minibatch."""
+    return lambda start, n: sum(float(program.train_chunk(i, 1)) for i in range(start, start + n))
+
+
 def jax_run(program, spec, chunked: bool):
     policy = Patience.from_block(spec.block("stopping"), program.n_batches["train"])
     best = []
@@ -118,7 +123,7 @@ def jax_run(program, spec, chunked: bool):
 
     validate = lambda: program.error("valid")  # noqa: E731
     loop = (run_chunks(policy, program.train_chunk, validate, on_best) if chunked
-            else run_loop(policy, program.train_step, validate, on_best))
+            else run_chunks(policy, one_dispatch_per_minibatch(program), validate, on_best))
     return loop, program.arrays(best[0]), program.values()
 
 
@@ -237,3 +242,18 @@ def test_cli_runs_and_evaluates_on_the_jax_backend(tmp_path):
                         cwd=tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr
     assert evaluated.stdout.startswith(f"validation error {valid} %, test error ")
+
+
+@needs_jax
+def test_matrix_products_run_at_full_float32_precision():
+    """JAX's default lets a GPU use TF32 (which changed the logistic run there); every product is pinned."""
+    import re
+
+    spec, program = jax_program(MLP, [])
+    x, y = program.batches["valid"]
+    lowered = [program.chunk_fn.lower(program.params, program.hyper, *program.batches["train"],
+                                      program.scalar(0), program.scalar(1)).as_text(),
+               program.errors_fn.lower(program.params, x, y).as_text()]
+    for text in lowered:
+        products = re.findall(r"dot_general.*", text)
+        assert products and all("HIGHEST" in line for line in products), products

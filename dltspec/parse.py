@@ -302,7 +302,7 @@ def _token_pattern() -> re.Pattern:
     first = ("STRING", "SIGNED_FLOAT", "SIGNED_INT")  # before NAME and the numbers' prefixes
     terminals = sorted(parser().terminals, key=lambda t: first.index(t.name) if t.name in first else len(first))
     parts = [f"(?P<{t.name}>{t.pattern.to_regexp()})" for t in terminals if t.name not in ("TRUE", "FALSE")]
-    return re.compile("|".join(parts + [r'(?P<OTHER>"[^\n]*|.)']), re.DOTALL)
+    return re.compile("|".join(parts + [r'(?P<OTHER>"[^\n]*|.)']))  # no DOTALL: as Lark's lexer
 
 
 def block_starts(text: str) -> list[Mark]:

@@ -121,3 +121,10 @@ def test_the_built_parser_is_cached_and_a_bad_cache_is_rebuilt(tmp_path, monkeyp
         assert parse("loss nll", "a.dlt")[1] == []
     finally:
         parse_module.parser.cache_clear()
+
+
+def test_a_backslash_at_the_end_of_a_line_does_not_carry_a_string_over():
+    text = 'save "a\\\nclassifier mlp { x = "b" }\nloss nll\nbogus = 1\n'
+    document, diagnostics = parse_partial(text, "a.dlt")
+    assert [(d.span.line, d.span.column) for d in diagnostics] == [(1, 6), (4, 7)]
+    assert document.blocks[0].kind == "classifier"  # not swallowed by the unterminated string

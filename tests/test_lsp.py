@@ -293,11 +293,24 @@ async def test_server_clean_spec_completion_and_hover(client: LanguageClient):
         document, types.Position(1, len("classifier logistic { "))))
     assert labels(listed.items) == ["n_in"]
     shown = await client.text_document_hover_async(types.HoverParams(document, types.Position(4, 22)))
-    if client.capabilities.text_document.hover.content_format[0] == types.MarkupKind.Markdown:
+    if types.MarkupKind.Markdown in client.capabilities.text_document.hover.content_format:
         assert shown.contents.value.startswith("**n_epochs** in `stopping patience`")
+        assert "- default: `1000`" in shown.contents.value
     else:
         assert shown.contents.value.startswith("n_epochs in stopping patience")
-    assert "- default: `1000`" in shown.contents.value
+        assert "- default: 1000" in shown.contents.value
+
+
+def test_clients_without_markdown_get_plain_text():
+    from dltspec.lsp import hover, plain, takes_markdown
+
+    assert not takes_markdown(types.ClientCapabilities(), "hover", "content_format")
+    plain_only = types.ClientCapabilities(text_document=types.TextDocumentClientCapabilities(
+        hover=types.HoverClientCapabilities(content_format=[types.MarkupKind.PlainText])))
+    assert not takes_markdown(plain_only, "hover", "content_format")
+    shown = plain(hover(DIGITS, 4, 22).contents)
+    assert shown.kind == types.MarkupKind.PlainText
+    assert shown.value.startswith("n_epochs in stopping patience") and "- default: 1000" in shown.value
 
 
 @pytest.mark.asyncio

@@ -102,9 +102,13 @@ def conv_stages(shape: tuple[int, int, int], block: dict) -> list[Layer | Misfit
     return layers
 
 
+#: the largest kernel or pool size tried when saying what would fit (the search is linear in it)
+FIT_SEARCH = 64
+
+
 def fitting(shape: tuple[int, int, int], block: dict, key: str) -> list[int]:
-    """The values of ``key`` (``kernel_size`` or ``pool``) with which every stage fits."""
-    return [v for v in range(1, max(shape[1:]) + 1)
+    """The values of ``key`` (``kernel_size`` or ``pool``), up to :data:`FIT_SEARCH`, with which every stage fits."""
+    return [v for v in range(1, min(max(shape[1:]), FIT_SEARCH) + 1)
             if not any(isinstance(layer, Misfit) for layer in conv_stages(shape, {**block, key: v}))]
 
 
@@ -119,8 +123,7 @@ def spans(values: list[int]) -> str:
     return ", ".join(f"{r[0]} to {r[-1]}" if len(r) > 2 else ", ".join(map(str, r)) for r in runs)
 
 
-def what_fits(shape: tuple[int, int, int], block: dict, key: str) -> str:
-    values = fitting(shape, block, key)
+def what_fits(values: list[int], shape: tuple[int, int, int], block: dict, key: str) -> str:
     stages = len(block["kernels"])
     if not values:
         return f"no {key} fits {stages} stages on a {dims(shape)} input: use fewer entries in kernels"
@@ -175,8 +178,9 @@ def summary(data: dict) -> tuple[list[Layer], Misfit | None]:
     for i, stage in enumerate(conv_stages(shape, block)):
         if isinstance(stage, Misfit):
             key = stage.path[-1]
-            path = stage.path if fitting(shape, block, key) else ("classifier", "kernels", i)
-            return layers, Misfit(stage.code, f"{stage.message}; {what_fits(shape, block, key)}", path)
+            values = fitting(shape, block, key)
+            path = stage.path if values else ("classifier", "kernels", i)
+            return layers, Misfit(stage.code, f"{stage.message}; {what_fits(values, shape, block, key)}", path)
         layers.append(stage)
     return layers + dense_layers(product(layers[-1].shape), block, n_out_of(data)), None
 

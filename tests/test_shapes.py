@@ -74,3 +74,16 @@ def test_check_shapes_of_a_misfit_prints_the_layers_that_fit_and_the_error(tmp_p
 
 def test_spans_compress_runs():
     assert shapes.spans([1, 2, 3, 5, 7, 8]) == "1 to 3, 5, 7, 8"
+
+
+def test_what_would_fit_is_searched_in_a_bounded_range():
+    """A huge declared image once made check try every size up to its width (minutes for 2,000,000)."""
+    from dltspec import diagnose
+
+    text = ('dataset pickle { path = "x.pkl" }\n'
+            "classifier lenet { kernels = [20, 50]  kernel_size = 5  pool = 3  hidden = [500]  "
+            "image_shape = [1, 2000000, 2000000] }\n"
+            "loss nll\noptimizer sgd { learning_rate = 0.1  batch_size = 500 }\nstopping patience { n_epochs = 2 }\n")
+    spec, (d,) = diagnose(text, "huge.dlt")
+    assert spec is None and d.code == "DLT308" and (d.span.line, d.span.column) == (2, 64)
+    assert d.message.endswith("pool 1, 2 would fit every stage")

@@ -143,6 +143,9 @@ def apply_override(instance: dict, positions: Positions, text: str, line: int) -
         container, path = container[segment], path + (segment,)
     if isinstance(container, list):
         return [error("DLT207", f"name one {kind} block, e.g. {kind}.0.<key> or {kind}.<kind>.<key>", key_span)]
+    if not isinstance(container, dict):  # a list item reached by position: classifier.hidden.0.x
+        return [error("DLT207", f"'{'.'.join(segments[:-1])}' is a value, not a block: "
+                      f"write {'.'.join(segments[:-1])}=VALUE", key_span)]
     last = segments[-1]
     container[last] = value.plain()
     positions.keys[path + (last,)] = key_span

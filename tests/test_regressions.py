@@ -89,3 +89,10 @@ def test_names_that_start_with_true_or_false_are_names():
     assert diagnostics == []
     values = [(p.value.plain(), p.value.is_name) for p in document.blocks[0].pairs]
     assert values == [("truex", True), (1, False), ("falsey", True), (True, False)]
+
+
+def test_an_override_below_a_list_item_is_a_diagnostic():
+    text = DIGITS.replace("classifier logistic { n_out = 10 }", "classifier mlp { hidden = [50, 20] }")
+    spec, diagnostics = diagnose(text, "s.dlt", overrides=["classifier.hidden.0.x=1"])
+    assert spec is None and [(d.code, d.span.file, d.message) for d in diagnostics] == [
+        ("DLT207", "--set", "'classifier.hidden.0' is a value, not a block: write classifier.hidden.0=VALUE")]

@@ -406,7 +406,7 @@ def recover(text: str, file: str) -> tuple[list[Block], list[Diagnostic], list[s
             return blocks, diagnostics, broken
     diagnostics.append(error("DLT101", f"too many syntax errors; stopped after {MAX_SYNTAX_ERRORS}",
                              Span(file, resume.line, resume.column, resume.line, resume.column + 1)))
-    return blocks, diagnostics, broken
+    return blocks, diagnostics, broken + ["?"]  # the rest is unread: no block may be called missing
 
 
 def kind_at(text: str, start: Mark) -> str:

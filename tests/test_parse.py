@@ -1,5 +1,7 @@
 from dltspec.parse import MAX_SPEC_CHARS, MAX_SYNTAX_ERRORS, parse, parse_partial, parse_value
 
+from .conftest import SPECS
+
 
 def test_parses_every_value_kind_with_positions():
     doc, diags = parse(
@@ -95,6 +97,15 @@ def test_too_many_syntax_errors_stop_with_a_note():
     document, diagnostics = parse_partial("loss nll { x = = 1 }\n" * 200, "a.dlt")
     assert len(diagnostics) == MAX_SYNTAX_ERRORS + 1
     assert diagnostics[-1].message == f"too many syntax errors; stopped after {MAX_SYNTAX_ERRORS}"
+    assert "?" in document.broken  # what follows was not read
+
+
+def test_blocks_after_the_error_limit_are_not_reported_missing():
+    from dltspec import diagnose
+
+    text = "loss nll { x = = 1 }\n" * 60 + (SPECS / "mlp.dlt").read_text()
+    spec, diagnostics = diagnose(text, "a.dlt")
+    assert spec is None and {d.code for d in diagnostics} == {"DLT101"}
 
 
 def test_a_spec_over_the_size_limit_is_refused_at_once():

@@ -42,19 +42,28 @@ def diagnose(text: str, file: str = "<string>", base_dir: Path | str | None = No
     blocks run once the syntax and the schema are clean.
     """
     source = Source(file, text, Path(base_dir) if base_dir is not None else Path.cwd(), tuple(overrides))
-    document, syntax = parse_partial(text, file)
-    instance, positions, structure = to_instance(document)
-    for line, override in enumerate(source.overrides, start=1):
-        structure += apply_override(instance, positions, override, line)
-    diagnostics = syntax + structure
-    if has_errors(structure) or "?" in document.broken:
-        return None, sorted(diagnostics, key=Diagnostic.sort_key)
-    diagnostics += schema_errors(instance, positions, absent_ok=set(document.broken))
-    if has_errors(diagnostics):
+    instance, positions, diagnostics = validated(text, file, source.overrides)
+    if instance is None or has_errors(diagnostics):
         return None, sorted(diagnostics, key=Diagnostic.sort_key)
     spec = Spec(with_defaults(instance), positions, source)
     diagnostics += rules.check(spec)
     return (None if has_errors(diagnostics) else spec), sorted(diagnostics, key=Diagnostic.sort_key)
+
+
+def validated(text: str, file: str, overrides: Iterable[str]) -> tuple[dict | None, object, list[Diagnostic]]:
+    """Parse ``text``, apply ``overrides`` and validate the blocks that parsed against the schema.
+
+    Returns ``(instance, positions, diagnostics)``; ``instance`` is ``None`` when the blocks could not
+    be validated (structural errors, or text past the syntax-error limit). A block dropped for a
+    syntax error is not reported missing.
+    """
+    document, syntax = parse_partial(text, file)
+    instance, positions, structure = to_instance(document)
+    for line, override in enumerate(overrides, start=1):
+        structure += apply_override(instance, positions, override, line)
+    if has_errors(structure) or "?" in document.broken:
+        return None, positions, syntax + structure
+    return instance, positions, syntax + structure + schema_errors(instance, positions, absent_ok=set(document.broken))
 
 
 def layers(text: str, file: str = "<string>", overrides: Iterable[str] = ()) -> list | None:
@@ -62,11 +71,8 @@ def layers(text: str, file: str = "<string>", overrides: Iterable[str] = ()) -> 
     problem) of a spec whose blocks are valid; ``None`` if they are not. Imports neither PyTensor nor numpy."""
     from . import shapes
 
-    document, _ = parse_partial(text, file)
-    instance, positions, structure = to_instance(document)
-    for line, override in enumerate(overrides, start=1):
-        structure += apply_override(instance, positions, override, line)
-    if has_errors(structure) or document.broken or schema_errors(instance, positions):
+    instance, _positions, diagnostics = validated(text, file, overrides)
+    if instance is None or has_errors(diagnostics):
         return None
     return shapes.summary(with_defaults(instance))[0]
 

@@ -43,14 +43,14 @@ def spec_text(path: str) -> str:
 def diagnose_path(path: str, overrides: Sequence[str]):
     """Read and check the spec at ``path`` (``-``: standard input).
 
-    Returns ``(spec, diagnostics, lines)``: ``spec`` is ``None`` when it has errors,
+    Returns ``(spec, diagnostics, lines, text)``: ``spec`` is ``None`` when it has errors,
     ``lines`` looks up source lines for rendering. Raises :class:`SpecError` if unreadable.
     """
     text = spec_text(path)
     name = path if path != "-" else "<stdin>"
     base = Path(path).resolve().parent if path != "-" else Path.cwd()
     spec, diagnostics = api.diagnose(text, name, base, overrides)
-    return spec, diagnostics, source_lines(name, text, overrides)
+    return spec, diagnostics, source_lines(name, text, overrides), text
 
 
 def read_spec(args):
@@ -58,7 +58,7 @@ def read_spec(args):
 
     Returns ``(spec, lines)``; ``spec`` is ``None`` when it has errors (already reported).
     """
-    spec, diagnostics, lines = diagnose_path(args.spec, args.set)
+    spec, diagnostics, lines, _text = diagnose_path(args.spec, args.set)
     report(diagnostics, lines)
     return spec, lines
 
@@ -149,28 +149,25 @@ def spec_paths(names: Sequence[str], command: str = "check") -> list[str] | None
     return paths
 
 
-def check_one(path: str, args) -> tuple[list[Diagnostic], object]:
-    """All diagnostics of one spec file, and a lookup of its source lines."""
+def check_one(path: str, args) -> tuple[list[Diagnostic], object, str | None]:
+    """All diagnostics of one spec file, a lookup of its source lines, and its text (``None`` if unreadable)."""
     try:
-        spec, diagnostics, lines = diagnose_path(path, args.set)
+        spec, diagnostics, lines, text = diagnose_path(path, args.set)
     except SpecError as exc:
-        return exc.diagnostics, lambda f: []
+        return exc.diagnostics, lambda f: [], None
     if spec is not None and args.data:
         try:
             api.load_data(spec)
         except SpecError as exc:
             diagnostics = diagnostics + exc.diagnostics
-    return diagnostics, lines
+    return diagnostics, lines, text
 
 
-def print_shapes(path: str, args) -> None:
+def print_shapes(text: str, path: str, overrides) -> None:
     """The model summary of a spec whose blocks are valid (its layers up to a shape error, if any)."""
     from .shapes import table
 
-    try:
-        found = api.layers(spec_text(path), path, args.set)
-    except SpecError:
-        return
+    found = api.layers(text, path if path != "-" else "<stdin>", overrides)
     if found is not None:
         print(table(found))
 
@@ -179,15 +176,18 @@ def cmd_check(args) -> int:
     if args.specs.count("-") > 1:
         print("dltspec check: standard input ('-') can be named only once", file=sys.stderr)
         return EXIT_USAGE
+    if args.shapes and args.format != "text":
+        print("dltspec check: --shapes prints a table for people: use it with --format text", file=sys.stderr)
+        return EXIT_USAGE
     paths = spec_paths(args.specs)
     if paths is None:
         return EXIT_USAGE
     everything: list[Diagnostic] = []
     for path in paths:
-        diagnostics, lines = check_one(path, args)
+        diagnostics, lines, text = check_one(path, args)
         everything += diagnostics
-        if args.shapes:
-            print_shapes(path, args)
+        if args.shapes and text is not None:
+            print_shapes(text, path, args.set)
         if args.format == "text":
             report(diagnostics, lines)
     if args.format != "text":

@@ -72,6 +72,17 @@ def test_check_shapes_of_a_misfit_prints_the_layers_that_fit_and_the_error(tmp_p
     assert "conv2: a 5×5 kernel does not fit its 50×4×4 input" in captured.err
 
 
+def test_check_shapes_reads_stdin_once_and_refuses_machine_formats(monkeypatch, capsys):
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO((SPECS / "lenet.dlt").read_text()))
+    assert main(["check", "--shapes", "-"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].split() == ["total", "431,080"]
+    assert main(["check", "--shapes", "--format", "json", str(SPECS / "lenet.dlt")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "--shapes prints a table for people" in captured.err
+
+
 def test_spans_compress_runs():
     assert shapes.spans([1, 2, 3, 5, 7, 8]) == "1 to 3, 5, 7, 8"
 

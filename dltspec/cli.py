@@ -96,11 +96,11 @@ def resolve_placement(args) -> bool:
 
 
 def cmd_run(args) -> int:
-    if not resolve_placement(args):
-        return EXIT_USAGE
-    spec, lines = read_spec(args)
+    spec, lines = read_spec(args)  # first: a broken spec is reported without importing jax
     if spec is None:
         return EXIT_ERRORS
+    if not resolve_placement(args):
+        return EXIT_USAGE
     out = Path(args.save).expanduser() if args.save else api.output_path(spec)
     try:
         api.check_output(spec, out, Span("--save", 1, 1, 1, len(args.save) + 1) if args.save else None)
@@ -212,11 +212,11 @@ def cmd_fmt(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    if not resolve_placement(args):
-        return EXIT_USAGE
-    spec, lines = read_spec(args)
+    spec, lines = read_spec(args)  # first: a broken spec is reported without importing jax
     if spec is None:
         return EXIT_ERRORS
+    if not resolve_placement(args):
+        return EXIT_USAGE
     try:
         errors = api.evaluate(spec, args.params, backend=args.backend, floatX=args.floatx, device=args.device)
     except SpecError as exc:

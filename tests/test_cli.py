@@ -149,3 +149,14 @@ def test_a_closed_pipe_ends_quietly(tmp_path):
     proc.stdout.close()  # as `| head` does once it has what it wants
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 141 and err == b""
+
+
+def test_a_broken_spec_is_reported_before_jax_is_imported(tmp_path):
+    spec = tmp_path / "bad.dlt"
+    spec.write_text("loss nll\n")
+    code = ("import sys; from dltspec.cli import main; "
+            f"status = main(['run', {str(spec)!r}, '--backend', 'jax']); "
+            "assert 'jax' not in sys.modules and 'pytensor' not in sys.modules; sys.exit(status)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 1, done.stderr
+    assert "missing 'dataset' block" in done.stderr

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 from . import shapes
 from .diagnostics import Diagnostic, error, warning
 from .spec import SPLITS, Spec
+from .train import Patience
 
 if TYPE_CHECKING:
     from .data import Splits
@@ -83,7 +84,7 @@ def validates_at_least_once(spec: Spec, splits: Splits) -> Iterator[Diagnostic]:
     """A run that never reaches a validation point has no best parameters to save."""
     stopping = spec.block("stopping")
     n_train_batches = splits.size("train") // spec.block("optimizer")["batch_size"]
-    frequency = stopping.get("validation_frequency") or min(n_train_batches, stopping["patience"] // 2)
+    frequency = Patience.from_block(stopping, n_train_batches).validation_frequency  # as the loop computes it
     iterations = stopping["n_epochs"] * n_train_batches
     if n_train_batches and frequency > iterations:
         key = "validation_frequency" if "validation_frequency" in stopping else "n_epochs"

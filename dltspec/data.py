@@ -142,42 +142,50 @@ CACHE_FORMAT = 1
 
 
 def cache_key(path: Path) -> str:
-    """Names a data file's converted arrays: its absolute path, size and modification time."""
+    """Names a data file's cache folder: its absolute path (one folder a file, replaced when it changes)."""
+    return hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:20]
+
+
+def cache_stamp(path: Path) -> str:
+    """What the cached arrays were converted from: the file's size and modification time, and the layout."""
     stat = path.stat()
-    text = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{CACHE_FORMAT}"
-    return hashlib.sha256(text.encode()).hexdigest()[:20]
+    return f"{stat.st_size} {stat.st_mtime_ns} {CACHE_FORMAT}\n"
 
 
 def cached(path: Path, convert: Callable[[], dict]) -> dict:
     """The checked arrays of a data file, converted once and kept as ``.npy`` files in the cache.
 
     Unpacking MNIST's gzip'd pickle takes about 2 s; mapping the cached arrays takes milliseconds,
-    and their pages are shared and reclaimable. The cache is keyed on the file's path, size and
-    modification time (``$DLTSPEC_CACHE_DIR/data``, see :func:`dltspec.files.cache_dir`), written
-    atomically, and skipped when it cannot be written.
+    and their pages are shared and reclaimable. One folder a data file (``$DLTSPEC_CACHE_DIR/data``,
+    see :func:`dltspec.files.cache_dir`), stamped with the file's size and modification time and
+    replaced when they change, written atomically, and skipped when it cannot be written.
     """
     from .files import cache_dir
 
     folder = cache_dir() / "data" / cache_key(path)
     names = [f"{split}_{part}.npy" for split in SPLITS for part in "xy"]
+    stamp = cache_stamp(path)
     try:
+        if (folder / "source").read_text() != stamp:
+            raise ValueError("stale")
         loaded = [np.load(folder / name, mmap_mode="r", allow_pickle=False) for name in names]
         return {split: (loaded[2 * i], loaded[2 * i + 1]) for i, split in enumerate(SPLITS)}
     except (OSError, ValueError):
-        if folder.exists():  # damaged: convert again and replace it
+        if folder.exists():  # stale or damaged: convert again and replace it
             import shutil
 
             shutil.rmtree(folder, ignore_errors=True)
     arrays = convert()
     try:
-        store(folder, dict(zip(names, (a for split in SPLITS for a in arrays[split]))))
+        store(folder, dict(zip(names, (a for split in SPLITS for a in arrays[split]))), stamp)
     except OSError:
         pass  # a read-only or full cache: use the arrays in memory
     return arrays
 
 
-def store(folder: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write ``arrays`` as ``.npy`` files into ``folder``, all or nothing (a temporary folder renamed)."""
+def store(folder: Path, arrays: dict[str, np.ndarray], stamp: str) -> None:
+    """Write ``arrays`` as ``.npy`` files and the ``stamp`` into ``folder``, all or nothing (a temporary
+    folder renamed)."""
     import shutil
     import tempfile
 
@@ -186,6 +194,7 @@ def store(folder: Path, arrays: dict[str, np.ndarray]) -> None:
     try:
         for name, array in arrays.items():
             np.save(tmp / name, array, allow_pickle=False)
+        (tmp / "source").write_text(stamp)
         os.replace(tmp, folder)
     except OSError:
         if folder.is_dir():  # another process stored it first

@@ -107,7 +107,8 @@ def test_converted_arrays_are_cached_and_mapped(tmp_path, monkeypatch):
     block = {"kind": "pickle", "path": "d.pkl"}
     first = data.load(block, tmp_path)
     (folder,) = (tmp_path / "cache" / "data").iterdir()
-    assert sorted(p.name for p in folder.iterdir()) == sorted(f"{s}_{p}.npy" for s in data.SPLITS for p in "xy")
+    assert sorted(p.name for p in folder.iterdir()) == sorted([f"{s}_{p}.npy" for s in data.SPLITS for p in "xy"]
+                                                              + ["source"])
     second = data.load(block, tmp_path)
     for (x, y), (x0, y0), (x1, y1) in zip(expected, first.arrays.values(), second.arrays.values()):
         assert np.array_equal(x, x1) and np.array_equal(y, y1) and np.array_equal(x0, x1)
@@ -122,6 +123,7 @@ def test_a_changed_data_file_is_converted_again(tmp_path, monkeypatch):
     expected = tutorial_pickle(tmp_path / "d.pkl", n=31, seed=1)
     os.utime(tmp_path / "d.pkl", ns=(1, 1))
     assert np.array_equal(data.load(block, tmp_path).arrays["valid"][0], expected[1][0])
+    assert len(list((tmp_path / "cache" / "data").iterdir())) == 1  # replaced, not kept beside the old one
 
 
 def test_a_damaged_or_unwritable_cache_never_breaks_loading(tmp_path, monkeypatch):

@@ -42,19 +42,21 @@ class RestrictedUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
+def load_stream(raw):
+    """Unpickle the binary stream ``raw`` (plain or gzip'd) with :class:`RestrictedUnpickler`, streaming
+    it: a decompressed pickle is never held in memory whole, only the arrays it builds. Python 2 pickles too."""
+    gzipped = raw.read(2) == b"\x1f\x8b"
+    raw.seek(0)
+    stream = io.BufferedReader(gzip.GzipFile(fileobj=raw), 1 << 20) if gzipped else raw
+    return RestrictedUnpickler(stream, encoding="latin1").load()
+
+
 def load_bytes(data: bytes):
-    """Unpickle ``data`` (plain or gzip'd) with :class:`RestrictedUnpickler`; Python 2 pickles too."""
-    if data[:2] == b"\x1f\x8b":
-        data = gzip.decompress(data)
-    return RestrictedUnpickler(io.BytesIO(data), encoding="latin1").load()
+    """Unpickle ``data`` (plain or gzip'd) safely (see :func:`load_stream`)."""
+    return load_stream(io.BytesIO(data))
 
 
 def load(path: Path):
-    """Unpickle the file at ``path`` safely (see :func:`load_bytes`), streaming it: the
-    decompressed pickle is never held in memory whole, only the arrays it builds."""
+    """Unpickle the file at ``path`` safely (see :func:`load_stream`)."""
     with open(path, "rb") as raw:
-        gzipped = raw.read(2) == b"\x1f\x8b"
-        raw.seek(0)
-        stream = gzip.GzipFile(fileobj=raw) if gzipped else raw
-        return RestrictedUnpickler(io.BufferedReader(stream, 1 << 20) if gzipped else stream,
-                                   encoding="latin1").load()
+        return load_stream(raw)

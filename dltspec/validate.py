@@ -8,7 +8,6 @@ Then the schema's defaults are filled in.
 from __future__ import annotations
 
 import copy
-import difflib
 from functools import lru_cache
 from typing import Any, Iterator
 
@@ -295,7 +294,7 @@ def misspelled(key: str, err: jsonschema.ValidationError) -> bool:
     """Whether the object has an unknown key close to the missing ``key`` (reported as DLT201 instead)."""
     known = err.schema.get("properties", {})
     unknown = [k for k in err.instance if k not in known]
-    return bool(unknown) and bool(difflib.get_close_matches(key, unknown, n=1, cutoff=0.6))
+    return bool(did_you_mean(key, unknown))
 
 
 def top_level_example(key: str) -> str:

@@ -134,19 +134,30 @@ def cmd_run(args) -> int:
 
 def spec_paths(names: Sequence[str], command: str = "check") -> list[str] | None:
     """The files named on the command line, a directory standing for every ``*.dlt`` below it;
-    ``None`` (usage error, reported) if a path does not exist."""
+    ``None`` (usage error, reported) if a path does not exist, a directory holds no spec, or
+    standard input (``-``) is named twice."""
+    if names.count("-") > 1:
+        return usage(command, "standard input ('-') can be named only once")
     paths = []
     for name in names:
         if name == "-":
             paths.append(name)
         elif Path(name).is_dir():
-            paths += sorted(str(p) for p in Path(name).rglob("*.dlt"))
+            found = sorted(str(p) for p in Path(name).rglob("*.dlt"))
+            if not found:
+                return usage(command, f"{name}: no *.dlt files in this directory")
+            paths += found
         elif Path(name).exists():
             paths.append(name)
         else:
-            print(f"dltspec {command}: {name}: no such file or directory", file=sys.stderr)
-            return None
+            return usage(command, f"{name}: no such file or directory")
     return paths
+
+
+def usage(command: str, message: str) -> None:
+    """Report a usage problem of ``dltspec COMMAND``; the caller exits 2."""
+    print(f"dltspec {command}: {message}", file=sys.stderr)
+    return None
 
 
 def check_one(path: str, args) -> tuple[list[Diagnostic], object, str | None]:
@@ -173,9 +184,6 @@ def print_shapes(text: str, path: str, overrides) -> None:
 
 
 def cmd_check(args) -> int:
-    if args.specs.count("-") > 1:
-        print("dltspec check: standard input ('-') can be named only once", file=sys.stderr)
-        return EXIT_USAGE
     if args.shapes and args.format != "text":
         print("dltspec check: --shapes prints a table for people: use it with --format text", file=sys.stderr)
         return EXIT_USAGE
@@ -202,9 +210,6 @@ def cmd_check(args) -> int:
 def cmd_fmt(args) -> int:
     from .fmt import fmt_paths
 
-    if args.specs.count("-") > 1:
-        print("dltspec fmt: standard input ('-') can be named only once", file=sys.stderr)
-        return EXIT_USAGE
     paths = spec_paths(args.specs, "fmt")
     if paths is None:
         return EXIT_USAGE

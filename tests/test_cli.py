@@ -160,3 +160,12 @@ def test_a_broken_spec_is_reported_before_jax_is_imported(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 1, done.stderr
     assert "missing 'dataset' block" in done.stderr
+
+
+def test_a_directory_without_specs_is_a_usage_error(tmp_path, capsys):
+    """A mistyped directory in CI must not pass silently."""
+    (tmp_path / "notes.txt").write_text("not a spec")
+    assert main(["check", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"dltspec check: {tmp_path}: no *.dlt files in this directory\n"
+    assert main(["fmt", "--check", str(tmp_path)]) == 2
+    assert "dltspec fmt: " in capsys.readouterr().err

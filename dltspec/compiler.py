@@ -122,7 +122,8 @@ def lenet(block: dict, n_in: int, n_out: int, x) -> Model:
     rng = np.random.RandomState(block["seed"])
     model, a, image_shape = Model(None), x.T, tuple(block["image_shape"])
     k, poolsize = block["kernel_size"], (block["pool"], block["pool"])
-    for i, n_kernels in enumerate(block["kernels"]):
+    stages = shapes.conv_stages(image_shape, block)  # each stage's output shape, as check computed it
+    for i, (n_kernels, stage) in enumerate(zip(block["kernels"], stages)):
         filter_shape = (n_kernels, image_shape[0], k, k)
         fan_in = image_shape[0] * k * k
         fan_out = n_kernels * k * k / (poolsize[0] * poolsize[1])
@@ -130,7 +131,7 @@ def lenet(block: dict, n_in: int, n_out: int, x) -> Model:
         W = shared_param(rng.uniform(low=-W_bound, high=W_bound, size=filter_shape), f"conv{i}.W")
         b = shared_param(np.zeros(n_kernels), f"conv{i}.b")
         a = conv.conv_pool_layer(a, W, b, filter_shape, image_shape, poolsize, activation)
-        image_shape = (n_kernels, (image_shape[1] - k + 1) // poolsize[0], (image_shape[2] - k + 1) // poolsize[1])
+        image_shape = stage.shape
         model.params += [(W.name, W), (b.name, b)]
         model.weights.append(W)
     h, fan_in = hidden_layers(model, a.T, image_shape[0] * image_shape[1] * image_shape[2], block, rng)

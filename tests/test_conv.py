@@ -125,3 +125,21 @@ def test_lenet_trains_on_a_slice_of_mnist(lenet_slice):
     assert [p.validation_error for p in result.history] == [result.best_validation_error]
     assert result.best_validation_error < 0.8  # two steps of SGD at lr 0.1 from chance (0.9)
     assert result.params["conv0.W"].shape == (20, 1, 5, 5) and result.params["hidden0.W"].shape == (800, 500)
+
+
+@pytest.mark.parametrize("name", ["lenet.dlt", "mlp.dlt", "logistic_sgd.dlt"])
+def test_the_compiled_model_has_the_parameters_check_counts(name):
+    """shapes.summary (what `check --shapes` prints) and the compiled graph agree, layer by layer."""
+
+    from dltspec import shapes
+    from dltspec.compiler import symbolic
+
+    spec = dltspec.read(SPECS / name)
+    layers, misfit = shapes.summary(spec.data)
+    n_in, n_out = shapes.product(layers[0].shape), layers[-1].shape[0]
+    graph = symbolic(spec, n_in, n_out, pt.matrix("x"), pt.ivector("y"))
+    sizes = {}
+    for param_name, param in graph.model.params:
+        layer = param_name.split(".")[0]
+        sizes[layer] = sizes.get(layer, 0) + param.get_value().size
+    assert misfit is None and sizes == {l.name: l.n_params for l in layers[1:]}

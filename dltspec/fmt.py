@@ -33,12 +33,11 @@ from dataclasses import dataclass, field
 from lark import Token, Tree
 
 from .diagnostics import Diagnostic, Span, SpecError, error
-from .parse import MAX_DEPTH_MESSAGE, Document, Value, parse, parser
+from .parse import MAX_DEPTH_MESSAGE, Document, Value, parse, parser, scan
 
 INDENT = "    "
 TRAILING_GAP = "  "  # before a trailing comment, and between the pairs of a one-line body
 WIDTH = 80  # the longest one-line block
-_STRING_OR_COMMENT = re.compile(r'"(?:[^"\\\n]|\\.)*"|#[^\n]*')
 _BLANK = " \t\f\r"
 _COMMENT_END = " \t\f\v\r"
 
@@ -74,13 +73,8 @@ class Unit:
 
 
 def comments_of(text: str) -> list[Comment]:
-    """Every comment of a text that parses, in source order.
-
-    In a text that parses, ``"`` starts a string and ``#`` a comment wherever neither
-    is inside the other, so one left-to-right scan for either finds them all.
-    """
-    return [Comment(m.start(), m.end(), m[0].rstrip(_COMMENT_END))
-            for m in _STRING_OR_COMMENT.finditer(text) if m[0].startswith("#")]
+    """Every comment of a text, in source order (from the grammar's own terminals: :func:`dltspec.parse.scan`)."""
+    return [Comment(m.start(), m.end(), m[0].rstrip(_COMMENT_END)) for m in scan(text) if m.lastgroup == "COMMENT"]
 
 
 def value_text(node) -> str:

@@ -305,6 +305,13 @@ def _token_pattern() -> re.Pattern:
     return re.compile("|".join(parts + [r'(?P<OTHER>"[^\n]*|.)']))  # no DOTALL: as Lark's lexer
 
 
+def scan(text: str):
+    """The tokens of ``text`` as ``re.Match`` objects named by terminal (``m.lastgroup``: ``NAME``,
+    ``STRING``, ``COMMENT``, ``WS``, ...; ``OTHER`` for a character the grammar has no terminal for).
+    Never fails, whatever the text: the recovery, the formatter and tools read the text through it."""
+    return _token_pattern().finditer(text)
+
+
 def block_starts(text: str) -> list[Mark]:
     """Where blocks seem to start: a name first on its line, followed by a name, a string or ``{``.
 
@@ -312,7 +319,7 @@ def block_starts(text: str) -> list[Mark]:
     around them; it is the point where parsing resumes after a syntax error.
     """
     starts, line, line_start, first_on_line, pending = [], 1, 0, True, None
-    for m in _token_pattern().finditer(text):
+    for m in scan(text):
         kind = m.lastgroup
         if kind in ("WS", "COMMENT"):
             newlines = m.group().count("\n")

@@ -24,6 +24,7 @@ from pygls.lsp.server import LanguageServer
 from . import __version__, schema as vocab
 from .api import diagnose
 from .diagnostics import Diagnostic, Severity, Span
+from .parse import scan
 from .reference import constraint
 from .validate import format_value
 
@@ -131,15 +132,6 @@ def lsp_diagnostics(text: str, uri: str, encoding: str = UTF16) -> list[types.Di
 
 # -- a tolerant reading of the text around the cursor ----------------------------
 
-TOKEN = re.compile(r"""
-    (?P<space>\s+)
-  | (?P<comment>\#[^\n]*)
-  | (?P<string>"(?:[^"\\\n]|\\[^\n])*"?)
-  | (?P<number>[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)
-  | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
-  | (?P<punct>[{}\[\]=,;])
-  | (?P<other>.)
-""", re.X | re.S)
 WORD_BEFORE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
@@ -151,10 +143,17 @@ class Token:
     end: int
 
 
+#: the grammar's terminals (:func:`dltspec.parse.scan`) as the kinds of token the reader tells apart
+KINDS = {"NAME": "name", "STRING": "string", "SIGNED_FLOAT": "number", "SIGNED_INT": "number", "COMMENT": "comment",
+         "LBRACE": "punct", "RBRACE": "punct", "LSQB": "punct", "RSQB": "punct", "EQUAL": "punct", "COMMA": "punct",
+         "SEMICOLON": "punct"}
+
+
 def tokens(text: str) -> list[Token]:
-    """Every token of ``text`` but white space; anything goes (broken or unfinished text)."""
-    return [Token(m.lastgroup, m.group(), m.start(), m.end()) for m in TOKEN.finditer(text)
-            if m.lastgroup != "space"]
+    """Every token of ``text`` but white space, read with the grammar's own terminals; anything goes
+    (broken or unfinished text: an unterminated string is a string to the end of its line)."""
+    return [Token(KINDS.get(m.lastgroup) or ("string" if m[0].startswith('"') else "other"), m[0], m.start(), m.end())
+            for m in scan(text) if m.lastgroup != "WS"]
 
 
 @dataclass(eq=False)

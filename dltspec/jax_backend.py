@@ -254,11 +254,12 @@ def build(spec: Spec, splits: Splits, floatX: str = "float32", device_name: str 
     jax = jax_module()
     target = device(device_name)
     import pytensor
+    import pytensor.link.jax.dispatch  # noqa: F401 - imported first: it sets jax_enable_x64 from floatX ...
     import pytensor.tensor as pt
 
     from .compiler import n_out_of, scratch_tempdir, symbolic
 
-    jax.config.update("jax_enable_x64", True)
+    jax.config.update("jax_enable_x64", True)  # ... and this must come after it (float64 sums, int64 indices)
     batch_size = spec.block("optimizer")["batch_size"]
     with pytensor.config.change_flags(floatX=floatX), scratch_tempdir():  # no sources left in $TMPDIR
         x = pt.tensor("x", shape=(batch_size, splits.n_in), dtype=floatX)

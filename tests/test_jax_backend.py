@@ -257,3 +257,16 @@ def test_matrix_products_run_at_full_float32_precision():
     for text in lowered:
         products = re.findall(r"dot_general.*", text)
         assert products and all("HIGHEST" in line for line in products), products
+
+
+@needs_jax
+def test_building_leaves_jax_with_64_bit_types_whatever_was_imported_first():
+    """PyTensor's JAX dispatch switches 64-bit types off when first imported under float32; the build
+    must switch them on after it (without that, a float32 LeNet ran a different course on a GPU)."""
+    import subprocess
+
+    code = ("import jax, dltspec; from dltspec import api; from dltspec.jax_backend import build; "
+            f"spec = dltspec.read(text={LOGISTIC!r}); build(spec, api.load_data(spec), floatX='float32', "
+            "device_name='cpu'); assert jax.config.jax_enable_x64, 'x64 off'")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import platform
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
 
@@ -23,7 +23,7 @@ from . import check as rules
 from .diagnostics import Diagnostic, Span, SpecError, error, has_errors
 from .parse import MAX_SPEC_CHARS, parse_partial, too_large
 from .spec import Source, Spec
-from .train import LoopResult, Patience, ValidationPoint, run_chunks
+from .train import LoopState, Patience, ValidationPoint, run_chunks
 from .validate import apply_override, schema_errors, to_instance, with_defaults
 
 if TYPE_CHECKING:  # numpy, the data loaders and the parameter files are imported when used: not by `check`
@@ -171,14 +171,21 @@ class Result:
     test_error: float | None
     epochs: int
     iterations: int
-    stopped_by: str
+    stopped_by: str  # "patience", "n_epochs", "interrupted" or "diverged"
     seconds: float
     backend: str
     floatX: str
     history: list[ValidationPoint] = field(default_factory=list)
     device: str | None = None  # the JAX device of the jax backend
+    problems: list[Diagnostic] = field(default_factory=list)  # why it stopped, when it diverged
+
+    @property
+    def finished(self) -> bool:
+        return self.stopped_by in ("patience", "n_epochs")
 
     def summary(self) -> str:
+        if self.best_iteration <= 0:
+            return f"no validation yet; {self.iterations} minibatches trained, {self.seconds:.1f} s"
         test = f"{self.test_error * 100:f} %" if self.test_error is not None else "n/a"
         return (f"best validation error {self.best_validation_error * 100:f} % at iteration {self.best_iteration}, "
                 f"test error {test} with those parameters; {self.epochs} epochs ({self.stopped_by}), "
@@ -197,50 +204,173 @@ def build_program(spec: Spec, splits: datasets.Splits, backend: str, floatX: str
     return build(spec, splits, backend=backend, floatX=floatX, training=training)
 
 
-def train(spec: Spec, *, backend: str = "numba", floatX: str = "float32",
-          on_validation: Callable[[ValidationPoint], None] | None = None,
-          splits: datasets.Splits | None = None, device: str | None = None,
-          on_first_step: Callable[[], None] | None = None) -> Result:
-    """Compile the spec and run the patience loop; return the best parameters and figures.
+class Observer:
+    """What a training run tells as it goes; subclass and override what you need."""
 
-    ``on_first_step()`` is called once the first training step has run (compilation included:
-    some backends compile lazily, on the first call).
+    def started(self, training: "Training") -> None:
+        """The spec is compiled and the loop is about to start (or go on, when resumed)."""
 
-    ``backend="jax"`` runs it on one JAX ``device`` (``"cpu"``, ``"gpu"``, ``None``: JAX's
-    default), several minibatches per dispatch, with the same decisions.
-    """
+    def chunk(self, training: "Training") -> None:
+        """A chunk of minibatches was trained; ``training.state`` says how far the loop is."""
+
+    def validation(self, point: ValidationPoint, training: "Training") -> None:
+        """A validation point; checkpoint here with :meth:`Training.checkpoint`."""
+
+    def finished(self, result: Result, training: "Training") -> None:
+        """The loop ended (see ``result.stopped_by``)."""
+
+
+class Observers(Observer):
+    """Several observers, told in order."""
+
+    def __init__(self, *observers: Observer):
+        self.observers = [o for o in observers if o is not None]
+
+    def started(self, training):
+        for o in self.observers:
+            o.started(training)
+
+    def chunk(self, training):
+        for o in self.observers:
+            o.chunk(training)
+
+    def validation(self, point, training):
+        for o in self.observers:
+            o.validation(point, training)
+
+    def finished(self, result, training):
+        for o in self.observers:
+            o.finished(result, training)
+
+
+#: what a checkpoint says of random state: nothing to save, and why
+NO_RNG = ("none: the loop draws no random numbers (minibatches are taken in order; the initial parameters "
+          "come from the spec's seeds and are in the checkpoint)")
+
+
+@dataclass
+class Training:
+    """A compiled spec and the state of its patience loop: :meth:`run` trains, :meth:`checkpoint` captures."""
+
+    spec: Spec
+    program: object
+    policy: Patience
+    state: LoopState
+    backend: str
+    floatX: str
+    device: str | None = None
+    best: object = None  # the program's snapshot of the best parameters so far
+
+    @property
+    def batch_size(self) -> int:
+        return self.spec.block("optimizer")["batch_size"]
+
+    def best_values(self) -> dict[str, np.ndarray]:
+        """Host copies of the best parameters so far (the current ones before any validation)."""
+        return self.program.arrays(self.best) if self.best is not None else self.program.values()
+
+    def checkpoint(self) -> dict:
+        """Everything needed to go on from here exactly as an uninterrupted run would (plain data)."""
+        return {
+            "spec_sha256": self.spec.source.sha256,
+            "instance": self.spec.data,
+            "backend": self.backend, "floatX": self.floatX, "device": self.device,
+            "params": self.program.values(),
+            "best_params": self.program.arrays(self.best) if self.best is not None else None,
+            "patience": asdict(self.policy),
+            "loop": asdict(self.state),
+            "done": self.state.iteration >= 0 and self.policy.stops_at(self.state.iteration),
+            "rng": NO_RNG,
+        }
+
+    def restore(self, checkpoint: dict) -> None:
+        """Go on from ``checkpoint`` (written by :meth:`checkpoint` for the same spec)."""
+        if checkpoint["best_params"] is not None:
+            self.program.set_values(checkpoint["best_params"])
+            self.best = self.program.snapshot()
+        self.program.set_values(checkpoint["params"])
+        self.policy = Patience(**checkpoint["patience"])
+        self.state = LoopState(**checkpoint["loop"])
+
+    def run(self, observer: Observer | None = None, should_stop: Callable[[], bool] | None = None) -> Result:
+        """Run the patience loop from where it is; ``should_stop()`` is asked between chunks."""
+        observer = observer or Observer()
+        observer.started(self)
+
+        def on_best(iter_: int) -> float:
+            self.best = self.program.snapshot()
+            return self.program.error("test")
+
+        loop = run_chunks(self.policy, self.program.train_chunk, lambda: self.program.error("valid"), on_best,
+                          lambda point: observer.validation(point, self), state=self.state,
+                          on_chunk=lambda state: observer.chunk(self), should_stop=should_stop)
+        problems = [divergence_diagnostic(self, loop.divergence)] if loop.divergence else []
+        result = Result(self.spec, self.best_values(), loop.best_validation_loss, loop.best_iter + 1,
+                        loop.test_score, loop.epochs, loop.iterations, loop.stopped_by, loop.seconds,
+                        self.backend, self.floatX, loop.history,
+                        str(self.program.device) if self.backend == "jax" else None, problems)
+        observer.finished(result, self)
+        return result
+
+
+def nonfinite_params(values: dict[str, np.ndarray]) -> list[str]:
+    """``name (k of n values)`` for each parameter holding NaN or inf."""
+    out = []
+    for name, value in values.items():
+        bad = int(np.size(value) - np.count_nonzero(np.isfinite(value)))
+        if bad:
+            out.append(f"{name} ({bad} of {np.size(value)} values)")
+    return out
+
+
+def divergence_diagnostic(training: Training, divergence) -> Diagnostic:
+    """DLT601 at the learning rate: where the cost stopped being finite, what it did to the parameters."""
+    spec = training.spec
+    learning_rate = spec.block("optimizer")["learning_rate"]
+    last = (f"the last finite cost was {divergence.last_finite_cost:.6g}" if divergence.last_finite_cost is not None
+            else "no cost was finite")
+    bad = nonfinite_params(training.program.values())
+    params = (f"parameters with NaN or inf: {', '.join(bad)}" if bad
+              else "the parameters are still finite: the cost itself overflowed")
+    return error("DLT601", f"training diverged: the cost of iteration {divergence.iteration + 1} (epoch "
+                 f"{divergence.epoch}, minibatch {divergence.minibatch}) is not finite; {last}",
+                 spec.positions.value(("optimizer", "learning_rate")),
+                 params,
+                 f"learning rate {learning_rate:g} is likely too large: try {learning_rate / 10:g}",
+                 "the best parameters found before it were kept")
+
+
+def compile_training(spec: Spec, *, backend: str = "numba", floatX: str = "float32",
+                     splits: datasets.Splits | None = None, device: str | None = None) -> Training:
+    """Load the data, compile the spec and set up a fresh patience loop."""
     splits = splits if splits is not None else load_data(spec)
     program = build_program(spec, splits, backend, floatX, device)
     policy = Patience.from_block(spec.block("stopping"), program.n_batches["train"])
-    best = []
-    train_chunk = program.train_chunk if on_first_step is None else first_step_reported(program.train_chunk,
-                                                                                         on_first_step)
-
-    def on_best(iter_: int) -> float:
-        best[:] = [program.snapshot()]
-        return program.error("test")
-
-    loop: LoopResult = run_chunks(policy, train_chunk, lambda: program.error("valid"), on_best, on_validation)
-    return Result(spec, program.arrays(best[0]) if best else program.values(), loop.best_validation_loss,
-                  loop.best_iter + 1, loop.test_score, loop.epochs, loop.iterations, loop.stopped_by,
-                  loop.seconds, backend, floatX, loop.history,
-                  str(program.device) if backend == "jax" else None)
+    return Training(spec, program, policy, LoopState(), backend, floatX,
+                    str(program.device) if backend == "jax" else device)
 
 
-def first_step_reported(train_chunk: Callable, on_first_step: Callable[[], None]) -> Callable:
-    """``train_chunk`` that runs its first chunk's first minibatch alone and then calls ``on_first_step``
-    (chunk boundaries do not change what is computed: the same minibatches in the same order)."""
-    pending = [True]
+def train(spec: Spec, *, backend: str = "numba", floatX: str = "float32",
+          on_validation: Callable[[ValidationPoint], None] | None = None,
+          splits: datasets.Splits | None = None, device: str | None = None,
+          observer: Observer | None = None, should_stop: Callable[[], bool] | None = None) -> Result:
+    """Compile the spec and run the patience loop; return the best parameters and figures.
 
-    def chunk(start: int, n_steps: int):
-        if not pending:
-            return train_chunk(start, n_steps)
-        pending.clear()
-        cost = float(train_chunk(start, 1))
-        on_first_step()
-        return cost + (float(train_chunk(start + 1, n_steps - 1)) if n_steps > 1 else 0.0)
+    ``backend="jax"`` runs it on one JAX ``device`` (``"cpu"``, ``"gpu"``, ``None``: JAX's
+    default), several minibatches per dispatch, with the same decisions. ``observer`` is told
+    of progress (see :class:`Observer`); ``on_validation(point)`` is a shorthand for one that
+    only looks at validation points.
+    """
+    training = compile_training(spec, backend=backend, floatX=floatX, splits=splits, device=device)
+    return training.run(Observers(observer, validation_callback(on_validation)), should_stop)
 
-    return chunk
+
+def validation_callback(on_validation: Callable[[ValidationPoint], None] | None) -> Observer | None:
+    if on_validation is None:
+        return None
+    observer = Observer()
+    observer.validation = lambda point, training: on_validation(point)
+    return observer
 
 
 def versions(backend: str = "numba") -> dict[str, str]:
@@ -257,22 +387,34 @@ def versions(backend: str = "numba") -> dict[str, str]:
     return out
 
 
-def metadata(result: Result) -> dict:
-    source = result.spec.source
+def metadata(spec: Spec, backend: str, floatX: str, device: str | None, **figures) -> dict:
+    """What a parameter file says of where its values come from: the spec, versions, backend, ``figures``."""
+    source = spec.source
     return {
         "spec": source.text,
         "spec_file": source.file,
         "overrides": list(source.overrides),
         "spec_sha256": source.sha256,
-        "versions": versions(result.backend),
-        "backend": result.backend,
-        **({"device": result.device} if result.device else {}),
-        "floatX": result.floatX,
-        "best_validation_error": result.best_validation_error,
-        "best_iteration": result.best_iteration,
-        "test_error": result.test_error,
-        "epochs": result.epochs,
+        "versions": versions(backend),
+        "backend": backend,
+        **({"device": device} if device else {}),
+        "floatX": floatX,
+        **figures,
     }
+
+
+def result_metadata(result: Result) -> dict:
+    return metadata(result.spec, result.backend, result.floatX, result.device,
+                    best_validation_error=result.best_validation_error, best_iteration=result.best_iteration,
+                    test_error=result.test_error, epochs=result.epochs, stopped_by=result.stopped_by)
+
+
+def training_metadata(training: Training) -> dict:
+    """:func:`metadata` of the best parameters so far."""
+    return metadata(training.spec, training.backend, training.floatX, training.device,
+                    best_validation_error=training.policy.best_validation_loss,
+                    best_iteration=training.policy.best_iter + 1, test_error=training.state.test_score,
+                    iterations=training.state.iteration + 1)
 
 
 def save(result: Result, path: Path | str | None = None) -> Path:
@@ -281,7 +423,7 @@ def save(result: Result, path: Path | str | None = None) -> Path:
 
     path = Path(path) if path is not None else output_path(result.spec)
     try:
-        param_files.save(path, result.params, metadata(result))
+        param_files.save(path, result.params, result_metadata(result))
     except param_files.ParamsError as exc:
         raise SpecError([error(exc.code, exc.message, result.spec.positions.value(("save", "path")))]) from None
     return path

@@ -2,13 +2,17 @@
 
 Exit codes: 0 success; 1 the spec, its data or a parameter file has errors
 (nothing was trained or written); 2 bad usage, or a --device / --backend that cannot run
-here (no GPU, no jax); 130 interrupted; 141 the output pipe was closed by its reader.
+here (no GPU, no jax), or a run directory that cannot be created or resumed; 3 training
+diverged (the best parameters so far are kept); 130 interrupted by Ctrl-C, 143 by SIGTERM
+(``run`` writes a checkpoint first and says how to resume); 141 the output pipe was closed by its reader.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import shlex
+import signal
 import sys
 import time
 from pathlib import Path
@@ -19,7 +23,7 @@ from .diagnostics import Diagnostic, Span, SpecError
 from .render import text as render_text
 from .spec import Source
 
-EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 0, 1, 2, 130, 141
+EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 0, 1, 2, 3, 130, 141
 STARTED = time.perf_counter()  # when the command's module was imported: its start, near enough
 
 
@@ -63,25 +67,6 @@ def read_spec(args):
     return spec, lines
 
 
-def progress_printer(spec: api.Spec, quiet: bool):
-    batch_size = spec.block("optimizer")["batch_size"]
-    last = {"iteration": -1, "seconds": 0.0}
-
-    def on_validation(point) -> None:
-        steps = point.iteration - last["iteration"]
-        elapsed = max(point.seconds - last["seconds"], 1e-9)
-        last.update(iteration=point.iteration, seconds=point.seconds)
-        if quiet:
-            return
-        best = f"new best, test error {point.test_error * 100:f} %" if point.is_best else \
-            f"best {point.best_validation_error * 100:f} %"
-        print(f"epoch {point.epoch}, minibatch {point.minibatch}/{point.n_train_batches}: "
-              f"validation error {point.validation_error * 100:f} % ({best}), patience {int(point.patience)}, "
-              f"cost {point.mean_cost:.4f}, {steps * batch_size / elapsed:,.0f} examples/s", flush=True)
-
-    return on_validation
-
-
 def resolve_placement(args) -> bool:
     """Set ``args.backend`` and ``args.device`` from ``--backend`` and ``--device``; on failure
     print one line and return ``False``."""
@@ -95,40 +80,126 @@ def resolve_placement(args) -> bool:
     return True
 
 
+class StopRequest:
+    """SIGINT and SIGTERM ask the loop to stop after the minibatches in flight (the loop checkpoints
+    there); a second SIGINT stops at once."""
+
+    def __init__(self):
+        self.signal: int | None = None
+        self.previous: dict = {}
+
+    def __call__(self) -> bool:
+        return self.signal is not None
+
+    def handle(self, signum, frame) -> None:
+        if self.signal is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signal = signum
+        print(f"dltspec run: {signal.Signals(signum).name}: stopping after this minibatch and writing a checkpoint "
+              "(Ctrl-C again to stop at once)", file=sys.stderr, flush=True)
+
+    def __enter__(self) -> "StopRequest":
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self.previous[sig] = signal.signal(sig, self.handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + int(self.signal or signal.SIGINT)
+
+
+def resume_command(args, run_path: Path) -> str:
+    """The command that goes on with this run where it stopped."""
+    words = ["dltspec", "run", args.spec, *[w for o in args.set for w in ("--set", o)],
+             "--backend", args.backend, *(["--device", args.device] if args.device else []),
+             "--floatx", args.floatx, "--resume", str(run_path)]
+    return shlex.join(words)
+
+
+def announce(spec: api.Spec, splits, args) -> None:
+    optimizer = spec.block("optimizer")
+    n_batches = splits.size("train") // optimizer["batch_size"]
+    sizes = "/".join(str(splits.size(s)) for s in ("train", "valid", "test"))
+    print(f"{spec.name}: {spec.block('classifier')['kind']} on {spec.block('dataset')['kind']} "
+          f"({sizes} examples, {splits.n_in} features), batch {optimizer['batch_size']} "
+          f"({n_batches} minibatches/epoch), {args.backend}{' on ' + args.device if args.device else ''} "
+          f"{args.floatx}; compiling...", flush=True)
+
+
 def cmd_run(args) -> int:
+    from .progress import STYLES, style_for
+    from .record import RunError, open_run, resume, start_run
+
+    if args.resume and args.out:
+        return usage("run", "--out and --resume cannot be used together: a resumed run goes on in its own "
+                     "directory") or EXIT_USAGE
+    if args.force and not args.resume:
+        return usage("run", "--force only makes sense with --resume") or EXIT_USAGE
     spec, lines = read_spec(args)  # first: a broken spec is reported without importing jax
     if spec is None:
         return EXIT_ERRORS
     if not resolve_placement(args):
         return EXIT_USAGE
-    out = Path(args.save).expanduser() if args.save else api.output_path(spec)
+    save_to = Path(args.save).expanduser() if args.save else (api.output_path(spec) if "save" in spec.data else None)
     try:
-        api.check_output(spec, out, Span("--save", 1, 1, 1, len(args.save) + 1) if args.save else None)
+        if save_to is not None:
+            api.check_output(spec, save_to, Span("--save", 1, 1, 1, len(args.save) + 1) if args.save else None)
         splits = api.load_data(spec)
     except SpecError as exc:
         report(exc.diagnostics, lines)
         return EXIT_ERRORS
-    optimizer = spec.block("optimizer")
-    n_batches = splits.size("train") // optimizer["batch_size"]
-    if not args.quiet:
-        sizes = "/".join(str(splits.size(s)) for s in ("train", "valid", "test"))
-        print(f"{spec.name}: {spec.block('classifier')['kind']} on {spec.block('dataset')['kind']} "
-              f"({sizes} examples, {splits.n_in} features), batch {optimizer['batch_size']} "
-              f"({n_batches} minibatches/epoch), {args.backend}{' on ' + args.device if args.device else ''} "
-              f"{args.floatx}; compiling...", flush=True)
-    def on_first_step() -> None:
-        if not args.quiet:
-            print(f"first training step done {time.perf_counter() - STARTED:.1f} s after start", flush=True)
-
-    result = api.train(spec, backend=args.backend, floatX=args.floatx, device=args.device,
-                       on_validation=progress_printer(spec, args.quiet), splits=splits, on_first_step=on_first_step)
+    style = style_for(args.quiet, args.json)
     try:
-        written = api.save(result, out)
-    except SpecError as exc:
-        report(exc.diagnostics, lines)
-        return EXIT_ERRORS
-    print(result.summary())
-    print(f"saved best parameters to {written}")
+        if args.resume:
+            run, checkpoint = open_run(Path(args.resume))
+        else:
+            run, recorder = start_run(spec, Path(args.out) if args.out else None, args.backend, args.floatx,
+                                      args.device)
+    except RunError as exc:
+        print(f"dltspec run: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if style in ("bar", "lines"):
+        announce(spec, splits, args)
+    training = api.compile_training(spec, backend=args.backend, floatX=args.floatx, splits=splits, device=args.device)
+    if args.resume:
+        recorder, problems = resume(run, checkpoint, training, args.force, Span("--resume", 1, 1, 1, 2))
+        report(problems, lines)
+        if recorder is None:
+            return EXIT_ERRORS
+        if style in ("bar", "lines"):
+            print(f"resuming {run.path} after iteration {training.state.iteration + 1} "
+                  f"(epoch {training.state.iteration // training.policy.n_train_batches + 1})", flush=True)
+    progress = STYLES[style](STARTED)
+    with StopRequest() as stop:
+        result = training.run(api.Observers(recorder, progress), should_stop=stop)
+    return finish_run(args, result, run, save_to, lines, stop, style)
+
+
+def finish_run(args, result: api.Result, run, save_to: Path | None, lines, stop: StopRequest, style: str) -> int:
+    """Report how the run ended, write ``--save`` for a finished one; the exit code."""
+    say = (lambda text: print(text, file=sys.stderr)) if style == "json" else print
+    report(result.problems, lines)
+    if result.stopped_by == "diverged":
+        say(f"best parameters so far in {run.file('best.pkl')}; run directory {run.path}")
+        return EXIT_DIVERGED
+    if result.stopped_by == "interrupted":
+        say(f"interrupted after iteration {result.iterations}; checkpoint written to {run.file('checkpoint.pkl')}, "
+            f"best parameters so far in {run.file('best.pkl')}")
+        say(f"resume with: {resume_command(args, run.path)}")
+        return stop.exit_code
+    if save_to is not None:
+        try:
+            api.save(result, save_to)
+        except SpecError as exc:
+            report(exc.diagnostics, lines)
+            return EXIT_ERRORS
+    if style != "json":
+        print(result.summary())
+        print(f"run directory {run.path}" + (f"; best parameters also saved to {save_to}" if save_to else ""))
     return EXIT_OK
 
 
@@ -278,9 +349,15 @@ def parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="train a spec and save the best parameters")
     add_spec_args(run)
-    run.add_argument("--save", metavar="PATH", help="where to write the best parameters "
-                     "(default: the spec's save block, else <spec name>.best.pkl)")
-    run.add_argument("-q", "--quiet", action="store_true", help="print only the final result")
+    run.add_argument("--save", metavar="PATH", help="also write the best parameters here (default: the spec's "
+                     "save block, if any; they are always in the run directory as best.pkl)")
+    run.add_argument("--out", metavar="DIR", help="the run directory (default: runs/<spec name>-<timestamp>)")
+    run.add_argument("--resume", metavar="RUN", help="go on with the run in directory RUN from its last checkpoint")
+    run.add_argument("--force", action="store_true", help="with --resume: go on even if the spec or backend differ")
+    shown = run.add_mutually_exclusive_group()
+    shown.add_argument("-q", "--quiet", action="store_true", help="print only the final result")
+    shown.add_argument("--json", action="store_true", help="print JSON events (start, validation, end) on "
+                       "standard output, one per line, instead of progress")
     run.set_defaults(handler=cmd_run)
 
     chk = sub.add_parser("check", help="check specs without training")

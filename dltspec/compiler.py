@@ -12,6 +12,7 @@ compile to the same graph and reuse PyTensor's compile cache.
 """
 from __future__ import annotations
 
+import math
 import os
 from collections import OrderedDict
 from contextlib import contextmanager
@@ -27,6 +28,7 @@ from . import conv, shapes
 from .compiler_options import PYTENSOR_BACKENDS
 from .data import SPLITS, Splits
 from .spec import Spec
+from .train import ChunkCost
 
 #: backend name -> PyTensor mode
 BACKENDS: dict[str, Callable[[], object]] = {
@@ -227,11 +229,15 @@ class Program:
         self.eval_set.select(split)
         return float(np.mean([self.error_fn(i) for i in range(self.n_batches[split])]))
 
-    def train_chunk(self, start: int, n_steps: int) -> float:
+    def train_chunk(self, start: int, n_steps: int) -> ChunkCost:
         """Train on the minibatches of iterations ``start .. start + n_steps - 1``, one call each
-        (minibatch ``iter % n_train_batches``); return the sum of their costs."""
-        n = self.n_batches["train"]
-        return sum(float(self.train_step(i % n)) for i in range(start, start + n_steps))
+        (minibatch ``iter % n_train_batches``); stop after the first whose cost is not finite."""
+        n, costs = self.n_batches["train"], []
+        for i in range(start, start + n_steps):
+            costs.append(float(self.train_step(i % n)))
+            if not math.isfinite(costs[-1]):
+                break
+        return ChunkCost.of_costs(costs)
 
     def values(self) -> dict[str, np.ndarray]:
         """A copy of every parameter's current value."""

@@ -61,6 +61,8 @@ CODES: dict[str, str] = {
     "DLT501": "parameter file unreadable or malformed",
     "DLT502": "parameters do not fit the model",
     "DLT503": "cannot write output",
+    "DLT504": "run cannot be resumed as asked",
+    "DLT601": "training diverged",
 }
 
 

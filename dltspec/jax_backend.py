@@ -25,6 +25,7 @@ so dltspec works without jax installed (``pip install 'dltspec[jax]'`` adds it).
 """
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 from typing import Callable
@@ -34,6 +35,7 @@ import numpy as np
 from .compiler_options import default_backend
 from .data import SPLITS, Splits
 from .spec import Spec
+from .train import ChunkCost
 
 
 
@@ -153,21 +155,29 @@ def float32_products():
 
 
 def chunk_function(step: Callable, n_train_batches: int) -> Callable:
-    """``train_chunk(params, hyper, x, y, start, n_steps) -> (params, summed cost)``, jitted."""
+    """``train_chunk(params, hyper, x, y, start, n_steps) -> (params, report)``, jitted; ``report`` is
+    ``[summed cost, offset of the first cost that is not finite (-1: none), last finite cost]``."""
     import jax
     import jax.numpy as jnp
     from jax import lax
 
     def train_chunk(params, hyper, x, y, start, n_steps):
         def body(i, carry):
-            params, total = carry
+            params, total, first_bad, last_finite = carry
             index = (start + i) % n_train_batches
             *new, cost = step(*params, *hyper, lax.dynamic_index_in_dim(x, index, keepdims=False),
                               lax.dynamic_index_in_dim(y, index, keepdims=False))
-            return tuple(new), total + cost.astype(total.dtype)
+            cost = cost.astype(total.dtype)
+            finite = jnp.isfinite(cost)
+            first_bad = jnp.where((first_bad < 0) & ~finite, i, first_bad)
+            last_finite = jnp.where((first_bad < 0) & finite, cost, last_finite)
+            return tuple(new), total + cost, first_bad, last_finite
 
+        zero = jnp.zeros((), jnp.float64)
         with float32_products():
-            return lax.fori_loop(0, n_steps, body, (tuple(params), jnp.zeros((), jnp.float64)))
+            params, total, first_bad, last_finite = lax.fori_loop(
+                0, n_steps, body, (tuple(params), zero, jnp.full((), -1, start.dtype), zero + jnp.nan))
+        return params, jnp.stack([total, first_bad.astype(jnp.float64), last_finite])
 
     return jax.jit(train_chunk)
 
@@ -205,12 +215,17 @@ class JaxProgram:
 
         return jax.device_put(np.int64(value), self.device)
 
-    def train_chunk(self, start: int, n_steps: int):
+    def train_chunk(self, start: int, n_steps: int) -> ChunkCost:
         """Train minibatches ``iter % n_train_batches`` for ``iter`` in ``start .. start + n_steps - 1``
-        in one dispatch; return the sum of their costs (a device scalar)."""
-        self.params, total = self.chunk_fn(self.params, self.hyper, *self.batches["train"],
-                                           self.scalar(start), self.scalar(n_steps))
-        return total
+        in one dispatch. After a cost that is not finite the dispatch goes on (a loop on the device
+        cannot stop early cheaply): the parameters are then those after the chunk."""
+        self.params, report = self.chunk_fn(self.params, self.hyper, *self.batches["train"],
+                                            self.scalar(start), self.scalar(n_steps))
+        import jax
+
+        total, first_bad, last_finite = jax.device_get(report).tolist()  # 24 bytes back, explicitly
+        return ChunkCost(total, n_steps, int(first_bad) if first_bad >= 0 else None,
+                         last_finite if math.isfinite(last_finite) else None)
 
     def error(self, split: str) -> float:
         """Mean zero-one loss over the split's full minibatches, averaged as the PyTensor path does.

@@ -342,3 +342,31 @@ def with_defaults(instance: dict) -> dict:
                 if sub.get("items", {}).get("type") == "integer" and isinstance(obj.get(key), list):
                     obj[key] = [int(v) for v in obj[key]]
     return data
+
+
+# -- back to text ---------------------------------------------------------------
+
+def quoted(text: str) -> str:
+    """``text`` as a spec string literal (the escapes :func:`dltspec.parse.unquote` decodes)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t") + '"'
+
+
+def value_text(value) -> str:
+    if isinstance(value, str):
+        return quoted(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(value_text(v) for v in value) + "]"
+    return format_value(value)
+
+
+def instance_text(instance: dict) -> str:
+    """A spec that reads back as ``instance``: one block per line, in the schema's order of blocks."""
+    lines = []
+    for kind in [k for k in vocab.block_kinds() if k in instance]:
+        label_key = vocab.label_key(kind)
+        for obj in (instance[kind] if vocab.is_repeated(kind) else [instance[kind]]):
+            label = obj.get(label_key)
+            head = kind if label is None else f"{kind} {label if label_key == 'kind' else quoted(label)}"
+            pairs = "  ".join(f"{key} = {value_text(value)}" for key, value in obj.items() if key != label_key)
+            lines.append(f"{head} {{ {pairs} }}" if pairs else head if label is not None else f"{kind} {{ }}")
+    return "\n".join(lines) + "\n"

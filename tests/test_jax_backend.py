@@ -16,7 +16,7 @@ import pytest
 
 import dltspec
 from dltspec import api
-from dltspec.train import Patience, run_chunks, run_loop
+from dltspec.train import ChunkCost, Patience, run_chunks, run_loop
 
 from .conftest import SPECS
 
@@ -110,7 +110,7 @@ def jax_program(text: str, overrides=(), floatX="float32"):
 
 def one_dispatch_per_minibatch(program):
     """``train_chunk`` split into one dispatch per minibatch."""
-    return lambda start, n: sum(float(program.train_chunk(i, 1)) for i in range(start, start + n))
+    return lambda start, n: ChunkCost.of_costs([program.train_chunk(i, 1).total for i in range(start, start + n)])
 
 
 def jax_run(program, spec, chunked: bool):
@@ -156,8 +156,9 @@ def test_data_and_parameters_stay_on_the_device():
         with jax.transfer_guard_host_to_device("disallow"):
             jax.jit(lambda a: a + 1)(np.ones(3))
     with jax.transfer_guard_host_to_device("disallow"), jax.transfer_guard_device_to_host("disallow"):
-        cost = program.train_chunk(0, 60)  # only the two iteration numbers travel, explicitly
-    assert isinstance(cost, jax.Array) and all(isinstance(p, jax.Array) for p in program.params)
+        chunk = program.train_chunk(0, 60)  # the two iteration numbers go, a 3-number report comes back: explicitly
+    assert isinstance(chunk, ChunkCost) and chunk.first_nonfinite is None and chunk.n_steps == 60
+    assert all(isinstance(p, jax.Array) for p in program.params)
     with jax.transfer_guard_host_to_device("disallow"):
         assert 0 <= program.error("valid") < 1
 

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from dltspec.train import Patience, run_chunks, run_loop
+from dltspec.train import ChunkCost, LoopState, Patience, run_chunks, run_loop, steps_within
 
 
 def tutorial_loop(n_train_batches, n_epochs, patience, patience_increase, improvement_threshold, losses):
@@ -109,24 +109,36 @@ def test_result_reports_stop_reason_and_history():
     assert result.history[-1].mean_cost == 1.0 and result.test_score == 0.25
 
 
-def dltspec_chunked_loop(n_train_batches, n_epochs, patience, patience_increase, improvement_threshold, losses):
-    """:func:`run_chunks` with a trainer that records its chunks: each must end at a validation, at the
-    iteration where patience stops the loop, or at the last iteration of ``n_epochs``."""
+def dltspec_chunked_loop(n_train_batches, n_epochs, patience, patience_increase, improvement_threshold, losses,
+                         chunk_seconds=0.25):
+    """:func:`run_chunks` with a trainer that records its chunks: none may train past a validation, the
+    iteration where patience stops the loop, or the last iteration of ``n_epochs``. A fake clock makes
+    every minibatch take 0.01 s, so chunks are also cut at ``chunk_seconds``."""
     policy = Patience(n_train_batches, n_epochs, patience, patience_increase, improvement_threshold)
-    chunks = []
+    chunks, now = [], [0.0]
+
+    def train_chunk(start, n):
+        chunks.append((start, n))
+        now[0] += 0.01 * n
+        return ChunkCost(float(n), n, None, 1.0)
+
     trace = traced(lambda on_best, on_validation: run_chunks(
-        policy, lambda start, n: chunks.append((start, n)) or float(n), lambda: next(losses), on_best,
-        on_validation))
+        policy, train_chunk, lambda: next(losses), on_best, on_validation, clock=lambda: now[0],
+        chunk_seconds=chunk_seconds))
     result = trace.pop("result")
     assert [start for start, _ in chunks] == [0] + [s + n for s, n in chunks[:-1]]
     assert sum(n for _, n in chunks) == result.iterations and all(n >= 1 for _, n in chunks)
-    ends = [s + n - 1 for s, n in chunks]
-    assert ends[:-1] == trace["validated_at"][:len(ends) - 1]  # every chunk but the last ends at a validation
+    assert chunks[0][1] == 1  # the first minibatch alone: training has started
+    assert all(n <= max(1, round(chunk_seconds / 0.01)) for _, n in chunks[1:])
+    ends = {s + n - 1 for s, n in chunks}
+    assert set(trace["validated_at"]) <= ends
+    assert not any(s <= v < s + n - 1 for s, n in chunks for v in trace["validated_at"])
     assert all(p.mean_cost == 1.0 for p in result.history)
     return trace
 
 
-LOOPS = {"one call per minibatch": lambda *a: dltspec_loop(*a), "chunks": lambda *a: dltspec_chunked_loop(*a)}
+LOOPS = {"one call per minibatch": lambda *a: dltspec_loop(*a), "chunks": lambda *a: dltspec_chunked_loop(*a),
+         "short chunks": lambda *a: dltspec_chunked_loop(*a, chunk_seconds=0.05)}
 
 
 @pytest.mark.parametrize("loop", LOOPS)
@@ -144,3 +156,81 @@ def test_same_decisions_on_random_sequences(loop, seed):
                 rng.choice([0.9, 0.995, 1.0]))
     losses = [rng.random() for _ in range(10_000)]
     assert LOOPS[loop](*settings, iter(losses)) == tutorial_loop(*settings, iter(losses))
+
+
+def test_chunks_are_sized_to_the_time_they_take():
+    assert steps_within(0.25, 10, 0.05) == 50
+    assert steps_within(0.25, 10, 10.0) == 1  # never fewer than one minibatch
+    assert steps_within(0.25, 3, 0.0) == 6  # too fast to measure: grow
+
+
+def test_chunk_cost_locates_the_first_cost_that_is_not_finite():
+    assert ChunkCost.of_costs([1.0, 2.0]) == ChunkCost(3.0, 2, None, 2.0)
+    cost = ChunkCost.of_costs([1.0, 0.5, math.nan, math.inf])
+    assert (cost.first_nonfinite, cost.last_finite, cost.n_steps) == (2, 0.5, 4)
+    assert ChunkCost.of_costs([math.inf]).last_finite is None
+
+
+SETTINGS = (13, 40, 60, 2, 0.995)
+
+
+def interrupted_then_resumed(stop_after_chunks: int, losses: list[float]):
+    """Run the loop until ``should_stop`` fires after ``stop_after_chunks`` chunks, then go on from its
+    :class:`Patience` and :class:`LoopState` (copied through their fields, as a checkpoint does)."""
+    from dataclasses import asdict
+
+    policy, state, steps, chunks, now = Patience(*SETTINGS), LoopState(), [], [0], [0.0]
+    validations = iter(losses)
+
+    def train_chunk(start, n):
+        chunks[0] += 1
+        now[0] += 0.01 * n  # a fake clock: chunks of at most 5 minibatches
+        steps.extend(range(start, start + n))
+        return ChunkCost(float(n), n, None, 1.0)
+
+    options = dict(clock=lambda: now[0], chunk_seconds=0.05)
+    first = run_chunks(policy, train_chunk, lambda: next(validations), lambda it: it, state=state,
+                       should_stop=lambda: chunks[0] >= stop_after_chunks, **options)
+    assert first.stopped_by == "interrupted"
+    policy, state = Patience(**asdict(policy)), LoopState(**asdict(state))
+    second = run_chunks(policy, train_chunk, lambda: next(validations), lambda it: it, state=state, **options)
+    return second, steps, first.history + second.history
+
+
+@pytest.mark.parametrize("stop_after_chunks", [1, 2, 3, 5, 8, 13])
+def test_a_loop_resumed_from_its_state_decides_as_the_uninterrupted_loop(stop_after_chunks):
+    losses = [0.5 / (k + 1) if k < 6 else 0.3 for k in range(1000)]
+    reference = run_loop(Patience(*SETTINGS), lambda i: 1.0, iter(losses).__next__, lambda it: it)
+    resumed, steps, history = interrupted_then_resumed(stop_after_chunks, losses)
+    assert steps == list(range(reference.iterations))  # every minibatch once, in order
+    assert (resumed.best_iter, resumed.best_validation_loss, resumed.test_score, resumed.stopped_by,
+            resumed.epochs, resumed.iterations) == (reference.best_iter, reference.best_validation_loss,
+                                                    reference.test_score, reference.stopped_by,
+                                                    reference.epochs, reference.iterations)
+    assert [(p.iteration, p.patience, p.is_best) for p in history] == \
+        [(p.iteration, p.patience, p.is_best) for p in reference.history]
+
+
+def test_a_finished_loop_resumed_trains_nothing():
+    policy, state = Patience(*SETTINGS), LoopState()
+    run_loop(policy, lambda i: 1.0, iter([0.3] * 100).__next__, lambda it: it, state=state)
+    calls = []
+    again = run_loop(policy, lambda i: calls.append(i) or 1.0, iter([]).__next__, lambda it: it, state=state)
+    assert calls == [] and again.stopped_by == "patience" and again.iterations == state.iteration + 1
+
+
+def test_a_cost_that_is_not_finite_stops_the_loop_where_it_happened():
+    costs = {i: 1.0 / (i + 1) for i in range(100)}
+    costs[30], costs[31] = math.nan, math.inf
+    validated = []
+    result = run_loop(Patience(10, 50, 1000, 2, 0.995), lambda i, it=iter(range(1000)): costs.get(next(it), 1.0),
+                      lambda: validated.append(1) or 0.5, lambda it: it)
+    assert result.stopped_by == "diverged"
+    assert (result.divergence.iteration, result.divergence.epoch, result.divergence.minibatch) == (30, 4, 1)
+    assert result.divergence.last_finite_cost == pytest.approx(1 / 30)
+    assert len(validated) == 3 and result.iterations == 30  # nothing after the bad minibatch counts as trained
+
+
+def test_should_stop_before_any_training():
+    result = run_loop(Patience(*SETTINGS), lambda i: 1.0, iter([]).__next__, lambda it: it, should_stop=lambda: True)
+    assert (result.stopped_by, result.iterations, result.epochs) == ("interrupted", 0, 0)

@@ -1,0 +1,203 @@
+"""Recording a run in its run directory (:mod:`dltspec.rundir`) as it trains, and resuming one.
+
+:class:`Recorder` is an :class:`~dltspec.api.Observer`: at each validation point it appends a
+metrics record, keeps snapshots as the spec's ``run`` block says, and every ``checkpoint_every``
+points writes the best parameters and a checkpoint; when the loop ends it writes the final
+checkpoint, the best parameters and ``summary.json``.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import sys
+import time
+from pathlib import Path
+
+from . import api
+from .api import Observer, Result, Training
+from .diagnostics import Diagnostic, Span, error, warning
+from .params import save as save_params
+from .progress import Rate
+from .rundir import BEST, RUN, SUMMARY, RunDir, RunError
+from .spec import Spec
+from .train import ValidationPoint
+from .validate import instance_text
+
+
+def now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def spec_as_run(spec: Spec) -> str:
+    """The spec as it runs: overrides applied, defaults written out, a relative data path made absolute
+    (so that ``dltspec run RUN/spec.dlt`` trains the same model from anywhere)."""
+    instance = copy.deepcopy(spec.data)
+    dataset = instance["dataset"]
+    if "path" in dataset:
+        from .data import resolve
+
+        dataset["path"] = str(resolve(dataset["path"], spec.source.base_dir).resolve())
+    overrides = "".join(f" --set {o}" for o in spec.source.overrides)
+    return f"# as run from {spec.source.file}{overrides}\n" + instance_text(instance)
+
+
+def run_info(spec: Spec, as_run: str, backend: str, floatX: str, device: str | None) -> dict:
+    return {
+        "name": spec.name,
+        "spec_file": str(Path(spec.source.file).resolve()) if not spec.source.file.startswith("<") else spec.source.file,
+        "overrides": list(spec.source.overrides),
+        "spec_sha256": spec.source.sha256,
+        "spec_as_run_sha256": hashlib.sha256(as_run.encode("utf-8")).hexdigest(),
+        "backend": backend, "floatX": floatX, "device": device,
+        "command": ["dltspec", *sys.argv[1:]],
+        "started": now_iso(),
+        "versions": api.versions(backend),
+    }
+
+
+def flat(obj, prefix: tuple = ()) -> dict[tuple, object]:
+    """``{path: value}`` of every leaf of a spec instance (lists of blocks indexed, lists of values kept whole)."""
+    if isinstance(obj, dict):
+        return {k: v for key, value in obj.items() for k, v in flat(value, prefix + (key,)).items()}
+    if isinstance(obj, list) and obj and all(isinstance(v, dict) for v in obj):
+        return {k: v for i, value in enumerate(obj) for k, v in flat(value, prefix + (i,)).items()}
+    return {prefix: obj}
+
+
+def dotted(path: tuple) -> str:
+    return ".".join(str(p) for p in path)
+
+
+def resume_differences(checkpoint: dict, training: Training, run: RunDir, where: Span) -> list[Diagnostic]:
+    """One DLT504 error per way in which this spec or run differs from the run being resumed."""
+    then, now = flat(checkpoint["instance"]), flat(training.spec.data)
+    out = []
+    for path in sorted(set(then) | set(now), key=dotted):
+        if then.get(path, "<absent>") != now.get(path, "<absent>"):
+            out.append(error("DLT504", f"{dotted(path)} is {shown(now.get(path))} here but {shown(then.get(path))} "
+                             f"in the run being resumed ({run.path})", training.spec.positions.value(path),
+                             "resume with --force to go on with this spec anyway"))
+    for key in ("backend", "floatX", "device"):
+        if checkpoint[key] != getattr(training, key):
+            out.append(error("DLT504", f"the run was trained with {key} {checkpoint[key]}, this one uses "
+                             f"{getattr(training, key)}: results would not be identical", where,
+                             f"pass the run's --{key.lower()} {checkpoint[key]}, or --force"))
+    return out
+
+
+def shown(value) -> str:
+    return "absent" if value is None else repr(value)
+
+
+def metric_record(point: ValidationPoint, training: Training, examples_per_s: float) -> dict:
+    """One line of ``metrics.jsonl``; ``iteration`` counts minibatches trained (the tutorial's ``iter + 1``)."""
+    return {
+        "epoch": point.epoch, "minibatch": point.minibatch, "iteration": point.iteration + 1,
+        "mean_cost": point.mean_cost, "validation_error": point.validation_error,
+        "best_validation_error": point.best_validation_error, "is_best": point.is_best,
+        "test_error": point.test_error, "patience": point.patience,
+        "learning_rate": training.spec.block("optimizer")["learning_rate"],
+        "seconds": round(point.seconds, 6), "examples_per_s": round(examples_per_s, 1),
+    }
+
+
+class Recorder(Observer):
+    """Writes a run's metrics, snapshots, checkpoints, best parameters and summary as it trains."""
+
+    def __init__(self, run: RunDir, spec: Spec, resumed: int = 0):
+        options = {"checkpoint_every": 1, "snapshot_every": 0, "snapshot_best": False, "keep_snapshots": 5,
+                   **spec.data.get("run", {})}
+        self.run, self.options, self.resumed = run, options, resumed
+        self.best_pending = False
+        self.rate = Rate()
+
+    def started(self, training: Training) -> None:
+        self.rate.start(training)
+        self.write_summary(training, "running")
+
+    def validation(self, point: ValidationPoint, training: Training) -> None:
+        self.run.append_metrics(metric_record(point, training, self.rate.of(point, training.batch_size)))
+        n = training.state.validations
+        if point.is_best:
+            self.best_pending = True
+            if self.options["snapshot_best"]:
+                self.snapshot(point.iteration, training.best_values(), training)
+        if self.options["snapshot_every"] and n % self.options["snapshot_every"] == 0:
+            self.snapshot(point.iteration, training.program.values(), training)
+        if n % self.options["checkpoint_every"] == 0:
+            self.checkpoint(training)
+
+    def snapshot(self, iteration: int, values: dict, training: Training) -> None:
+        path = self.run.snapshot_path(iteration)
+        path.parent.mkdir(exist_ok=True)
+        save_params(path, values, {**api.training_metadata(training), "iteration": iteration + 1})
+        self.run.prune_snapshots(self.options["keep_snapshots"])
+
+    def checkpoint(self, training: Training) -> None:
+        """The best parameters (if they changed) then the checkpoint, each written atomically."""
+        if self.best_pending:
+            save_params(self.run.file(BEST), training.best_values(), api.training_metadata(training))
+            self.best_pending = False
+        self.run.write_checkpoint(training.checkpoint())
+
+    def finished(self, result: Result, training: Training) -> None:
+        if result.stopped_by != "diverged":  # a diverged state is not worth going on from: keep the last good one
+            self.checkpoint(training)
+        save_params(self.run.file(BEST), result.params, api.result_metadata(result))
+        self.write_summary(training, "finished" if result.finished else result.stopped_by, result)
+
+    def write_summary(self, training: Training, status: str, result: Result | None = None) -> None:
+        summary = {
+            "status": status, "name": training.spec.name,
+            "best_validation_error": training.policy.best_validation_loss if training.policy.best_iter >= 0 else None,
+            "best_iteration": training.policy.best_iter + 1 if training.policy.best_iter >= 0 else None,
+            "test_error": training.state.test_score,
+            "epochs": result.epochs if result else training.state.iteration // training.policy.n_train_batches + 1,
+            "iterations": training.state.iteration + 1,
+            "stopped_by": result.stopped_by if result else None,
+            "seconds": round(result.seconds if result else training.state.seconds, 3),
+            "backend": training.backend, "floatX": training.floatX, "device": training.device,
+            "resumed": self.resumed, "updated": now_iso(),
+            "problems": [d.message for d in result.problems] if result else [],
+        }
+        self.run.write_json(SUMMARY, summary)
+
+
+def start_run(spec: Spec, out: Path | None, backend: str, floatX: str, device: str | None) -> tuple[RunDir, Recorder]:
+    """A new run directory with the spec as run and ``run.json`` written in it, and its recorder.
+    Raises :class:`RunError`."""
+    run = RunDir.create(spec.name, out)
+    as_run = spec_as_run(spec)
+    try:
+        run.write_spec(as_run)
+        run.write_json(RUN, run_info(spec, as_run, backend, floatX, device))
+    except OSError as exc:
+        raise RunError(f"cannot write in {run.path}: {exc.strerror or exc}") from None
+    return run, Recorder(run, spec)
+
+
+def open_run(path: Path) -> tuple[RunDir, dict]:
+    """The run at ``path`` and its last checkpoint; :class:`RunError` if there is none."""
+    run = RunDir.open(path)
+    return run, run.read_checkpoint()
+
+
+def resume(run: RunDir, checkpoint: dict, training: Training, force: bool,
+           where: Span) -> tuple[Recorder | None, list[Diagnostic]]:
+    """Restore ``training`` from ``checkpoint`` and return the recorder that goes on writing ``run``.
+
+    When this run differs from the one checkpointed (the spec, the backend, the float type,
+    the device), the differences are errors and nothing is restored (recorder ``None``), unless
+    ``force``: then they are warnings and the run goes on.
+    """
+    problems = resume_differences(checkpoint, training, run, where)
+    if problems and not force:
+        return None, problems
+    training.restore(checkpoint)
+    run.keep_metrics(training.state.validations)
+    summary = run.read_json(SUMMARY) if run.file(SUMMARY).exists() else {}
+    return Recorder(run, training.spec, int(summary.get("resumed", 0)) + 1), \
+        [warning(d.code, d.message, d.span, *d.notes) for d in problems]
+
+
+__all__ = ["Recorder", "RunError", "open_run", "resume", "spec_as_run", "start_run"]

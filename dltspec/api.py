@@ -165,7 +165,7 @@ class Result:
     """What training produced: the best parameters and the figures that go with them."""
 
     spec: Spec
-    params: dict[str, np.ndarray]
+    params: dict[str, np.ndarray]  # empty when training diverged before its first validation
     best_validation_error: float
     best_iteration: int  # 1-based, as the tutorial reports it
     test_error: float | None
@@ -305,7 +305,8 @@ class Training:
                           lambda point: observer.validation(point, self), state=self.state,
                           on_chunk=lambda state: observer.chunk(self), should_stop=should_stop)
         problems = [divergence_diagnostic(self, loop.divergence)] if loop.divergence else []
-        result = Result(self.spec, self.best_values(), loop.best_validation_loss, loop.best_iter + 1,
+        kept = {} if loop.divergence and self.best is None else self.best_values()  # never parameters gone NaN
+        result = Result(self.spec, kept, loop.best_validation_loss, loop.best_iter + 1,
                         loop.test_score, loop.epochs, loop.iterations, loop.stopped_by, loop.seconds,
                         self.backend, self.floatX, loop.history,
                         str(self.program.device) if self.backend == "jax" else None, problems)
@@ -315,6 +316,8 @@ class Training:
 
 def nonfinite_params(values: dict[str, np.ndarray]) -> list[str]:
     """``name (k of n values)`` for each parameter holding NaN or inf."""
+    import numpy as np
+
     out = []
     for name, value in values.items():
         bad = int(np.size(value) - np.count_nonzero(np.isfinite(value)))
@@ -337,7 +340,8 @@ def divergence_diagnostic(training: Training, divergence) -> Diagnostic:
                  spec.positions.value(("optimizer", "learning_rate")),
                  params,
                  f"learning rate {learning_rate:g} is likely too large: try {learning_rate / 10:g}",
-                 "the best parameters found before it were kept")
+                 "the best parameters found before it were kept" if training.best is not None
+                 else "no validation was reached before it: no parameters were kept")
 
 
 def compile_training(spec: Spec, *, backend: str = "numba", floatX: str = "float32",

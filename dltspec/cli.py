@@ -184,7 +184,8 @@ def finish_run(args, result: api.Result, run, save_to: Path | None, lines, stop:
     say = (lambda text: print(text, file=sys.stderr)) if style == "json" else print
     report(result.problems, lines)
     if result.stopped_by == "diverged":
-        say(f"best parameters so far in {run.file('best.pkl')}; run directory {run.path}")
+        kept = f"best parameters so far in {run.file('best.pkl')}; " if result.params else ""
+        say(f"{kept}run directory {run.path}")
         return EXIT_DIVERGED
     if result.stopped_by == "interrupted":
         say(f"interrupted after iteration {result.iterations}; checkpoint written to {run.file('checkpoint.pkl')}, "

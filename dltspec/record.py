@@ -143,7 +143,8 @@ class Recorder(Observer):
     def finished(self, result: Result, training: Training) -> None:
         if result.stopped_by != "diverged":  # a diverged state is not worth going on from: keep the last good one
             self.checkpoint(training)
-        save_params(self.run.file(BEST), result.params, api.result_metadata(result))
+        if result.params:
+            save_params(self.run.file(BEST), result.params, api.result_metadata(result))
         self.write_summary(training, "finished" if result.finished else result.stopped_by, result)
 
     def write_summary(self, training: Training, status: str, result: Result | None = None) -> None:

@@ -192,6 +192,7 @@ def run_chunks(policy: Patience, train_chunk: Callable[[int, int], ChunkCost], v
             at = start + chunk.first_nonfinite
             last = chunk.last_finite if chunk.last_finite is not None else state.last_finite_cost
             divergence, stopped_by = Divergence(at, at // n + 1, at % n + 1, last), "diverged"
+            state.iteration = at - 1  # what trained with finite costs (not a state to go on from)
             break
         state.iteration, state.last_finite_cost = end, chunk.last_finite
         state.costs, state.n_costs = state.costs + chunk.total, state.n_costs + chunk.n_steps

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import pickle
 import subprocess
 import sys
@@ -87,8 +88,10 @@ def test_cli_runs_the_embedded_example_and_evaluates_it(tmp_path):
     assert lines[1].startswith("first training step done ") and lines[1].endswith(" s after start")
     assert lines[2].startswith("epoch 1, minibatch 53/53: validation error ")
     assert lines[-2].startswith("best validation error ") and "2 epochs (n_epochs)" in lines[-2]
-    assert lines[-1] == "saved best parameters to digits.best.pkl"
-    assert (tmp_path / "digits.best.pkl").is_file()
+    assert re.fullmatch(r"run directory runs/digits-\d{8}-\d{6}; best parameters also saved to digits.best.pkl",
+                        lines[-1])
+    run_dir = tmp_path / lines[-1].split()[2].rstrip(";")
+    assert (tmp_path / "digits.best.pkl").read_bytes() == (run_dir / "best.pkl").read_bytes()
     valid = float(lines[-2].split("best validation error ")[1].split(" %")[0])
     evaluated = run_cli("eval", str(SPECS / "digits.dlt"), "--params", "digits.best.pkl", cwd=tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Sequence
 
 from . import __version__, api
-from .diagnostics import Diagnostic, Span, SpecError
+from .diagnostics import Diagnostic, Span, SpecError, error
 from .render import text as render_text
 from .spec import Source
 
@@ -288,18 +288,159 @@ def cmd_fmt(args) -> int:
     return fmt_paths(paths, check=args.check, diff=args.diff)
 
 
+def run_and_params(args, command: str):
+    """For ``eval``/``predict``: make ``args.spec`` a spec file and return the parameter file to use.
+
+    ``args.spec`` may be a run directory: its ``spec.dlt`` is the spec, and the parameters are its
+    ``best.pkl`` or the snapshot ``--snapshot N``. Returns ``None`` (a usage error, reported) when
+    there is no parameter file to use.
+    """
+    from .rundir import RunDir, RunError, is_run
+
+    if Path(args.spec).is_dir():
+        if not is_run(Path(args.spec)):
+            return usage(command, f"{args.spec} is a directory but not a run directory (it has no run.json)")
+        run = RunDir(Path(args.spec))
+        args.spec = str(run.file("spec.dlt"))
+        if args.params:
+            return args.params
+        try:
+            return str(run.params_file(args.snapshot))
+        except RunError as exc:
+            return usage(command, str(exc))
+    if args.snapshot is not None:
+        return usage(command, "--snapshot needs a run directory in place of the spec")
+    if not args.params:
+        return usage(command, "which parameters? give --params FILE, or a run directory in place of the spec")
+    return args.params
+
+
 def cmd_eval(args) -> int:
+    params = run_and_params(args, "eval")
+    if params is None:
+        return EXIT_USAGE
     spec, lines = read_spec(args)  # first: a broken spec is reported without importing jax
     if spec is None:
         return EXIT_ERRORS
     if not resolve_placement(args):
         return EXIT_USAGE
     try:
-        errors = api.evaluate(spec, args.params, backend=args.backend, floatX=args.floatx, device=args.device)
+        errors = api.evaluate(spec, params, backend=args.backend, floatX=args.floatx, device=args.device)
     except SpecError as exc:
         report(exc.diagnostics, lines)
         return EXIT_ERRORS
     print(f"validation error {errors['valid'] * 100:f} %, test error {errors['test'] * 100:f} %")
+    return EXIT_OK
+
+
+def cmd_predict(args) -> int:
+    from . import params as param_files
+    from .predict import InputError, examples, n_in_of, predictions, probabilities_function
+
+    params_path = run_and_params(args, "predict")
+    if params_path is None:
+        return EXIT_USAGE
+    spec, lines = read_spec(args)
+    if spec is None:
+        return EXIT_ERRORS
+    if not resolve_placement(args):
+        return EXIT_USAGE
+    where = Span.point(str(params_path))
+    try:
+        values, _meta = param_files.load(Path(params_path))
+        n_in = n_in_of(spec, values)
+        rows = [(name, examples(Path(name), spec, n_in, args.invert)) for name in args.inputs]
+        probabilities = probabilities_function(spec, values, args.backend, args.floatx)
+    except param_files.ParamsError as exc:
+        report([error(exc.code, exc.message, where)], lines)
+        return EXIT_ERRORS
+    except InputError as exc:
+        print(f"dltspec predict: {exc}", file=sys.stderr)
+        return EXIT_ERRORS
+    for name, x in rows:
+        for p in predictions(name, x, probabilities(x)):
+            print(f"{p.source}: {p.label} (probability {p.probability:.4f})")
+    return EXIT_OK
+
+
+def run_dirs(names: Sequence[str], command: str):
+    from .rundir import RunDir, RunError
+
+    try:
+        return [RunDir.open(Path(name)) for name in names]
+    except RunError as exc:
+        return usage(command, str(exc))
+
+
+def cmd_plot(args) -> int:
+    from .pictures import PictureError, curves_png
+
+    runs = run_dirs([args.run, *args.compare], "plot")
+    if runs is None:
+        return EXIT_USAGE
+    out = Path(args.output) if args.output else runs[0].file("curves.png" if not args.compare else "compare.png")
+    try:
+        curves_png(runs, out)
+    except (PictureError, OSError) as exc:
+        print(f"dltspec plot: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
+        return EXIT_ERRORS
+    print(f"wrote {out}")
+    return EXIT_OK
+
+
+def cmd_filters(args) -> int:
+    from . import params as param_files
+    from .pictures import PictureError, filters_png
+    from .predict import InputError, image_shape_of, n_in_of
+    from .rundir import RunError
+
+    runs = run_dirs([args.run], "filters")
+    if runs is None:
+        return EXIT_USAGE
+    run = runs[0]
+    try:
+        path = run.params_file(args.snapshot)
+        values, _meta = param_files.load(path)
+        spec = api.read(run.file("spec.dlt"))
+        shape = image_shape_of(spec, n_in_of(spec, values))
+        name = "filters.png" if args.snapshot is None else f"filters-iter-{args.snapshot}.png"
+        out = Path(args.output) if args.output else run.file(name)
+        layer, n = filters_png(values, shape, out)
+    except (RunError, param_files.ParamsError, PictureError, InputError, OSError) as exc:
+        print(f"dltspec filters: {getattr(exc, 'message', None) or getattr(exc, 'strerror', None) or exc}",
+              file=sys.stderr)
+        return EXIT_ERRORS
+    print(f"wrote {out}: {n} filters of {layer} from {path.name}")
+    return EXIT_OK
+
+
+def percent(value) -> str:
+    return f"{value * 100:.2f}" if isinstance(value, (int, float)) else "-"
+
+
+def cmd_runs(args) -> int:
+    from .rundir import SUMMARY, runs_under
+
+    root = Path(args.dir)
+    if not root.exists():
+        return usage("runs", f"{root}: no such directory") or EXIT_USAGE
+    rows = [["run", "status", "best valid %", "test %", "epochs", "seconds", "backend"]]
+    for run in runs_under(root):
+        try:
+            summary = run.read_json(SUMMARY)
+        except Exception:  # noqa: BLE001 - a run killed before its summary was written
+            summary = {"status": "unknown"}
+        rows.append([run.path.name if run.path != root else str(root), str(summary.get("status", "?")),
+                     percent(summary.get("best_validation_error")), percent(summary.get("test_error")),
+                     str(summary.get("epochs", "-")), str(summary.get("seconds", "-")),
+                     str(summary.get("backend", "-"))])
+    if len(rows) == 1:
+        print(f"no runs in {root}")
+        return EXIT_OK
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) if i in (0, 1, 6) else cell.rjust(w)
+                        for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
     return EXIT_OK
 
 
@@ -327,10 +468,17 @@ def cmd_lsp(args) -> int:
     return EXIT_OK
 
 
-def add_spec_args(p: argparse.ArgumentParser) -> None:
+def add_params_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--params", metavar="FILE", help="a parameter file written by dltspec run (best.pkl, a "
+                   "snapshot, --save's file); default with a run directory: its best.pkl")
+    p.add_argument("--snapshot", type=int, metavar="ITERATION", help="with a run directory: the snapshot "
+                   "taken at this iteration (as metrics.jsonl numbers them)")
+
+
+def add_spec_args(p: argparse.ArgumentParser, what: str = "the .dlt spec file ('-' reads standard input)") -> None:
     from .compiler_options import BACKEND_NAMES, DEVICES, FLOATX
 
-    p.add_argument("spec", help="the .dlt spec file ('-' reads standard input)")
+    p.add_argument("spec", help=what)
     p.add_argument("--set", action="append", default=[], metavar="BLOCK.KEY=VALUE",
                    help="override a value of the spec, e.g. --set stopping.n_epochs=2 (repeatable)")
     p.add_argument("--backend", choices=BACKEND_NAMES, help="jax: the PyTensor graph through JAX with the data "
@@ -385,9 +533,35 @@ def parser() -> argparse.ArgumentParser:
     fmt.set_defaults(handler=cmd_fmt)
 
     ev = sub.add_parser("eval", help="load saved parameters and print validation and test errors")
-    add_spec_args(ev)
-    ev.add_argument("--params", required=True, metavar="FILE", help="a parameter file written by dltspec run")
+    add_spec_args(ev, "the .dlt spec file, or a run directory (its spec and best parameters)")
+    add_params_args(ev)
     ev.set_defaults(handler=cmd_eval)
+
+    pr = sub.add_parser("predict", help="classify images or .npy arrays with trained parameters")
+    add_spec_args(pr, "the .dlt spec file, or a run directory (its spec and best parameters)")
+    add_params_args(pr)
+    pr.add_argument("inputs", nargs="+", metavar="INPUT", help="image files (PNG, JPEG, ...) or .npy arrays")
+    pr.add_argument("--invert", choices=("auto", "yes", "no"), default="auto", help="invert images' grey levels "
+                    "(auto: when the image is mostly light, as dark ink on paper; MNIST digits are light on dark)")
+    pr.set_defaults(handler=cmd_predict)
+
+    pl = sub.add_parser("plot", help="draw a run's learning curves as a PNG")
+    pl.add_argument("run", metavar="RUN", help="a run directory")
+    pl.add_argument("--compare", nargs="+", default=[], metavar="RUN", help="more runs to draw on the same axes")
+    pl.add_argument("-o", "--output", metavar="PNG", help="where to write (default: RUN/curves.png, "
+                    "RUN/compare.png with --compare)")
+    pl.set_defaults(handler=cmd_plot)
+
+    fi = sub.add_parser("filters", help="draw a run's first-layer filters as a PNG grid of tiles")
+    fi.add_argument("run", metavar="RUN", help="a run directory")
+    fi.add_argument("--snapshot", type=int, metavar="ITERATION", help="the snapshot of this iteration "
+                    "(default: the best parameters)")
+    fi.add_argument("-o", "--output", metavar="PNG", help="where to write (default: RUN/filters.png)")
+    fi.set_defaults(handler=cmd_filters)
+
+    rs = sub.add_parser("runs", help="list runs with their status and figures")
+    rs.add_argument("dir", nargs="?", default="runs", help="a directory of runs, or one run (default: runs)")
+    rs.set_defaults(handler=cmd_runs)
 
     sch = sub.add_parser("schema", help="print the JSON Schema of the spec language")
     sch.add_argument("--markdown", action="store_true", help="print the reference of every block and key instead")

@@ -1,0 +1,131 @@
+"""Pictures of runs: learning curves (``dltspec plot``) and first-layer filters (``dltspec filters``).
+
+Both read only what a run directory holds (``metrics.jsonl``, ``summary.json``, parameter
+files), so any picture can be drawn again later, as the tutorial advises. Matplotlib draws
+headless (the Agg backend); Pillow writes the filter tiles pixel for pixel.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+from .files import write_atomic
+from .rundir import SUMMARY, RunDir
+
+
+class PictureError(Exception):
+    """A picture that cannot be drawn (nothing to draw, a missing extra)."""
+
+
+def scale_to_unit_interval(tile: np.ndarray, eps: float = 1e-8) -> np.ndarray:
+    """The tutorial's ``scale_to_unit_interval``: ``tile`` shifted and scaled to [0, 1]."""
+    tile = tile.astype(np.float64) - tile.min()
+    return tile / (tile.max() + eps)
+
+
+def tile_raster_images(tiles: np.ndarray, tile_shape: tuple[int, int], spacing: int = 1) -> np.ndarray:
+    """The tutorial's ``tile_raster_images``: each of ``tiles`` (n, h, w) scaled to [0, 1] on its own and
+    laid out in a grid of ``tile_shape`` (rows, columns) with ``spacing`` black pixels between; uint8."""
+    n, h, w = tiles.shape
+    rows, cols = tile_shape
+    out = np.zeros((rows * (h + spacing) - spacing, cols * (w + spacing) - spacing), dtype=np.uint8)
+    for k in range(min(n, rows * cols)):
+        r, c = divmod(k, cols)
+        out[r * (h + spacing):r * (h + spacing) + h, c * (w + spacing):c * (w + spacing) + w] = \
+            np.round(scale_to_unit_interval(tiles[k]) * 255).astype(np.uint8)
+    return out
+
+
+def grid_shape(n: int) -> tuple[int, int]:
+    cols = int(np.ceil(np.sqrt(n)))
+    return int(np.ceil(n / cols)), cols
+
+
+def first_layer_tiles(params: dict[str, np.ndarray], image_shape: tuple[int, int, int]) -> tuple[str, np.ndarray]:
+    """``(name, tiles (n, h, w))``: the first layer's filters. A convolution's kernels (first input
+    channel); a dense layer's columns as images of the input's shape."""
+    for name in ("conv0.W", "hidden0.W", "output.W"):
+        if name in params:
+            W = params[name]
+            if W.ndim == 4:
+                return name, W[:, 0]
+            channels, h, w = image_shape
+            if W.shape[0] != h * w * channels:
+                raise PictureError(f"{name} takes {W.shape[0]} inputs, not images of {h}x{w}")
+            return name, W.T.reshape(W.shape[1], channels, h, w)[:, 0]
+    raise PictureError(f"no first-layer weights among the parameters ({', '.join(params)})")
+
+
+def png_bytes(pixels: np.ndarray, zoom: int) -> bytes:
+    try:
+        from PIL import Image
+    except ImportError:
+        raise PictureError("drawing filters needs Pillow: pip install 'dltspec[plot]'") from None
+    image = Image.fromarray(pixels.repeat(zoom, axis=0).repeat(zoom, axis=1), mode="L")
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def filters_png(params: dict[str, np.ndarray], image_shape: tuple[int, int, int], out: Path,
+                max_tiles: int = 400) -> tuple[str, int]:
+    """Write the first layer's filters as a PNG grid of tiles; return the layer's name and the tile count."""
+    name, tiles = first_layer_tiles(params, image_shape)
+    tiles = tiles[:max_tiles]
+    pixels = tile_raster_images(tiles, grid_shape(len(tiles)))
+    zoom = max(1, 240 // max(pixels.shape))  # small kernels (5x5, 8x8) are made visible
+    write_atomic(out, png_bytes(pixels, zoom), mode=0o644)
+    return name, len(tiles)
+
+
+def pyplot():
+    try:
+        import matplotlib
+    except ImportError:
+        raise PictureError("plots need matplotlib: pip install 'dltspec[plot]'") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def curves_png(runs: list[RunDir], out: Path) -> None:
+    """Training cost, validation and test error against iterations, one colour per run; the best
+    validation point marked with a star and where the run stopped with a dotted line."""
+    plt = pyplot()
+    fig, (cost_ax, error_ax) = plt.subplots(2, 1, sharex=True, figsize=(8, 7), constrained_layout=True)
+    for k, run in enumerate(runs):
+        records = run.metrics()
+        if not records:
+            raise PictureError(f"{run.path} has no metrics yet (no validation point was reached)")
+        colour = f"C{k}"
+        label = run.path.name
+        it = [r["iteration"] for r in records]
+        cost_ax.plot(it, [r["mean_cost"] for r in records], color=colour, label=label)
+        error_ax.plot(it, [100 * r["validation_error"] for r in records], color=colour, label=f"{label} validation")
+        tested = [r for r in records if r["test_error"] is not None]
+        error_ax.plot([r["iteration"] for r in tested], [100 * r["test_error"] for r in tested], color=colour,
+                      linestyle="--", marker=".", label=f"{label} test (at new bests)")
+        best = min(records, key=lambda r: (r["validation_error"], r["iteration"]))
+        error_ax.plot([best["iteration"]], [100 * best["validation_error"]], marker="*", markersize=14,
+                      color=colour, linestyle="none", label=f"{label} best {100 * best['validation_error']:.2f} %")
+        summary = run.read_json(SUMMARY) if run.file(SUMMARY).exists() else {}
+        if summary.get("iterations"):
+            for ax in (cost_ax, error_ax):
+                ax.axvline(summary["iterations"], color=colour, linestyle=":", linewidth=1)
+            error_ax.annotate(f"stopped ({summary.get('stopped_by') or summary.get('status')})",
+                              (summary["iterations"], error_ax.get_ylim()[1]), color=colour, fontsize=8,
+                              rotation=90, va="top", ha="right")
+    cost_ax.set_ylabel("mean training cost")
+    cost_ax.set_title("learning curves" if len(runs) > 1 else f"learning curves: {runs[0].path.name}")
+    error_ax.set_ylabel("error (%)")
+    error_ax.set_xlabel("iteration (minibatches trained)")
+    for ax in (cost_ax, error_ax):
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    write_atomic(out, buffer.getvalue(), mode=0o644)

@@ -1,0 +1,153 @@
+"""Using a trained model: class probabilities of new inputs (``dltspec predict``).
+
+Inputs are ``.npy`` arrays (one example of ``n_in`` values, or several: ``(n, n_in)`` or
+``(n, height, width)``), already scaled as the data set's ``x``; or images (PNG, JPEG, anything
+Pillow reads), turned grey, resized to the data set's image shape and scaled as its pixels
+were (MNIST: ``value / 256``; digits: ``value / 255``). MNIST digits are light on dark: an image
+that is mostly light (dark ink on paper) is inverted, unless ``invert`` says otherwise.
+
+Only the model's forward pass is compiled, from the same symbolic graph as training
+(:func:`dltspec.compiler.symbolic`); no data set is loaded.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import shapes
+from .params import ParamsError, mismatch
+from .spec import Spec
+
+#: dataset kind -> factor from an 8-bit pixel to the data set's scale
+PIXEL_SCALE = {"mnist": 1 / 256, "pickle": 1 / 256, "digits": 1 / 255}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".pnm"}
+
+
+class InputError(Exception):
+    """An input that cannot be read or does not fit the model."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    source: str  # the file, with ``[i]`` for the i-th example of an array
+    label: int
+    probability: float
+
+
+def image_shape_of(spec: Spec, n_in: int) -> tuple[int, int, int]:
+    """(channels, height, width) of one example: the spec's, else a square of ``n_in`` pixels."""
+    shape = shapes.image_shape(spec.data)
+    if shape is not None:
+        return tuple(shape)
+    side = int(round(n_in ** 0.5))
+    if side * side != n_in:
+        raise InputError(f"the model takes {n_in} values, not a square image: declare classifier.image_shape")
+    return (1, side, side)
+
+
+def image_examples(path: Path, shape: tuple[int, int, int], scale: float, invert: str) -> np.ndarray:
+    """One example from an image file: grey, resized to ``shape``, scaled, inverted as asked."""
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ImportError:
+        raise InputError("reading images needs Pillow: pip install 'dltspec[plot]'") from None
+    if shape[0] != 1:
+        raise InputError(f"the model takes {shape[0]}-channel images; only grey images are supported")
+    try:
+        with Image.open(path) as image:
+            grey = image.convert("L").resize((shape[2], shape[1]), Image.Resampling.LANCZOS)
+    except (OSError, UnidentifiedImageError) as exc:
+        raise InputError(f"cannot read {path} as an image: {exc}") from None
+    pixels = np.asarray(grey, dtype=np.float64)
+    if invert == "yes" or (invert == "auto" and pixels.mean() > 127.5):
+        pixels = 255 - pixels
+    return (pixels * scale).astype(np.float32).reshape(1, -1)
+
+
+def array_examples(path: Path, n_in: int) -> np.ndarray:
+    """Examples from a ``.npy`` file, as rows of ``n_in`` values."""
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read {path} as a .npy array: {exc}") from None
+    if array.dtype.kind not in "fiu":
+        raise InputError(f"{path} holds {array.dtype} values, not numbers")
+    if array.size == n_in:
+        return array.reshape(1, n_in).astype(np.float32)
+    if array.ndim >= 2 and int(np.prod(array.shape[1:])) == n_in:
+        return array.reshape(len(array), n_in).astype(np.float32)
+    raise InputError(f"{path} has shape {array.shape}; the model takes examples of {n_in} values "
+                     f"(one example, or an array of shape (n, {n_in}))")
+
+
+def examples(path: Path, spec: Spec, n_in: int, invert: str = "auto") -> np.ndarray:
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    if path.suffix.lower() == ".npy":
+        return array_examples(path, n_in)
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        scale = PIXEL_SCALE.get(spec.block("dataset")["kind"], 1 / 255)
+        return image_examples(path, image_shape_of(spec, n_in), scale, invert)
+    raise InputError(f"{path}: expected a .npy array or an image ({', '.join(sorted(IMAGE_SUFFIXES))})")
+
+
+def n_in_of(spec: Spec, params: dict[str, np.ndarray]) -> int:
+    """Input size: the spec's, else the first layer's parameters'."""
+    n_in = shapes.n_in_of(spec.data)
+    if n_in is not None:
+        return n_in
+    first = params.get("hidden0.W", params.get("output.W"))
+    return int(first.shape[0])
+
+
+def probabilities_function(spec: Spec, params: dict[str, np.ndarray], backend: str,
+                           floatX: str = "float32") -> Callable[[np.ndarray], np.ndarray]:
+    """``f(x)``: P(y | x) for the rows of ``x`` (``batch_size`` at a time, padded) with ``params``;
+    :class:`dltspec.params.ParamsError` (DLT502) if they do not fit the spec's model."""
+    import pytensor
+    import pytensor.tensor as pt
+
+    from .compiler import BACKENDS, scratch_tempdir, symbolic
+
+    batch_size = spec.block("optimizer")["batch_size"]
+    n_in, n_out = n_in_of(spec, params), int(params["output.b"].shape[0]) if "output.b" in params else 2
+    with pytensor.config.change_flags(floatX=floatX), scratch_tempdir():
+        x = pt.tensor("x", shape=(batch_size, n_in), dtype=floatX)
+        graph = symbolic(spec, n_in, n_out, x, pt.ivector("y"))
+        shared = [p for _, p in graph.model.params]
+        expected = {name: p.get_value().shape for name, p in graph.model.params}
+        problem = mismatch(expected, params)
+        if problem:
+            raise ParamsError("DLT502", f"the parameters do not fit this spec's model: {problem}")
+        if backend == "jax":
+            import jax
+
+            from .jax_backend import jax_function
+
+            forward = jax.jit(jax_function(shared + [x], [graph.model.p_y_given_x]))
+            values = [np.asarray(params[name], dtype=floatX) for name, _ in graph.model.params]
+            batch = lambda rows: np.asarray(forward(*values, rows)[0])  # noqa: E731
+        else:
+            for name, p in graph.model.params:
+                p.set_value(np.asarray(params[name], dtype=floatX))
+            batch = pytensor.function([x], graph.model.p_y_given_x, mode=BACKENDS[backend]())
+
+    def probabilities(rows: np.ndarray) -> np.ndarray:
+        out = []
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start:start + batch_size].astype(floatX)
+            padded = np.zeros((batch_size, n_in), dtype=floatX)
+            padded[:len(chunk)] = chunk
+            out.append(batch(padded)[:len(chunk)])
+        return np.concatenate(out) if out else np.zeros((0, n_out))
+
+    return probabilities
+
+
+def predictions(source: str, rows: np.ndarray, probabilities: np.ndarray) -> list[Prediction]:
+    labels = probabilities.argmax(axis=1)
+    return [Prediction(source if len(rows) == 1 else f"{source}[{i}]", int(k), float(probabilities[i, k]))
+            for i, k in enumerate(labels)]

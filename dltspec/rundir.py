@@ -26,8 +26,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from . import safe_pickle
 from .files import write_atomic
 
@@ -196,6 +194,3 @@ def runs_under(root: Path) -> list[RunDir]:
     found = [RunDir(p) for p in root.iterdir() if is_run(p)] if root.is_dir() else []
     return sorted(found, key=lambda r: (r.path.stat().st_mtime, r.path.name))
 
-
-def arrays_equal(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
-    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)

@@ -1,0 +1,81 @@
+"""A run directory's spec as run, and what resuming compares."""
+from __future__ import annotations
+
+import pytest
+
+import dltspec
+from dltspec import api
+from dltspec.diagnostics import Span
+from dltspec.record import flat, resume_differences, spec_as_run
+from dltspec.rundir import RunDir
+from dltspec.validate import instance_text, quoted
+
+from .conftest import DIGITS, SPECS
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in SPECS.glob("*.dlt")))
+def test_instance_text_reads_back_as_the_same_spec(name):
+    spec = dltspec.read(SPECS / name)
+    again = dltspec.read(text=instance_text(spec.data), base_dir=SPECS)
+    assert again.data == spec.data
+
+
+def test_strings_survive_the_round_trip():
+    tricky = 'a "quoted" \\ back\\slash\nnew line\ttab é'
+    spec = dltspec.read(text=DIGITS + f"save {quoted(tricky)}\n")
+    assert spec.data["save"]["path"] == tricky
+    assert dltspec.read(text=instance_text(spec.data)).data["save"]["path"] == tricky
+
+
+def test_spec_as_run_applies_overrides_and_resolves_the_data_path(tmp_path):
+    (tmp_path / "data.pkl").write_bytes(b"")
+    spec_file = tmp_path / "m.dlt"
+    spec_file.write_text(DIGITS.replace("dataset digits { seed = 0 }", 'dataset pickle { path = "data.pkl" }'))
+    spec = dltspec.read(spec_file, overrides=["optimizer.learning_rate=0.5"])
+    text = spec_as_run(spec)
+    assert text.startswith(f"# as run from {spec_file} --set optimizer.learning_rate=0.5\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    again = dltspec.read(text=text, base_dir=elsewhere)  # runs from anywhere
+    assert again.data["dataset"]["path"] == str((tmp_path / "data.pkl").resolve())
+    assert again.data["optimizer"]["learning_rate"] == 0.5
+    assert {k: v for k, v in again.data.items() if k != "dataset"} == \
+        {k: v for k, v in spec.data.items() if k != "dataset"}
+
+
+def test_flat_paths_name_every_value():
+    assert flat({"optimizer": {"learning_rate": 0.1}, "regularizer": [{"kind": "l2", "weight": 1}],
+                 "classifier": {"hidden": [500, 500]}}) == {
+        ("optimizer", "learning_rate"): 0.1, ("regularizer", 0, "kind"): "l2", ("regularizer", 0, "weight"): 1,
+        ("classifier", "hidden"): [500, 500]}
+
+
+class FakeTraining:
+    def __init__(self, spec, backend="jax", floatX="float32", device="cpu:0"):
+        self.spec, self.backend, self.floatX, self.device = spec, backend, floatX, device
+
+
+def test_resume_differences_name_what_changed_where(tmp_path):
+    then = dltspec.read(text=DIGITS, file="d.dlt")
+    now = dltspec.read(text=DIGITS.replace("learning_rate = 0.1", "learning_rate = 0.2"), file="d.dlt",
+                       overrides=["stopping.validation_frequency=10"])
+    checkpoint = {"instance": then.data, "backend": "jax", "floatX": "float32", "device": "cpu:0"}
+    run = RunDir(tmp_path)
+    where = Span("--resume", 1, 1, 1, 2)
+    problems = resume_differences(checkpoint, FakeTraining(now, backend="numba"), run, where)
+    messages = [d.message for d in problems]
+    assert messages == [
+        f"optimizer.learning_rate is 0.2 here but 0.1 in the run being resumed ({tmp_path})",
+        f"stopping.validation_frequency is 10 here but absent in the run being resumed ({tmp_path})",
+        "the run was trained with backend jax, this one uses numba: results would not be identical"]
+    assert (problems[0].span.file, problems[0].span.line, problems[0].span.column) == ("d.dlt", 4, 33)
+    assert problems[1].span.file == "--set" and problems[2].span == where
+    assert all(d.code == "DLT504" and d.is_error for d in problems)
+    assert resume_differences(checkpoint, FakeTraining(then), run, where) == []
+
+
+def test_metadata_of_parameters_names_spec_and_versions():
+    spec = dltspec.read(text=DIGITS)
+    meta = api.metadata(spec, "jax", "float32", "cpu:0", best_iteration=3)
+    assert meta["spec"] == DIGITS and meta["backend"] == "jax" and meta["best_iteration"] == 3
+    assert {"dltspec", "pytensor", "numpy", "jax"} <= set(meta["versions"])

@@ -181,7 +181,7 @@ def cmd_run(args) -> int:
 
 def finish_run(args, result: api.Result, run, save_to: Path | None, lines, stop: StopRequest, style: str) -> int:
     """Report how the run ended, write ``--save`` for a finished one; the exit code."""
-    say = (lambda text: print(text, file=sys.stderr)) if style == "json" else print
+    say = lambda text: print(text, file=sys.stderr)  # noqa: E731 - why it did not finish: with the diagnostics
     report(result.problems, lines)
     if result.stopped_by == "diverged":
         kept = f"best parameters so far in {run.file('best.pkl')}; " if result.params else ""

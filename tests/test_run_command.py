@@ -216,7 +216,7 @@ def test_divergence_stops_the_run_with_a_located_message(tmp_path, capsys, backe
     values, meta = param_files.load(run.file("best.pkl"))
     assert all(np.isfinite(v).all() for v in values.values()) and meta["best_iteration"] in (5, 10, 15)
     assert run.read_checkpoint()["loop"]["iteration"] == 14  # the last good checkpoint, not the diverged state
-    assert out.splitlines()[-1] == f"best parameters so far in {run.file('best.pkl')}; run directory {run.path}"
+    assert err.splitlines()[-1] == f"best parameters so far in {run.file('best.pkl')}; run directory {run.path}"
 
 
 def test_divergence_before_any_validation_keeps_no_parameters(tmp_path, capsys):

@@ -1,0 +1,122 @@
+"""A run killed at arbitrary moments and resumed ends bit-identical to the uninterrupted run.
+
+Real processes: each is started with ``python -m dltspec run``, killed (SIGKILL, or
+stopped with SIGINT / SIGTERM) once its metrics show a chosen number of validation points,
+and resumed with ``--resume`` until it finishes. Its final parameters, checkpoint state,
+figures and metrics are then compared with those of a run that was never interrupted:
+the arrays byte for byte.
+"""
+from __future__ import annotations
+
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from dltspec import params as param_files
+from dltspec.rundir import RunDir
+
+# 100 epochs of 53 minibatches, validating every 10: 530 validation points, a few seconds
+SPEC = """\
+dataset digits { seed = 0 }
+classifier mlp { hidden = [32]  seed = 3 }
+loss nll
+regularizer l2 { weight = 0.0001 }
+optimizer sgd { learning_rate = 0.05  batch_size = 20 }
+stopping patience { n_epochs = 100  patience = 100000  validation_frequency = 10 }
+"""
+COMMAND = [sys.executable, "-m", "dltspec", "run"]
+#: (signal, validation points seen before it is sent); SIGKILL leaves no chance to clean up
+INTERRUPTIONS = [(signal.SIGKILL, 2), (signal.SIGKILL, 123), (signal.SIGKILL, 301), (signal.SIGINT, 77),
+                 (signal.SIGTERM, 250)]
+TIMING = {"seconds", "examples_per_s"}  # the only figures allowed to differ
+
+
+def dltspec_run(*args, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([*COMMAND, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def metric_count(path: Path) -> int:
+    try:
+        return path.read_bytes().count(b"\n")
+    except FileNotFoundError:
+        return 0
+
+
+def interrupted(spec: Path, out: Path, signum: int, after: int) -> subprocess.CompletedProcess:
+    """Start a run and send ``signum`` once ``after`` validation points are in its metrics."""
+    process = subprocess.Popen([*COMMAND, str(spec), "-q", "--out", str(out)], cwd=spec.parent,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while metric_count(out / "metrics.jsonl") < after and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert process.poll() is None, f"the run ended before {after} validation points: {process.stderr.read()}"
+    process.send_signal(signum)
+    stdout, stderr = process.communicate(timeout=120)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def outcome(run: RunDir) -> dict:
+    """Everything a finished run decided, arrays as bytes (timings left out)."""
+    best, meta = param_files.load(run.file("best.pkl"))
+    checkpoint = run.read_checkpoint()
+    summary = run.read_json("summary.json")
+    return {
+        "best.pkl": {k: (v.dtype.str, v.shape, v.tobytes()) for k, v in best.items()},
+        "final parameters": {k: (v.dtype.str, v.shape, v.tobytes()) for k, v in checkpoint["params"].items()},
+        "loop": {k: v for k, v in checkpoint["loop"].items() if k != "seconds"},
+        "patience": checkpoint["patience"],
+        "figures": {k: summary[k] for k in ("best_validation_error", "best_iteration", "test_error", "epochs",
+                                            "iterations", "stopped_by", "status")},
+        "meta": {k: meta[k] for k in ("best_validation_error", "best_iteration", "test_error", "epochs")},
+        "metrics": [{k: v for k, v in r.items() if k not in TIMING} for r in run.metrics()],
+    }
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("reference")
+    (folder / "m.dlt").write_text(SPEC)
+    done = dltspec_run(str(folder / "m.dlt"), "-q", "--out", str(folder / "run"), cwd=folder)
+    assert done.returncode == 0, done.stderr
+    result = outcome(RunDir(folder / "run"))
+    assert len(result["metrics"]) == 530 and result["figures"]["stopped_by"] == "n_epochs"
+    return result
+
+
+@pytest.mark.parametrize("signum, after", INTERRUPTIONS, ids=[f"{signal.Signals(s).name}-after-{n}"
+                                                              for s, n in INTERRUPTIONS])
+def test_a_run_interrupted_and_resumed_ends_bit_identical(reference, tmp_path, signum, after):
+    spec = tmp_path / "m.dlt"
+    spec.write_text(SPEC)
+    out = tmp_path / "run"
+    stopped = interrupted(spec, out, signum, after)
+    run = RunDir(out)
+    if signum == signal.SIGKILL:
+        assert stopped.returncode == -signal.SIGKILL
+        assert run.read_json("summary.json")["status"] == "running"  # it never knew
+        resume = shlex.join([str(spec), "-q", "--resume", str(out)])
+    else:
+        assert stopped.returncode == 128 + signum, stopped.stderr
+        assert f"dltspec run: {signal.Signals(signum).name}: stopping after this minibatch" in stopped.stderr
+        summary = run.read_json("summary.json")
+        assert summary["status"] == "interrupted" and summary["iterations"] == run.read_checkpoint()["loop"]["iteration"] + 1
+        assert param_files.load(run.file("best.pkl"))[1]["stopped_by"] == "interrupted"
+        printed = [line for line in stopped.stderr.splitlines() if line.startswith("resume with: ")]
+        assert printed, stopped.stderr
+        words = shlex.split(printed[0].removeprefix("resume with: "))
+        assert words[:3] == ["dltspec", "run", str(spec)] and words[-2:] == ["--resume", str(out)]
+        resume = shlex.join(words[2:] + ["-q"])
+    checkpointed = run.read_checkpoint()["loop"]["validations"]
+    assert checkpointed >= after - 1  # a checkpoint at every validation point: at most the last one lost
+    done = dltspec_run(*shlex.split(resume), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    got = outcome(run)
+    assert got["metrics"] == reference["metrics"]  # the records after the checkpoint were written again, once
+    for key in reference:
+        assert got[key] == reference[key], key
+    assert run.read_json("summary.json")["resumed"] == 1

@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from gpu_epoch import dltspec_epochs, median_after_warmup, read_spec, torch_epochs  # noqa: E402
+from results import rewrite_section  # noqa: E402
 
 import dltspec  # noqa: E402
 from dltspec import api  # noqa: E402
@@ -210,13 +211,7 @@ def startup_rows(data: Path, args) -> list[str]:
 
 
 def rewrite_results(section: list[str]) -> None:
-    text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
-    block = "\n".join([BEGIN, *section, END])
-    if BEGIN in text and END in text:
-        text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _m: block, text, flags=re.S)
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    RESULTS.write_text(text, encoding="utf-8")
+    rewrite_section(BEGIN, END, section)
 
 
 def machine() -> str:

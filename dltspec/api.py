@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import platform
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
 
@@ -271,17 +272,24 @@ class Training:
 
     def checkpoint(self) -> dict:
         """Everything needed to go on from here exactly as an uninterrupted run would (plain data)."""
-        return {
+        return self.capture()()
+
+    def capture(self) -> Callable[[], dict]:
+        """The state now, taken cheaply (the parameters as the program's snapshots: references to
+        immutable device arrays under JAX, one host copy under PyTensor); calling the result builds
+        :meth:`checkpoint`'s plain data, and may be done later, in another thread."""
+        program, params, best = self.program, self.program.snapshot(), self.best
+        fields = {
             "spec_sha256": self.spec.source.sha256,
             "instance": self.spec.data,
             "backend": self.backend, "floatX": self.floatX, "device": self.device,
-            "params": self.program.values(),
-            "best_params": self.program.arrays(self.best) if self.best is not None else None,
             "patience": asdict(self.policy),
             "loop": asdict(self.state),
             "done": self.state.iteration >= 0 and self.policy.stops_at(self.state.iteration),
             "rng": NO_RNG,
         }
+        return lambda: {**fields, "params": program.arrays(params),
+                        "best_params": program.arrays(best) if best is not None else None}
 
     def restore(self, checkpoint: dict) -> None:
         """Go on from ``checkpoint`` (written by :meth:`checkpoint` for the same spec)."""
@@ -378,17 +386,24 @@ def validation_callback(on_validation: Callable[[ValidationPoint], None] | None)
 
 
 def versions(backend: str = "numba") -> dict[str, str]:
+    """The versions of Python and the packages that computed a result (looked up once: reading
+    package metadata takes milliseconds)."""
+    return dict(package_versions(backend == "jax"))
+
+
+@lru_cache(maxsize=2)
+def package_versions(with_jax: bool) -> tuple[tuple[str, str], ...]:
     from importlib.metadata import PackageNotFoundError, version
 
     import numpy as np
 
     out = {"python": platform.python_version(), "numpy": np.__version__}
-    for package in ("dltspec", "pytensor") + (("jax", "jaxlib") if backend == "jax" else ()):
+    for package in ("dltspec", "pytensor") + (("jax", "jaxlib") if with_jax else ()):
         try:
             out[package] = version(package)
         except PackageNotFoundError:  # pragma: no cover - running from a source tree
             out[package] = "unknown"
-    return out
+    return tuple(out.items())
 
 
 def metadata(spec: Spec, backend: str, floatX: str, device: str | None, **figures) -> dict:

@@ -175,7 +175,12 @@ def cmd_run(args) -> int:
                   f"(epoch {training.state.iteration // training.policy.n_train_batches + 1})", flush=True)
     progress = STYLES[style](STARTED)
     with StopRequest() as stop:
-        result = training.run(api.Observers(recorder, progress), should_stop=stop)
+        try:
+            result = training.run(api.Observers(recorder, progress), should_stop=stop)
+        except RunError as exc:  # the disk failed the run directory: what was written before stays good
+            print(f"dltspec run: {exc}; stopped (the last checkpoint and best.pkl in {run.path} are kept)",
+                  file=sys.stderr)
+            return EXIT_ERRORS
     return finish_run(args, result, run, save_to, lines, stop, style)
 
 

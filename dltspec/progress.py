@@ -62,27 +62,37 @@ class Lines(Observer):
 
 
 class Bar(Lines):
-    """A live tqdm bar per epoch on a terminal, the validation lines printed above it."""
+    """A live tqdm bar on a terminal, one pass per epoch, the validation lines printed above it.
 
-    def __init__(self, out: TextIO = sys.stderr, started_at: float | None = None):
+    It is redrawn at most every ``interval`` seconds (and at each validation), so that drawing
+    costs nothing measurable however short the chunks are.
+    """
+
+    def __init__(self, out: TextIO = sys.stderr, started_at: float | None = None, interval: float = 0.1):
         super().__init__(out, started_at)
-        self.bar, self.epoch, self.postfix = None, None, ""
+        self.bar, self.epoch, self.postfix, self.interval, self.drawn = None, None, "", interval, 0.0
 
     def chunk(self, training):
-        from tqdm import tqdm
-
         super().chunk(training)
         n = training.policy.n_train_batches
         iteration = training.state.iteration
-        epoch, done = iteration // n + 1, iteration % n + 1
+        epoch = iteration // n + 1
+        now = time.perf_counter()
+        if epoch == self.epoch and now - self.drawn < self.interval:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=n, unit="batch", file=self.out, leave=False, dynamic_ncols=True,
+                            bar_format="{desc} {bar} {n_fmt}/{total_fmt} {postfix}")
         if epoch != self.epoch:
-            self.close()
             self.epoch = epoch
-            self.bar = tqdm(total=n, desc=f"epoch {epoch}", unit="batch", file=self.out, leave=False,
-                            dynamic_ncols=True, bar_format="{desc} {bar} {n_fmt}/{total_fmt} {postfix}")
-        self.bar.n = done
+            self.bar.reset(total=n)
+            self.bar.set_description_str(f"epoch {epoch}", refresh=False)
+        self.bar.n = iteration % n + 1
         left = max(0, int(training.policy.patience) - iteration)
         self.bar.set_postfix_str(f"{self.postfix}patience left {left}", refresh=True)
+        self.drawn = now
 
     def validation(self, point, training):
         rate = self.rate.of(point, training.batch_size)
@@ -91,11 +101,9 @@ class Bar(Lines):
         from tqdm import tqdm
 
         tqdm.write(validation_line(point, rate), file=self.out)
+        self.drawn = 0.0  # show the new figures at the next chunk
 
     def finished(self, result, training):
-        self.close()
-
-    def close(self):
         if self.bar is not None:
             self.bar.close()
             self.bar = None

@@ -12,6 +12,7 @@ import hashlib
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 from . import api
 from .api import Observer, Result, Training
@@ -101,8 +102,57 @@ def metric_record(point: ValidationPoint, training: Training, examples_per_s: fl
     }
 
 
+class Writer:
+    """One background thread that does a run's writes in the order they were asked for, so that the
+    training loop does not wait for the disk; at most ``depth`` writes wait (then the loop does).
+
+    A write that fails stops the writes after it; the error is raised by the next :meth:`submit`
+    or :meth:`drain`, as a :class:`RunError` that names the file.
+    """
+
+    def __init__(self, depth: int = 2):
+        import queue
+        import threading
+
+        self.jobs: queue.Queue = queue.Queue(maxsize=depth)
+        self.error: RunError | None = None
+        threading.Thread(target=self.work, name="dltspec-run-writer", daemon=True).start()
+
+    def work(self) -> None:
+        while True:
+            job = self.jobs.get()
+            try:
+                if self.error is None:
+                    job()
+            except OSError as exc:
+                self.error = RunError(f"cannot write {exc.filename or 'the run directory'}: {exc.strerror or exc}")
+            except Exception as exc:  # noqa: BLE001 - anything else, reported on the loop's thread
+                self.error = RunError(f"writing the run directory failed: {type(exc).__name__}: {exc}")
+            finally:
+                self.jobs.task_done()
+
+    def raise_error(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def submit(self, job: Callable[[], None]) -> None:
+        self.raise_error()
+        self.jobs.put(job)
+
+    def drain(self) -> None:
+        """Wait until every write asked for is done."""
+        self.jobs.join()
+        self.raise_error()
+
+
 class Recorder(Observer):
-    """Writes a run's metrics, snapshots, checkpoints, best parameters and summary as it trains."""
+    """Writes a run's metrics, snapshots, checkpoints, best parameters and summary as it trains.
+
+    Metrics are appended on the loop's thread; snapshots, best parameters and checkpoints are
+    captured there (references, or one copy) and written by a :class:`Writer`, in order: the
+    metrics file is synced, then ``best.pkl`` replaced, then ``checkpoint.pkl``. When the loop
+    ends, every pending write is finished before the final ones.
+    """
 
     def __init__(self, run: RunDir, spec: Spec, resumed: int = 0):
         options = {"checkpoint_every": 1, "snapshot_every": 0, "snapshot_best": False, "keep_snapshots": 5,
@@ -110,6 +160,7 @@ class Recorder(Observer):
         self.run, self.options, self.resumed = run, options, resumed
         self.best_pending = False
         self.rate = Rate()
+        self.writer = Writer()
 
     def started(self, training: Training) -> None:
         self.rate.start(training)
@@ -121,28 +172,42 @@ class Recorder(Observer):
         if point.is_best:
             self.best_pending = True
             if self.options["snapshot_best"]:
-                self.snapshot(point.iteration, training.best_values(), training)
+                self.snapshot(point.iteration, training.best, training)
         if self.options["snapshot_every"] and n % self.options["snapshot_every"] == 0:
-            self.snapshot(point.iteration, training.program.values(), training)
+            self.snapshot(point.iteration, training.program.snapshot(), training)
         if n % self.options["checkpoint_every"] == 0:
             self.checkpoint(training)
 
-    def snapshot(self, iteration: int, values: dict, training: Training) -> None:
-        path = self.run.snapshot_path(iteration)
-        path.parent.mkdir(exist_ok=True)
-        save_params(path, values, {**api.training_metadata(training), "iteration": iteration + 1})
-        self.run.prune_snapshots(self.options["keep_snapshots"])
+    def snapshot(self, iteration: int, snapshot, training: Training) -> None:
+        path, program = self.run.snapshot_path(iteration), training.program
+        meta = {**api.training_metadata(training), "iteration": iteration + 1}
+
+        def write() -> None:
+            path.parent.mkdir(exist_ok=True)
+            save_params(path, program.arrays(snapshot), meta)
+            self.run.prune_snapshots(self.options["keep_snapshots"])
+
+        self.writer.submit(write)
 
     def checkpoint(self, training: Training) -> None:
-        """The best parameters (if they changed) then the checkpoint, each written atomically."""
-        if self.best_pending:
-            save_params(self.run.file(BEST), training.best_values(), api.training_metadata(training))
-            self.best_pending = False
-        self.run.write_checkpoint(training.checkpoint())
+        """The metrics synced, the best parameters (if they changed) and the checkpoint, each atomically."""
+        state, program = training.capture(), training.program
+        best = (training.best, api.training_metadata(training)) if self.best_pending and training.best is not None \
+            else None
+        self.best_pending = False
+
+        def write() -> None:
+            self.run.sync_metrics()
+            if best is not None:
+                save_params(self.run.file(BEST), program.arrays(best[0]), best[1])
+            self.run.write_checkpoint(state())
+
+        self.writer.submit(write)
 
     def finished(self, result: Result, training: Training) -> None:
         if result.stopped_by != "diverged":  # a diverged state is not worth going on from: keep the last good one
             self.checkpoint(training)
+        self.writer.drain()
         if result.params:
             save_params(self.run.file(BEST), result.params, api.result_metadata(result))
         self.write_summary(training, "finished" if result.finished else result.stopped_by, result)

@@ -114,13 +114,21 @@ class RunDir:
 
     # -- metrics -------------------------------------------------------------------
 
-    def append_metrics(self, record: dict, sync: bool = False) -> None:
-        """Append one record as a line; ``sync`` makes it durable (at checkpoints)."""
+    def append_metrics(self, record: dict) -> None:
+        """Append one record as a line (durable once :meth:`sync_metrics` has run)."""
         with open(self.file(METRICS), "a", encoding="utf-8") as f:
             f.write(json.dumps(json_value(record)) + "\n")
-            if sync:
-                f.flush()
-                os.fsync(f.fileno())
+
+    def sync_metrics(self) -> None:
+        """Make the records appended so far durable (before a checkpoint that counts them)."""
+        try:
+            fd = os.open(self.file(METRICS), os.O_RDONLY)
+        except FileNotFoundError:
+            return
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def metrics(self) -> list[dict]:
         """Every complete record (a torn last line, from a crash mid-write, is left out)."""

@@ -31,7 +31,8 @@ def test_out_must_be_new_or_empty(tmp_path):
 def test_metrics_are_appended_and_a_torn_last_line_is_ignored(tmp_path):
     run = RunDir.create("x", tmp_path / "r")
     for k in range(3):
-        run.append_metrics({"iteration": k, "validation_error": 0.5, "cost": float("nan")}, sync=k == 2)
+        run.append_metrics({"iteration": k, "validation_error": 0.5, "cost": float("nan")})
+    run.sync_metrics()
     with open(run.file("metrics.jsonl"), "a") as f:
         f.write('{"iteration": 3, "valid')  # killed mid-write
     assert [r["iteration"] for r in run.metrics()] == [0, 1, 2]

@@ -178,6 +178,7 @@ def cmd_run(args) -> int:
         try:
             result = training.run(api.Observers(recorder, progress), should_stop=stop)
         except RunError as exc:  # the disk failed the run directory: what was written before stays good
+            recorder.failed(training, str(exc))
             print(f"dltspec run: {exc}; stopped (the last checkpoint and best.pkl in {run.path} are kept)",
                   file=sys.stderr)
             return EXIT_ERRORS

@@ -212,7 +212,15 @@ class Recorder(Observer):
             save_params(self.run.file(BEST), result.params, api.result_metadata(result))
         self.write_summary(training, "finished" if result.finished else result.stopped_by, result)
 
-    def write_summary(self, training: Training, status: str, result: Result | None = None) -> None:
+    def failed(self, training: Training, message: str) -> None:
+        """Say in the summary that writing failed, if the disk still lets us."""
+        try:
+            self.write_summary(training, "failed", problems=[message])
+        except OSError:
+            pass
+
+    def write_summary(self, training: Training, status: str, result: Result | None = None,
+                      problems: list[str] = ()) -> None:
         summary = {
             "status": status, "name": training.spec.name,
             "best_validation_error": training.policy.best_validation_loss if training.policy.best_iter >= 0 else None,
@@ -224,7 +232,7 @@ class Recorder(Observer):
             "seconds": round(result.seconds if result else training.state.seconds, 3),
             "backend": training.backend, "floatX": training.floatX, "device": training.device,
             "resumed": self.resumed, "updated": now_iso(),
-            "problems": [d.message for d in result.problems] if result else [],
+            "problems": [d.message for d in result.problems] if result else list(problems),
         }
         self.run.write_json(SUMMARY, summary)
 

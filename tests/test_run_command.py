@@ -318,3 +318,30 @@ def test_predict_reports_bad_inputs(trained, tmp_path, capsys):
     code, _out, err = run_lines(capsys, "predict", str(other), "--params", str(run.file("best.pkl")),
                                 str(tmp_path / "one.npy"))
     assert code == 1 and "[DLT502]" in err and "do not fit" in err
+
+
+def test_a_disk_that_fails_mid_run_stops_it_and_keeps_the_last_good_files(tmp_path, capsys, monkeypatch):
+    import errno
+
+    from dltspec import rundir
+
+    spec = tmp_path / "digits.dlt"
+    spec.write_text(DIGITS)
+    real, calls = rundir.RunDir.write_checkpoint, []
+
+    def fails_the_second_time(self, checkpoint):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(self.file("checkpoint.pkl")))
+        real(self, checkpoint)
+
+    monkeypatch.setattr(rundir.RunDir, "write_checkpoint", fails_the_second_time)
+    code, _out, err = run_lines(capsys, "run", str(spec), "-q", "--out", str(tmp_path / "r"))
+    run = RunDir(tmp_path / "r")
+    assert code == 1
+    assert err == f"dltspec run: cannot write {run.file('checkpoint.pkl')}: No space left on device; stopped " \
+                  f"(the last checkpoint and best.pkl in {run.path} are kept)\n"
+    assert run.read_checkpoint()["loop"]["validations"] == 1
+    assert param_files.load(run.file("best.pkl"))[1]["best_iteration"] == 106  # written just before
+    summary = run.read_json("summary.json")
+    assert summary["status"] == "failed" and "No space left on device" in summary["problems"][0]

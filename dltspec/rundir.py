@@ -159,7 +159,7 @@ class RunDir:
         """The last checkpoint, read with the restricted unpickler; :class:`RunError` if there is none."""
         path = self.file(CHECKPOINT)
         if not path.exists():
-            raise RunError(f"{self.path} has no checkpoint yet (the run stopped before its first validation): "
+            raise RunError(f"{self.path} has no checkpoint yet (the run stopped before its first checkpoint was written): "
                            "nothing to resume; start it again")
         try:
             obj = safe_pickle.load(path)

@@ -31,7 +31,7 @@ stopping patience { n_epochs = 100  patience = 100000  validation_frequency = 10
 """
 COMMAND = [sys.executable, "-m", "dltspec", "run"]
 #: (signal, validation points seen before it is sent); SIGKILL leaves no chance to clean up
-INTERRUPTIONS = [(signal.SIGKILL, 2), (signal.SIGKILL, 123), (signal.SIGKILL, 301), (signal.SIGINT, 77),
+INTERRUPTIONS = [(signal.SIGKILL, 5), (signal.SIGKILL, 123), (signal.SIGKILL, 301), (signal.SIGINT, 77),
                  (signal.SIGTERM, 250)]
 TIMING = {"seconds", "examples_per_s"}  # the only figures allowed to differ
 
@@ -112,7 +112,9 @@ def test_a_run_interrupted_and_resumed_ends_bit_identical(reference, tmp_path, s
         assert words[:3] == ["dltspec", "run", str(spec)] and words[-2:] == ["--resume", str(out)]
         resume = shlex.join(words[2:] + ["-q"])
     checkpointed = run.read_checkpoint()["loop"]["validations"]
-    assert checkpointed >= after - 1  # a checkpoint at every validation point: at most the last one lost
+    # a checkpoint at every validation point, written behind the loop: at most the one being written and
+    # the two queued (Writer's depth) are lost
+    assert checkpointed >= after - 4
     done = dltspec_run(*shlex.split(resume), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     got = outcome(run)

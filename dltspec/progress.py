@@ -83,7 +83,7 @@ class Bar(Lines):
         if self.bar is None:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=n, unit="batch", file=self.out, leave=False, dynamic_ncols=True,
+            self.bar = tqdm(total=n, unit="batch", file=self.out, leave=False,
                             bar_format="{desc} {bar} {n_fmt}/{total_fmt} {postfix}")
         if epoch != self.epoch:
             self.epoch = epoch

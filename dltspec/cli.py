@@ -121,10 +121,16 @@ def resume_command(args, run_path: Path) -> str:
 
 
 def announce(spec: api.Spec, splits, args) -> None:
+    """What is about to be trained, and on which data (a data path as resolved: next to the spec,
+    or found through DLTSPEC_DATA)."""
+    from .data import resolve
+
     optimizer = spec.block("optimizer")
     n_batches = splits.size("train") // optimizer["batch_size"]
     sizes = "/".join(str(splits.size(s)) for s in ("train", "valid", "test"))
-    print(f"{spec.name}: {spec.block('classifier')['kind']} on {spec.block('dataset')['kind']} "
+    dataset = spec.block("dataset")
+    source = f" {resolve(dataset['path'], spec.source.base_dir)}" if "path" in dataset else ""
+    print(f"{spec.name}: {spec.block('classifier')['kind']} on {dataset['kind']}{source} "
           f"({sizes} examples, {splits.n_in} features), batch {optimizer['batch_size']} "
           f"({n_batches} minibatches/epoch), {args.backend}{' on ' + args.device if args.device else ''} "
           f"{args.floatx}; compiling...", flush=True)

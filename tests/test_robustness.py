@@ -42,3 +42,22 @@ def test_random_overrides_never_crash(override):
     spec, diagnostics = diagnose(DIGITS, "spec.dlt", overrides=[override])
     for d in diagnostics:
         assert d.span.file in ("spec.dlt", "--set")
+
+
+def test_specs_are_data_nothing_in_them_is_imported_or_evaluated(tmp_path):
+    """Unlike pylearn2's YAML (`!obj:` tags), a spec cannot name a Python object or run an expression:
+    such text is a syntax error or a plain string that must match the schema's words."""
+    marker = tmp_path / "pwned"
+    attempts = [
+        f'classifier !obj:os.system {{ command = "touch {marker}" }}',
+        f'classifier "__import__(\'os\').system(\'touch {marker}\')"',
+        f'dataset pickle {{ path = "$(touch {marker})" }}',
+        f'optimizer sgd {{ learning_rate = __import__("os").system("touch {marker}") batch_size = 20 }}',
+        'loss !!python/object/apply:os.system ["id"]',
+    ]
+    for attempt in attempts:
+        text = DIGITS + attempt + "\n"
+        spec, diagnostics = diagnose(text, "evil.dlt")
+        assert spec is None and any(d.is_error for d in diagnostics), attempt
+        assert_located(text, diagnostics)
+    assert not marker.exists()

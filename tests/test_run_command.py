@@ -345,3 +345,22 @@ def test_a_disk_that_fails_mid_run_stops_it_and_keeps_the_last_good_files(tmp_pa
     assert param_files.load(run.file("best.pkl"))[1]["best_iteration"] <= 53 * calls[1]
     summary = run.read_json("summary.json")
     assert summary["status"] == "failed" and "No space left on device" in summary["problems"][0]
+
+
+def test_run_names_the_data_file_as_resolved(tmp_path, capsys, monkeypatch):
+    import pickle
+
+    rng = np.random.RandomState(0)
+    split = lambda n: (rng.rand(n, 16).astype(np.float32), rng.randint(0, 3, n))  # noqa: E731
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "small.pkl").write_bytes(pickle.dumps((split(60), split(20), split(20))))
+    monkeypatch.setenv("DLTSPEC_DATA", str(data_dir))
+    spec = tmp_path / "small.dlt"
+    spec.write_text(DIGITS.replace("dataset digits { seed = 0 }", 'dataset pickle { path = "small.pkl" }')
+                    .replace("n_out = 10", "n_out = 3").replace("n_epochs = 3", "n_epochs = 1"))
+    code, out, err = run_lines(capsys, "run", str(spec), "--out", str(tmp_path / "r"))
+    assert code == 0, err
+    assert out.splitlines()[0].startswith(f"small: logistic on pickle {data_dir / 'small.pkl'} (60/20/20 examples")
+    as_run = dltspec.read(tmp_path / "r" / "spec.dlt")
+    assert as_run.data["dataset"]["path"] == str((data_dir / "small.pkl").resolve())

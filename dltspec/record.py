@@ -250,7 +250,7 @@ class Recorder(Observer):
             "stopped_by": result.stopped_by if result else None,
             "seconds": round(result.seconds if result else training.state.seconds, 3),
             "backend": training.backend, "floatX": training.floatX, "device": training.device,
-            "resumed": self.resumed, "updated": now_iso(),
+            "resumed": self.resumed, "updated": now_iso(), "versions": api.versions(training.backend),
             "problems": [d.message for d in result.problems] if result else list(problems),
         }
         self.run.write_json(SUMMARY, summary)

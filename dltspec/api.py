@@ -114,12 +114,13 @@ def data_diagnostic(spec: Spec, exc: datasets.DataError) -> Diagnostic:
     return error(exc.code, exc.message, span, *exc.notes)
 
 
-def load_data(spec: Spec) -> datasets.Splits:
-    """Load the spec's data set and run the checks that need its shapes; :class:`SpecError` on problems."""
+def load_data(spec: Spec, download: bool = False) -> datasets.Splits:
+    """Load the spec's data set and run the checks that need its shapes; :class:`SpecError` on problems.
+    ``download``: a missing ``dataset mnist`` may be downloaded (see :mod:`dltspec.fetch`)."""
     from . import data as datasets
 
     try:
-        splits = datasets.load(spec.block("dataset"), spec.source.base_dir)
+        splits = datasets.load(spec.block("dataset"), spec.source.base_dir, download=download)
     except datasets.DataError as exc:
         raise SpecError([data_diagnostic(spec, exc)]) from None
     problems = [d for d in rules.check_data(spec, splits) if d.is_error]

@@ -154,7 +154,7 @@ def cmd_run(args) -> int:
     try:
         if save_to is not None:
             api.check_output(spec, save_to, Span("--save", 1, 1, 1, len(args.save) + 1) if args.save else None)
-        splits = api.load_data(spec)
+        splits = api.load_data(spec, download=args.download)
     except SpecError as exc:
         report(exc.diagnostics, lines)
         return EXIT_ERRORS
@@ -426,6 +426,22 @@ def cmd_filters(args) -> int:
     return EXIT_OK
 
 
+def cmd_fetch(args) -> int:
+    from .data import DataError, load_idx
+    from .fetch import FetchError, fetch_mnist
+
+    try:
+        folder = fetch_mnist(Path(args.to) if args.to else None, args.mirror, args.timeout, args.retries)
+        splits = load_idx({"kind": "idx", "path": str(folder), "valid_size": 10000, "scale": 1 / 256}, Path.cwd())
+    except (FetchError, DataError) as exc:
+        print(f"dltspec fetch: {getattr(exc, 'message', None) or exc}", file=sys.stderr)
+        return EXIT_ERRORS
+    sizes = "/".join(f"{splits.size(s):,}" for s in ("train", "valid", "test"))
+    print(f"MNIST in {folder} ({sizes} examples, the tutorial's split); use it with "
+          f'`dataset idx {{ path = "{folder}" }}`' + ("" if args.to else ", and `dataset mnist` finds it"))
+    return EXIT_OK
+
+
 def percent(value) -> str:
     return f"{value * 100:.2f}" if isinstance(value, (int, float)) else "-"
 
@@ -513,6 +529,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--save", metavar="PATH", help="also write the best parameters here (default: the spec's "
                      "save block, if any; they are always in the run directory as best.pkl)")
     run.add_argument("--out", metavar="DIR", help="the run directory (default: runs/<spec name>-<timestamp>)")
+    run.add_argument("--download", action="store_true", help="download a missing `dataset mnist` (its IDX "
+                     "files, checked against their checksums) into the cache first")
     run.add_argument("--resume", metavar="RUN", help="go on with the run in directory RUN from its last checkpoint")
     run.add_argument("--force", action="store_true", help="with --resume: go on even if the spec or backend differ")
     shown = run.add_mutually_exclusive_group()
@@ -570,6 +588,18 @@ def parser() -> argparse.ArgumentParser:
                     "(default: the best parameters)")
     fi.add_argument("-o", "--output", metavar="PNG", help="where to write (default: RUN/filters.png)")
     fi.set_defaults(handler=cmd_filters)
+
+    fe = sub.add_parser("fetch", help="download a data set into the cache (checked against its checksums)")
+    fe.add_argument("dataset", choices=("mnist",), help="mnist: LeCun's four IDX files")
+    fe.add_argument("--to", metavar="DIR", help="where to put the files (default: <cache>/mnist-idx, where "
+                    "`dataset mnist` finds them when its pickle is missing)")
+    fe.add_argument("--mirror", metavar="URL", help="the base URL to download from (default: "
+                    "$DLTSPEC_MNIST_MIRROR, else maintained public mirrors in turn)")
+    fe.add_argument("--timeout", type=float, default=30, metavar="SECONDS", help="give up on a connection "
+                    "that sends nothing for this long (default 30)")
+    fe.add_argument("--retries", type=int, default=2, metavar="N", help="tries again after a failed download "
+                    "of a file (default 2)")
+    fe.set_defaults(handler=cmd_fetch)
 
     rs = sub.add_parser("runs", help="list runs with their status and figures")
     rs.add_argument("dir", nargs="?", default="runs", help="a directory of runs, or one run (default: runs)")

@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import os
 import pickle
+import sys
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,19 +58,20 @@ def search_dirs(base_dir: Path) -> list[Path]:
     return [Path(base_dir)] + extra
 
 
-def resolve(path: str, base_dir: Path) -> Path:
-    """The data file ``path`` names, or a :class:`DataError` listing every place searched."""
+def resolve(path: str, base_dir: Path, directory: bool = False) -> Path:
+    """The data file (or ``directory``) ``path`` names, or a :class:`DataError` listing every place searched."""
     try:
         candidate = Path(path).expanduser()
     except RuntimeError:  # ~user that does not exist
         candidate = Path(path)
     tried = [candidate] if candidate.is_absolute() else [d / candidate for d in search_dirs(base_dir)]
     for place in tried:
-        if place.is_file():
+        if place.is_dir() if directory else place.is_file():
             return place
     where = ", ".join(str(p) for p in tried)
     hint = "" if candidate.is_absolute() else f" (set {DATA_ENV} to add directories)"
-    raise DataError("DLT401", f"data file '{path}' not found; looked in: {where}{hint}", "path")
+    what = "data directory" if directory else "data file"
+    raise DataError("DLT401", f"{what} '{path}' not found; looked in: {where}{hint}", "path")
 
 
 def tutorial_splits(obj) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -95,11 +97,19 @@ def checked_split(split: str, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray,
     if y.ndim != 1 or len(y) != len(x):
         raise DataError("DLT402", f"{split} y must have one label per example: x has {len(x)} rows, "
                         f"y has shape {y.shape}", "path")
-    if not np.all(np.isfinite(x)):
+    if not all_finite(x):
         raise DataError("DLT402", f"{split} x contains NaN or infinite values", "path")
     if len(y) and (not np.all(np.equal(np.mod(y, 1), 0)) or y.min() < 0):
         raise DataError("DLT402", f"{split} labels must be non-negative integers", "path")
     return x.astype(np.float32, copy=False), y.astype(np.int64, copy=False)
+
+
+def all_finite(x: np.ndarray, rows_at_once: int = 1 << 15) -> bool:
+    """Whether every value of ``x`` is finite, looked at by blocks of rows (a mapped array larger than
+    memory is read, never copied whole)."""
+    if x.dtype.kind != "f":
+        return True
+    return all(np.isfinite(x[start:start + rows_at_once]).all() for start in range(0, len(x), rows_at_once))
 
 
 def read_pickle(path: Path):
@@ -131,10 +141,34 @@ def sliced(arrays: dict, block: dict) -> Splits:
     return Splits(out, available)
 
 
-def load_tutorial_pickle(block: dict, base_dir: Path) -> Splits:
-    """``dataset mnist`` / ``dataset pickle``: the tutorial's ``((x, y), (x, y), (x, y))`` pickle."""
+def load_tutorial_pickle(block: dict, base_dir: Path, download: bool = False) -> Splits:
+    """``dataset pickle``: the tutorial's ``((x, y), (x, y), (x, y))`` pickle."""
     path = resolve(block["path"], base_dir)
     return sliced(cached(path, lambda: tutorial_splits(read_pickle(path))), block)
+
+
+def load_mnist(block: dict, base_dir: Path, download: bool = False) -> Splits:
+    """``dataset mnist``: the tutorial's pickle; where it is missing, the IDX files fetched into the cache
+    (the same arrays), downloaded first when ``download`` allows it."""
+    from .fetch import FetchError, default_dir, fetch_mnist
+
+    try:
+        return load_tutorial_pickle(block, base_dir)
+    except DataError as missing:
+        if missing.code != "DLT401":
+            raise
+        fetched = default_dir()
+        as_idx = {**block, "kind": "idx", "path": str(fetched), "valid_size": 10000, "scale": 1 / 256}
+        if not all((fetched / f"{name}.gz").is_file() for name in IDX_FILES):
+            if not download:
+                raise DataError("DLT401", missing.message, "path", (
+                    "`dltspec fetch mnist` downloads MNIST (or pass --download to `dltspec run`); "
+                    "the same arrays are then read from its IDX files",)) from None
+            try:
+                fetch_mnist(fetched, say=lambda line: print(line, file=sys.stderr))
+            except FetchError as exc:
+                raise DataError("DLT401", f"{missing.message}; downloading it failed: {exc}", "path") from None
+        return load_idx(as_idx, base_dir)
 
 
 #: bump when the cached layout changes
@@ -146,13 +180,13 @@ def cache_key(path: Path) -> str:
     return hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:20]
 
 
-def cache_stamp(path: Path) -> str:
-    """What the cached arrays were converted from: the file's size and modification time, and the layout."""
-    stat = path.stat()
-    return f"{stat.st_size} {stat.st_mtime_ns} {CACHE_FORMAT}\n"
+def cache_stamp(paths: list[Path]) -> str:
+    """What the cached arrays were converted from: each file's size and modification time, and the layout."""
+    stats = [p.stat() for p in paths]
+    return "".join(f"{s.st_size} {s.st_mtime_ns} " for s in stats) + f"{CACHE_FORMAT}\n"
 
 
-def cached(path: Path, convert: Callable[[], dict]) -> dict:
+def cached(path: Path | list[Path], convert: Callable[[], dict], parts: tuple[str, ...] = SPLITS) -> dict:
     """The checked arrays of a data file, converted once and kept as ``.npy`` files in the cache.
 
     Unpacking MNIST's gzip'd pickle takes about 2 s; mapping the cached arrays takes milliseconds,
@@ -162,14 +196,15 @@ def cached(path: Path, convert: Callable[[], dict]) -> dict:
     """
     from .files import cache_dir
 
-    folder = cache_dir() / "data" / cache_key(path)
-    names = [f"{split}_{part}.npy" for split in SPLITS for part in "xy"]
-    stamp = cache_stamp(path)
+    paths = path if isinstance(path, list) else [path]
+    folder = cache_dir() / "data" / cache_key(paths[0])
+    names = [f"{split}_{part}.npy" for split in parts for part in "xy"]
+    stamp = cache_stamp(paths)
     try:
         if (folder / "source").read_text() != stamp:
             raise ValueError("stale")
         loaded = [np.load(folder / name, mmap_mode="r", allow_pickle=False) for name in names]
-        return {split: (loaded[2 * i], loaded[2 * i + 1]) for i, split in enumerate(SPLITS)}
+        return {split: (loaded[2 * i], loaded[2 * i + 1]) for i, split in enumerate(parts)}
     except (OSError, ValueError):
         if folder.exists():  # stale or damaged: convert again and replace it
             import shutil
@@ -177,7 +212,7 @@ def cached(path: Path, convert: Callable[[], dict]) -> dict:
             shutil.rmtree(folder, ignore_errors=True)
     arrays = convert()
     try:
-        store(folder, dict(zip(names, (a for split in SPLITS for a in arrays[split]))), stamp)
+        store(folder, dict(zip(names, (a for split in parts for a in arrays[split]))), stamp)
     except OSError:
         pass  # a read-only or full cache: use the arrays in memory
     return arrays
@@ -204,7 +239,7 @@ def store(folder: Path, arrays: dict[str, np.ndarray], stamp: str) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def load_digits(block: dict, base_dir: Path) -> Splits:
+def load_digits(block: dict, base_dir: Path, download: bool = False) -> Splits:
     """``dataset digits``: scikit-learn's bundled 8x8 digits, shuffled with ``seed`` and split."""
     try:
         from sklearn.datasets import load_digits as sk_load_digits
@@ -224,13 +259,169 @@ def load_digits(block: dict, base_dir: Path) -> Splits:
     return sliced({s: (x[idx], y[idx]) for s, idx in zip(SPLITS, parts)}, block)
 
 
-DATASETS: dict[str, Callable[[dict, Path], Splits]] = {
-    "mnist": load_tutorial_pickle,
+# -- sources with named arrays: IDX files, .npz archives, .npy files ------------------------------
+
+#: LeCun's file names (each also found with ``.gz``) -> (part, x or y)
+IDX_FILES = {"train-images-idx3-ubyte": ("train", "x"), "train-labels-idx1-ubyte": ("train", "y"),
+             "t10k-images-idx3-ubyte": ("test", "x"), "t10k-labels-idx1-ubyte": ("test", "y")}
+
+
+def idx_files(folder: Path) -> dict[str, Path]:
+    """The four IDX files in ``folder`` (gzip'd or not); :class:`DataError` naming those missing."""
+    found, missing = {}, []
+    for name in IDX_FILES:
+        candidates = [folder / f"{name}.gz", folder / name]
+        hit = next((c for c in candidates if c.is_file()), None)
+        if hit is None:
+            missing.append(f"{name}[.gz]")
+        else:
+            found[name] = hit
+    if missing:
+        raise DataError("DLT401", f"{folder} lacks the IDX file(s) {', '.join(missing)}", "path",
+                        ("`dltspec fetch mnist` downloads MNIST's four files",))
+    return found
+
+
+def idx_arrays(files: dict[str, Path]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Train and test as read from IDX: x as uint8 rows (examples, pixels), y as int64."""
+    from .idx import IdxError, read
+
+    parts: dict[str, dict[str, np.ndarray]] = {"train": {}, "test": {}}
+    for name, path in files.items():
+        part, role = IDX_FILES[name]
+        try:
+            array = read(path)
+        except (IdxError, OSError) as exc:
+            raise DataError("DLT402", f"cannot read {path}: {exc}", "path") from None
+        parts[part][role] = array.reshape(len(array), -1) if role == "x" else array.astype(np.int64)
+    for part, arrays in parts.items():
+        if len(arrays["x"]) != len(arrays["y"]):
+            raise DataError("DLT402", f"the {part} images and labels differ in number: {len(arrays['x'])} "
+                            f"against {len(arrays['y'])}", "path")
+    return {part: (a["x"], a["y"]) for part, a in parts.items()}
+
+
+def npz_arrays(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``x_train, y_train, x_test, y_test`` and optionally ``x_valid, y_valid`` from an ``.npz`` archive."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            names = set(archive.files)
+            parts = [p for p in SPLITS if {f"x_{p}", f"y_{p}"} <= names]
+            if not {"train", "test"} <= set(parts):
+                raise DataError("DLT402", f"{path} must hold x_train, y_train, x_test, y_test (and optionally "
+                                f"x_valid, y_valid); it holds {', '.join(sorted(names)) or 'nothing'}", "path")
+            return {p: (archive[f"x_{p}"], archive[f"y_{p}"]) for p in parts}
+    except (OSError, ValueError, zlib.error) as exc:
+        raise DataError("DLT402", f"cannot read {path} as an .npz archive: {exc}", "path") from None
+
+
+def npy_arrays(folder: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``x_<split>.npy`` and ``y_<split>.npy`` files in ``folder``, memory-mapped (valid optional)."""
+    parts = [p for p in SPLITS if (folder / f"x_{p}.npy").is_file() and (folder / f"y_{p}.npy").is_file()]
+    if not {"train", "test"} <= set(parts):
+        raise DataError("DLT401", f"{folder} must hold x_train.npy, y_train.npy, x_test.npy, y_test.npy "
+                        "(and optionally x_valid.npy, y_valid.npy)", "path")
+    try:
+        return {p: (np.load(folder / f"x_{p}.npy", mmap_mode="r", allow_pickle=False),
+                    np.load(folder / f"y_{p}.npy", mmap_mode="r", allow_pickle=False)) for p in parts}
+    except (OSError, ValueError) as exc:
+        raise DataError("DLT402", f"cannot map the .npy files in {folder}: {exc}", "path") from None
+
+
+def rows(x: np.ndarray) -> np.ndarray:
+    """``x`` as (examples, features): images (n, h, w) flattened, a view where possible."""
+    return x.reshape(len(x), -1) if x.ndim != 2 else x
+
+
+def validation_rows(n: int, block: dict) -> tuple[int, int]:
+    """The rows ``[start, end)`` of a training source that become the validation split."""
+    if block.get("valid_range") is not None:
+        start, end = block["valid_range"]
+        if not 0 <= start < end <= n:
+            raise DataError("DLT306", f"valid_range [{start}, {end}] is not inside the training source's "
+                            f"{n} rows", "valid_range")
+        return start, end
+    if block.get("valid_fraction") is not None:
+        size = int(round(n * block["valid_fraction"]))
+        key = "valid_fraction"
+    else:
+        size, key = block["valid_size"], "valid_size"
+    if not 0 < size < n:
+        raise DataError("DLT306", f"{key} leaves {n - size} of the training source's {n} rows for training",
+                        key)
+    return n - size, n
+
+
+def prepared(arrays: dict[str, tuple[np.ndarray, np.ndarray]], block: dict) -> Splits:
+    """The three splits from a source's arrays, as the block declares them: shuffled (``shuffle``,
+    ``seed``), the validation split taken from the training source when the source has none
+    (``valid_range``, ``valid_fraction`` or the last ``valid_size`` rows), scaled (``scale``),
+    standardized per feature on the training split (``normalize``), checked, and sliced (``n_<split>``).
+    Mapped arrays stay mapped unless a step has to compute new values."""
+    x, y = rows(arrays["train"][0]), arrays["train"][1]
+    if block.get("shuffle"):
+        order = np.random.RandomState(block["seed"]).permutation(len(y))
+        x, y = x[order], y[order]
+    splits = {"test": (rows(arrays["test"][0]), arrays["test"][1])}
+    if "valid" in arrays:
+        splits["train"], splits["valid"] = (x, y), (rows(arrays["valid"][0]), arrays["valid"][1])
+    else:
+        start, end = validation_rows(len(y), block)
+        keep = np.r_[0:start, end:len(y)] if end < len(y) else slice(0, start)
+        splits["train"], splits["valid"] = (x[keep], y[keep]), (x[start:end], y[start:end])
+    scale = block.get("scale", 1)
+    out = {}
+    for split in SPLITS:
+        sx, sy = splits[split]
+        if scale != 1:
+            sx = np.multiply(sx, np.float32(scale), dtype=np.float32)
+        out[split] = checked_split(split, sx, sy)
+    if block.get("normalize", "none") == "standardize":
+        mean, std = standardization(out["train"][0])
+        out = {s: (((sx - mean) / std).astype(np.float32), sy) for s, (sx, sy) in out.items()}
+    return sliced(out, block)
+
+
+def standardization(x: np.ndarray, chunk: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and standard deviation of ``x`` (a constant feature gets 1), in float64, by chunks."""
+    total = np.zeros(x.shape[1])
+    squares = np.zeros(x.shape[1])
+    for start in range(0, len(x), chunk):
+        part = np.asarray(x[start:start + chunk], dtype=np.float64)
+        total += part.sum(axis=0)
+        squares += np.square(part).sum(axis=0)
+    mean = total / max(len(x), 1)
+    std = np.sqrt(np.maximum(squares / max(len(x), 1) - mean ** 2, 0))
+    return mean.astype(np.float32), np.where(std > 0, std, 1).astype(np.float32)
+
+
+def load_idx(block: dict, base_dir: Path, download: bool = False) -> Splits:
+    """``dataset idx``: a folder with LeCun's four IDX files (MNIST and look-alikes)."""
+    files = idx_files(resolve(block["path"], base_dir, directory=True))
+    return prepared(cached(list(files.values()), lambda: idx_arrays(files), parts=("train", "test")), block)
+
+
+def load_npz(block: dict, base_dir: Path, download: bool = False) -> Splits:
+    """``dataset npz``: named arrays in an ``.npz`` archive."""
+    return prepared(npz_arrays(resolve(block["path"], base_dir)), block)
+
+
+def load_npy(block: dict, base_dir: Path, download: bool = False) -> Splits:
+    """``dataset npy``: ``x_<split>.npy``/``y_<split>.npy`` files in a folder, memory-mapped."""
+    return prepared(npy_arrays(resolve(block["path"], base_dir, directory=True)), block)
+
+
+#: dataset kind -> loader(block, spec directory, download=allowed to download what is missing)
+DATASETS: dict[str, Callable[..., Splits]] = {
+    "mnist": load_mnist,
     "pickle": load_tutorial_pickle,
     "digits": load_digits,
+    "idx": load_idx,
+    "npz": load_npz,
+    "npy": load_npy,
 }
 
 
-def load(block: dict, base_dir: Path) -> Splits:
-    """Load the data set a validated ``dataset`` block declares."""
-    return DATASETS[block["kind"]](block, Path(base_dir))
+def load(block: dict, base_dir: Path, download: bool = False) -> Splits:
+    """Load the data set a validated ``dataset`` block declares (``download``: fetch what is missing)."""
+    return DATASETS[block["kind"]](block, Path(base_dir), download=download)

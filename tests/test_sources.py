@@ -1,0 +1,181 @@
+"""Data sources beyond one pickle: IDX files, .npz archives, memory-mapped .npy files; splits, shuffling, scaling."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import dltspec
+from dltspec import api, data, idx
+from dltspec.diagnostics import SpecError
+
+from .conftest import ROOT, mnist_path
+
+SPEC = """\
+dataset {dataset}
+classifier logistic {{ n_out = 3 }}
+loss nll
+optimizer sgd {{ learning_rate = 0.1  batch_size = 5 }}
+stopping patience {{ n_epochs = 1 }}
+"""
+
+
+def arrays(n: int, features: int = 4, seed: int = 0, labels: int = 3):
+    rng = np.random.RandomState(seed)
+    return rng.rand(n, features).astype(np.float32), rng.randint(0, labels, n).astype(np.int64)
+
+
+def load(tmp_path, dataset: str, n_out: int = 3) -> data.Splits:
+    spec = dltspec.read(text=SPEC.format(dataset=dataset).replace("n_out = 3", f"n_out = {n_out}"),
+                        base_dir=tmp_path, file="s.dlt")
+    return api.load_data(spec)
+
+
+def test_idx_round_trip_and_damage():
+    for array in (np.arange(24, dtype=np.uint8).reshape(2, 3, 4), np.arange(5, dtype=np.int32),
+                  np.linspace(0, 1, 6, dtype=np.float32).reshape(3, 2)):
+        back = idx.parse(idx.dumps(array))
+        assert back.dtype == array.dtype and np.array_equal(back, array)
+    good = idx.dumps(np.zeros((2, 2), np.uint8))
+    with pytest.raises(idx.IdxError, match="not an IDX file"):
+        idx.parse(b"\x01" + good[1:])
+    with pytest.raises(idx.IdxError, match="unknown IDX element type 0x07"):
+        idx.parse(good[:2] + b"\x07" + good[3:])
+    with pytest.raises(idx.IdxError, match=r"15 bytes, but its header \(2, 2\) of uint8 needs 16"):
+        idx.parse(good[:-1])
+
+
+@pytest.mark.mnist
+def test_the_idx_files_give_exactly_the_tutorials_pickle(tmp_path):
+    from_idx = load(tmp_path, 'idx { path = "mnist-idx" }', n_out=10)  # found through DLTSPEC_DATA
+    pickled = data.load_tutorial_pickle({"kind": "pickle", "path": str(mnist_path())}, tmp_path)
+    for split in ("train", "valid", "test"):
+        (x, y), (px, py) = from_idx.arrays[split], pickled.arrays[split]
+        assert x.dtype == px.dtype == np.float32 and x.shape == px.shape
+        assert x.tobytes() == px.tobytes() and np.array_equal(y, py)
+    assert [from_idx.size(s) for s in ("train", "valid", "test")] == [50000, 10000, 10000]
+
+
+def write_idx_folder(folder, n_train=40, n_test=10, gz=True):
+    import gzip
+
+    folder.mkdir()
+    rng = np.random.RandomState(1)
+    parts = {"train-images-idx3-ubyte": rng.randint(0, 256, (n_train, 3, 3)).astype(np.uint8),
+             "train-labels-idx1-ubyte": rng.randint(0, 3, n_train).astype(np.uint8),
+             "t10k-images-idx3-ubyte": rng.randint(0, 256, (n_test, 3, 3)).astype(np.uint8),
+             "t10k-labels-idx1-ubyte": rng.randint(0, 3, n_test).astype(np.uint8)}
+    for name, array in parts.items():
+        raw = idx.dumps(array)
+        (folder / (name + ".gz" if gz else name)).write_bytes(gzip.compress(raw) if gz else raw)
+    return parts
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_an_idx_folder_split_and_scaled(tmp_path, gz):
+    parts = write_idx_folder(tmp_path / "f", gz=gz)
+    splits = load(tmp_path, 'idx { path = "f"  valid_size = 8 }')
+    x = parts["train-images-idx3-ubyte"].reshape(40, 9)
+    assert np.array_equal(splits.arrays["train"][0], x[:32] / np.float32(256))
+    assert np.array_equal(splits.arrays["valid"][0], x[32:] / np.float32(256))
+    assert np.array_equal(splits.arrays["test"][1], parts["t10k-labels-idx1-ubyte"])
+
+
+def test_a_missing_idx_file_is_named(tmp_path):
+    write_idx_folder(tmp_path / "f")
+    (tmp_path / "f" / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(SpecError) as info:
+        load(tmp_path, 'idx { path = "f" }')
+    d = info.value.diagnostics[0]
+    assert d.code == "DLT401" and "lacks the IDX file(s) t10k-labels-idx1-ubyte[.gz]" in d.message
+    assert "dltspec fetch mnist" in d.notes[0] and (d.span.line, d.span.column) == (1, 22)  # at the path
+
+
+def test_npz_with_and_without_a_validation_split(tmp_path):
+    (x, y), (tx, ty), (vx, vy) = arrays(30), arrays(10, seed=1), arrays(6, seed=2)
+    np.savez(tmp_path / "two.npz", x_train=x, y_train=y, x_test=tx, y_test=ty)
+    splits = load(tmp_path, 'npz { path = "two.npz"  valid_fraction = 0.2 }')
+    assert np.array_equal(splits.arrays["valid"][0], x[24:]) and np.array_equal(splits.arrays["train"][1], y[:24])
+    np.savez(tmp_path / "three.npz", x_train=x, y_train=y, x_valid=vx, y_valid=vy, x_test=tx, y_test=ty)
+    splits = load(tmp_path, 'npz { path = "three.npz" }')
+    assert np.array_equal(splits.arrays["valid"][0], vx) and splits.size("train") == 30
+    np.savez(tmp_path / "odd.npz", a=x)
+    with pytest.raises(SpecError, match="must hold x_train, y_train, x_test, y_test .* it holds a"):
+        load(tmp_path, 'npz { path = "odd.npz" }')
+
+
+def test_npy_files_stay_memory_mapped(tmp_path):
+    folder = tmp_path / "arrays"
+    folder.mkdir()
+    (x, y), (tx, ty) = arrays(30), arrays(10, seed=1)
+    for name, a in {"x_train": x.reshape(30, 2, 2), "y_train": y, "x_test": tx, "y_test": ty}.items():
+        np.save(folder / f"{name}.npy", a)
+    splits = load(tmp_path, 'npy { path = "arrays"  valid_range = [0, 5] }')
+    train_x = splits.arrays["train"][0]
+    assert np.array_equal(train_x, x[5:]) and np.array_equal(splits.arrays["valid"][0], x[:5])
+    assert isinstance(splits.arrays["test"][0], np.memmap)  # nothing computed: still on disk
+
+
+def test_valid_range_in_the_middle_keeps_the_rest_in_order(tmp_path):
+    (x, y), (tx, ty) = arrays(20), arrays(5)
+    np.savez(tmp_path / "d.npz", x_train=x, y_train=y, x_test=tx, y_test=ty)
+    splits = load(tmp_path, 'npz { path = "d.npz"  valid_range = [5, 10] }')
+    assert np.array_equal(splits.arrays["train"][0], np.concatenate([x[:5], x[10:]]))
+    assert np.array_equal(splits.arrays["valid"][1], y[5:10])
+    with pytest.raises(SpecError) as info:
+        load(tmp_path, 'npz { path = "d.npz"  valid_range = [5, 50] }')
+    d = info.value.diagnostics[0]
+    assert d.code == "DLT306" and "valid_range [5, 50] is not inside the training source's 20 rows" in d.message
+    assert (d.span.line, d.span.column) == (1, 45)
+
+
+def test_shuffle_is_seeded_and_permutes_the_training_source(tmp_path):
+    (x, y), (tx, ty) = arrays(20), arrays(5)
+    np.savez(tmp_path / "d.npz", x_train=x, y_train=y, x_test=tx, y_test=ty)
+    a = load(tmp_path, 'npz { path = "d.npz"  valid_size = 5  shuffle = true  seed = 3 }')
+    b = load(tmp_path, 'npz { path = "d.npz"  valid_size = 5  shuffle = true  seed = 3 }')
+    c = load(tmp_path, 'npz { path = "d.npz"  valid_size = 5  shuffle = true  seed = 4 }')
+    order = np.random.RandomState(3).permutation(20)
+    assert np.array_equal(a.arrays["train"][0], x[order[:15]]) and np.array_equal(a.arrays["valid"][1], y[order[15:]])
+    assert np.array_equal(a.arrays["train"][0], b.arrays["train"][0])
+    assert not np.array_equal(a.arrays["train"][0], c.arrays["train"][0])
+
+
+def test_scale_and_standardize_use_the_training_split(tmp_path):
+    (x, y), (tx, ty) = arrays(40, features=3), arrays(10, features=3, seed=1)
+    x[:, 2] = 7  # a constant feature
+    np.savez(tmp_path / "d.npz", x_train=x * 100, y_train=y, x_test=tx * 100, y_test=ty)
+    splits = load(tmp_path, 'npz { path = "d.npz"  valid_size = 10  scale = 0.01  normalize = "standardize" }')
+    train = splits.arrays["train"][0]
+    np.testing.assert_allclose(train.mean(axis=0), 0, atol=1e-5)
+    np.testing.assert_allclose(train[:, :2].std(axis=0), 1, atol=1e-4)
+    assert np.all(train[:, 2] == 0)  # centred only
+    mean, std = x[:30].mean(axis=0), x[:30].std(axis=0)
+    np.testing.assert_allclose(splits.arrays["test"][0][:, 0], (tx[:, 0] - mean[0]) / std[0], rtol=1e-4)
+
+
+@pytest.mark.parametrize("change, fragment", [
+    ({"x_train": np.full((10, 4), np.nan, np.float32)}, "train x contains NaN or infinite values"),
+    ({"y_test": np.zeros(3, np.int64)}, "test y must have one label per example: x has 5 rows"),
+])
+def test_bad_data_is_reported_at_the_dataset_block(tmp_path, change, fragment):
+    (x, y), (tx, ty) = arrays(10), arrays(5, seed=1)
+    named = {"x_train": x, "y_train": y, "x_test": tx, "y_test": ty, **change}
+    np.savez(tmp_path / "d.npz", **named)
+    with pytest.raises(SpecError) as info:
+        load(tmp_path, 'npz { path = "d.npz"  valid_size = 5 }')
+    d = info.value.diagnostics[0]
+    assert (d.span.file, d.span.line, d.code) == ("s.dlt", 1, "DLT402") and fragment in d.message
+
+
+def test_labels_beyond_n_out_are_reported(tmp_path):
+    (x, y), (tx, ty) = arrays(10, labels=7), arrays(5, seed=1)
+    np.savez(tmp_path / "d.npz", x_train=x, y_train=y, x_test=tx, y_test=ty)
+    with pytest.raises(SpecError) as info:
+        load(tmp_path, 'npz { path = "d.npz"  valid_size = 5 }')
+    assert any(d.code == "DLT304" for d in info.value.diagnostics)
+
+
+def test_every_new_kind_is_in_the_reference():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    for kind in ("idx", "npz", "npy"):
+        assert f"`dataset {kind}`" in text

@@ -121,15 +121,13 @@ def resume_command(args, run_path: Path) -> str:
 
 
 def announce(spec: api.Spec, splits, args) -> None:
-    """What is about to be trained, and on which data (a data path as resolved: next to the spec,
-    or found through DLTSPEC_DATA)."""
-    from .data import resolve
-
+    """What is about to be trained, and on which data (the file or folder read: next to the spec,
+    found through DLTSPEC_DATA, or fetched)."""
     optimizer = spec.block("optimizer")
     n_batches = splits.size("train") // optimizer["batch_size"]
     sizes = "/".join(str(splits.size(s)) for s in ("train", "valid", "test"))
     dataset = spec.block("dataset")
-    source = f" {resolve(dataset['path'], spec.source.base_dir)}" if "path" in dataset else ""
+    source = f" {splits.source}" if splits.source is not None else ""
     print(f"{spec.name}: {spec.block('classifier')['kind']} on {dataset['kind']}{source} "
           f"({sizes} examples, {splits.n_in} features), batch {optimizer['batch_size']} "
           f"({n_batches} minibatches/epoch), {args.backend}{' on ' + args.device if args.device else ''} "
@@ -164,7 +162,7 @@ def cmd_run(args) -> int:
             run, checkpoint = open_run(Path(args.resume))
         else:
             run, recorder = start_run(spec, Path(args.out) if args.out else None, args.backend, args.floatx,
-                                      args.device)
+                                      args.device, splits.source)
     except RunError as exc:
         print(f"dltspec run: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -13,7 +13,7 @@ import os
 import pickle
 import sys
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -39,6 +39,7 @@ class Splits:
 
     arrays: dict[str, tuple[np.ndarray, np.ndarray]]
     available: dict[str, int]
+    source: Path | None = None  # the file or folder read (None: a bundled data set)
 
     @property
     def n_in(self) -> int:
@@ -144,7 +145,7 @@ def sliced(arrays: dict, block: dict) -> Splits:
 def load_tutorial_pickle(block: dict, base_dir: Path, download: bool = False) -> Splits:
     """``dataset pickle``: the tutorial's ``((x, y), (x, y), (x, y))`` pickle."""
     path = resolve(block["path"], base_dir)
-    return sliced(cached(path, lambda: tutorial_splits(read_pickle(path))), block)
+    return replace(sliced(cached(path, lambda: tutorial_splits(read_pickle(path))), block), source=path)
 
 
 def load_mnist(block: dict, base_dir: Path, download: bool = False) -> Splits:
@@ -397,18 +398,22 @@ def standardization(x: np.ndarray, chunk: int = 8192) -> tuple[np.ndarray, np.nd
 
 def load_idx(block: dict, base_dir: Path, download: bool = False) -> Splits:
     """``dataset idx``: a folder with LeCun's four IDX files (MNIST and look-alikes)."""
-    files = idx_files(resolve(block["path"], base_dir, directory=True))
-    return prepared(cached(list(files.values()), lambda: idx_arrays(files), parts=("train", "test")), block)
+    folder = resolve(block["path"], base_dir, directory=True)
+    files = idx_files(folder)
+    splits = prepared(cached(list(files.values()), lambda: idx_arrays(files), parts=("train", "test")), block)
+    return replace(splits, source=folder)
 
 
 def load_npz(block: dict, base_dir: Path, download: bool = False) -> Splits:
     """``dataset npz``: named arrays in an ``.npz`` archive."""
-    return prepared(npz_arrays(resolve(block["path"], base_dir)), block)
+    path = resolve(block["path"], base_dir)
+    return replace(prepared(npz_arrays(path), block), source=path)
 
 
 def load_npy(block: dict, base_dir: Path, download: bool = False) -> Splits:
     """``dataset npy``: ``x_<split>.npy``/``y_<split>.npy`` files in a folder, memory-mapped."""
-    return prepared(npy_arrays(resolve(block["path"], base_dir, directory=True)), block)
+    folder = resolve(block["path"], base_dir, directory=True)
+    return replace(prepared(npy_arrays(folder), block), source=folder)
 
 
 #: dataset kind -> loader(block, spec directory, download=allowed to download what is missing)

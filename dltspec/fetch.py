@@ -112,7 +112,10 @@ def fetch_file(name: str, md5: str, folder: Path, bases: list[str], timeout: flo
             try:
                 with progress_bar(name, bar) as progress:
                     received = download(url, Path(tmp), timeout, progress)
-                got = content_md5(Path(tmp)) if received else "nothing"
+                try:
+                    got = content_md5(Path(tmp))
+                except (OSError, EOFError, zlib.error) as exc:
+                    raise FetchError(f"{url}: the file is damaged (checksum not computable: {exc})") from None
                 if got != md5:
                     raise FetchError(f"{url}: checksum mismatch: the content's MD5 is {got}, expected {md5}")
                 os.replace(tmp, target)

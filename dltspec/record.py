@@ -30,17 +30,20 @@ def now_iso() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
-def spec_as_run(spec: Spec) -> str:
-    """The spec as it runs: overrides applied, defaults written out, a relative data path made absolute
-    (so that ``dltspec run RUN/spec.dlt`` trains the same model from anywhere)."""
+def spec_as_run(spec: Spec, source: Path | None = None) -> str:
+    """The spec as it runs: overrides applied, defaults written out, the data path made the absolute
+    path of ``source``, the data actually read (so that ``dltspec run RUN/spec.dlt`` trains the same
+    model from anywhere)."""
     instance = copy.deepcopy(spec.data)
     dataset = instance["dataset"]
-    if "path" in dataset:
-        from .data import resolve
-
-        dataset["path"] = str(resolve(dataset["path"], spec.source.base_dir).resolve())
+    notes = ""
+    if "path" in dataset and source is not None:
+        if dataset["kind"] == "mnist" and source.is_dir():  # the pickle was missing: its fetched IDX files
+            notes = f"# read from the IDX files in {source.resolve()} (the pickle was not found)\n"
+        else:
+            dataset["path"] = str(source.resolve())
     overrides = "".join(f" --set {o}" for o in spec.source.overrides)
-    return f"# as run from {spec.source.file}{overrides}\n" + instance_text(instance)
+    return f"# as run from {spec.source.file}{overrides}\n{notes}" + instance_text(instance)
 
 
 def run_info(spec: Spec, as_run: str, backend: str, floatX: str, device: str | None) -> dict:
@@ -256,14 +259,16 @@ class Recorder(Observer):
         self.run.write_json(SUMMARY, summary)
 
 
-def start_run(spec: Spec, out: Path | None, backend: str, floatX: str, device: str | None) -> tuple[RunDir, Recorder]:
-    """A new run directory with the spec as run and ``run.json`` written in it, and its recorder.
-    Raises :class:`RunError`."""
+def start_run(spec: Spec, out: Path | None, backend: str, floatX: str, device: str | None,
+              source: Path | None = None) -> tuple[RunDir, Recorder]:
+    """A new run directory with the spec as run (its data read from ``source``) and ``run.json``
+    written in it, and its recorder. Raises :class:`RunError`."""
     run = RunDir.create(spec.name, out)
-    as_run = spec_as_run(spec)
+    as_run = spec_as_run(spec, source)
     try:
         run.write_spec(as_run)
-        run.write_json(RUN, run_info(spec, as_run, backend, floatX, device))
+        run.write_json(RUN, {**run_info(spec, as_run, backend, floatX, device),
+                             "data": str(source.resolve()) if source is not None else None})
     except OSError as exc:
         raise RunError(f"cannot write in {run.path}: {exc.strerror or exc}") from None
     return run, Recorder(run, spec)

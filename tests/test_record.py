@@ -32,7 +32,7 @@ def test_spec_as_run_applies_overrides_and_resolves_the_data_path(tmp_path):
     spec_file = tmp_path / "m.dlt"
     spec_file.write_text(DIGITS.replace("dataset digits { seed = 0 }", 'dataset pickle { path = "data.pkl" }'))
     spec = dltspec.read(spec_file, overrides=["optimizer.learning_rate=0.5"])
-    text = spec_as_run(spec)
+    text = spec_as_run(spec, tmp_path / "data.pkl")
     assert text.startswith(f"# as run from {spec_file} --set optimizer.learning_rate=0.5\n")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

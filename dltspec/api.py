@@ -195,15 +195,21 @@ class Result:
 
 
 def build_program(spec: Spec, splits: datasets.Splits, backend: str, floatX: str, device: str | None,
-                  training: bool = True):
-    """The spec compiled for ``backend``: a PyTensor ``Program``, or a ``JaxProgram`` on ``device``."""
+                  training: bool = True, budget: int | None = None):
+    """The spec compiled for ``backend``: a PyTensor ``Program``, or a ``JaxProgram`` on ``device``;
+    a chunk of the data at a time when it does not fit ``budget`` bytes (default: the spec's
+    ``run.device_memory``, else no limit)."""
+    if budget is None and spec.data.get("run", {}).get("device_memory") is not None:
+        from .stream import parse_size
+
+        budget = parse_size(spec.data["run"]["device_memory"])
     if backend == "jax":
         from .jax_backend import build as build_jax
 
-        return build_jax(spec, splits, floatX=floatX, device_name=device, training=training)
+        return build_jax(spec, splits, floatX=floatX, device_name=device, training=training, budget=budget)
     from .compiler import build  # PyTensor is imported only when something is trained
 
-    return build(spec, splits, backend=backend, floatX=floatX, training=training)
+    return build(spec, splits, backend=backend, floatX=floatX, training=training, budget=budget)
 
 
 class Observer:
@@ -354,10 +360,12 @@ def divergence_diagnostic(training: Training, divergence) -> Diagnostic:
 
 
 def compile_training(spec: Spec, *, backend: str = "numba", floatX: str = "float32",
-                     splits: datasets.Splits | None = None, device: str | None = None) -> Training:
-    """Load the data, compile the spec and set up a fresh patience loop."""
+                     splits: datasets.Splits | None = None, device: str | None = None,
+                     budget: int | None = None) -> Training:
+    """Load the data, compile the spec and set up a fresh patience loop (``budget``: device bytes
+    the data may take, see :func:`build_program`)."""
     splits = splits if splits is not None else load_data(spec)
-    program = build_program(spec, splits, backend, floatX, device)
+    program = build_program(spec, splits, backend, floatX, device, budget=budget)
     policy = Patience.from_block(spec.block("stopping"), program.n_batches["train"])
     return Training(spec, program, policy, LoopState(), backend, floatX,
                     str(program.device) if backend == "jax" else device)
@@ -366,7 +374,8 @@ def compile_training(spec: Spec, *, backend: str = "numba", floatX: str = "float
 def train(spec: Spec, *, backend: str = "numba", floatX: str = "float32",
           on_validation: Callable[[ValidationPoint], None] | None = None,
           splits: datasets.Splits | None = None, device: str | None = None,
-          observer: Observer | None = None, should_stop: Callable[[], bool] | None = None) -> Result:
+          observer: Observer | None = None, should_stop: Callable[[], bool] | None = None,
+          budget: int | None = None) -> Result:
     """Compile the spec and run the patience loop; return the best parameters and figures.
 
     ``backend="jax"`` runs it on one JAX ``device`` (``"cpu"``, ``"gpu"``, ``None``: JAX's
@@ -374,7 +383,7 @@ def train(spec: Spec, *, backend: str = "numba", floatX: str = "float32",
     of progress (see :class:`Observer`); ``on_validation(point)`` is a shorthand for one that
     only looks at validation points.
     """
-    training = compile_training(spec, backend=backend, floatX=floatX, splits=splits, device=device)
+    training = compile_training(spec, backend=backend, floatX=floatX, splits=splits, device=device, budget=budget)
     return training.run(Observers(observer, validation_callback(on_validation)), should_stop)
 
 
@@ -450,7 +459,7 @@ def save(result: Result, path: Path | str | None = None) -> Path:
 
 
 def evaluate(spec: Spec, params_path: Path | str, *, backend: str = "numba", floatX: str = "float32",
-             device: str | None = None) -> dict[str, float]:
+             device: str | None = None, budget: int | None = None) -> dict[str, float]:
     """Load saved parameters into the compiled model; return ``{"valid": error, "test": error}``."""
     from . import params as param_files
 
@@ -460,7 +469,7 @@ def evaluate(spec: Spec, params_path: Path | str, *, backend: str = "numba", flo
     except param_files.ParamsError as exc:
         raise SpecError([error(exc.code, exc.message, where)]) from None
     splits = load_data(spec)
-    program = build_program(spec, splits, backend, floatX, device, training=False)
+    program = build_program(spec, splits, backend, floatX, device, training=False, budget=budget)
     expected = {name: value.shape for name, value in program.values().items()}
     problem = param_files.mismatch(expected, values)
     if problem:

@@ -168,7 +168,8 @@ def cmd_run(args) -> int:
         return EXIT_USAGE
     if style in ("bar", "lines"):
         announce(spec, splits, args)
-    training = api.compile_training(spec, backend=args.backend, floatX=args.floatx, splits=splits, device=args.device)
+    training = api.compile_training(spec, backend=args.backend, floatX=args.floatx, splits=splits, device=args.device,
+                                    budget=args.device_memory)
     if args.resume:
         recorder, problems = resume(run, checkpoint, training, args.force, Span("--resume", 1, 1, 1, 2))
         report(problems, lines)
@@ -335,7 +336,8 @@ def cmd_eval(args) -> int:
     if not resolve_placement(args):
         return EXIT_USAGE
     try:
-        errors = api.evaluate(spec, params, backend=args.backend, floatX=args.floatx, device=args.device)
+        errors = api.evaluate(spec, params, backend=args.backend, floatX=args.floatx, device=args.device,
+                              budget=args.device_memory)
     except SpecError as exc:
         report(exc.diagnostics, lines)
         return EXIT_ERRORS
@@ -494,6 +496,15 @@ def cmd_lsp(args) -> int:
     return EXIT_OK
 
 
+def memory_size(text: str) -> int:
+    from .stream import SizeError, parse_size
+
+    try:
+        return parse_size(text)
+    except SizeError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_params_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--params", metavar="FILE", help="a parameter file written by dltspec run (best.pkl, a "
                    "snapshot, --save's file); default with a run directory: its best.pkl")
@@ -514,6 +525,9 @@ def add_spec_args(p: argparse.ArgumentParser, what: str = "the .dlt spec file ('
                    "(the GPU if jax sees one, else the CPU)")
     p.add_argument("--floatx", choices=FLOATX, default="float32", help="float type of data and parameters "
                    "(default: float32, as the tutorial on a GPU)")
+    p.add_argument("--device-memory", type=memory_size, metavar="SIZE", help="memory the data may take on the "
+                   "device, e.g. 256MB: larger data is trained a chunk of minibatches at a time, with the same "
+                   "result (default: the spec's run.device_memory, else no limit)")
 
 
 def parser() -> argparse.ArgumentParser:

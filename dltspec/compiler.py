@@ -223,21 +223,47 @@ class Program:
     eval_set: EvalSet
     n_batches: dict[str, int]
     floatX: str
+    stream: dict | None = None  # split -> dltspec.stream.Chunks, when the data does not fit the budget
+    train_shared: tuple | None = None  # the training split's shared x and y (a chunk of it when streamed)
+    loaded: dict = field(default_factory=dict)  # split -> the chunk in its shared variables
 
     def error(self, split: str) -> float:
         """Mean zero-one loss over the split's full minibatches (the remainder is dropped)."""
-        self.eval_set.select(split)
-        return float(np.mean([self.error_fn(i) for i in range(self.n_batches[split])]))
+        if self.stream is None:
+            self.eval_set.select(split)
+            return float(np.mean([self.error_fn(i) for i in range(self.n_batches[split])]))
+        chunks, losses = self.stream[split], []
+        for chunk in range(chunks.n_chunks):
+            self.put(split, chunk, self.eval_set.shared_x, self.eval_set.shared_y)
+            losses += [self.error_fn(i) for i in range(chunks.size(chunk))]
+        return float(np.mean(losses))
 
     def train_chunk(self, start: int, n_steps: int) -> ChunkCost:
         """Train on the minibatches of iterations ``start .. start + n_steps - 1``, one call each
         (minibatch ``iter % n_train_batches``); stop after the first whose cost is not finite."""
         n, costs = self.n_batches["train"], []
         for i in range(start, start + n_steps):
-            costs.append(float(self.train_step(i % n)))
+            costs.append(float(self.train_step(self.local_index(i % n))))
             if not math.isfinite(costs[-1]):
                 break
         return ChunkCost.of_costs(costs)
+
+    def local_index(self, minibatch: int) -> int:
+        """The index of ``minibatch`` in the training shared variables, its chunk put there if needed."""
+        if self.stream is None:
+            return minibatch
+        chunks = self.stream["train"]
+        chunk = chunks.of(minibatch)
+        if self.loaded.get("train") != chunk:
+            self.put("train", chunk, *self.train_shared)
+            self.loaded["train"] = chunk
+        return minibatch - chunks.first(chunk)
+
+    def put(self, split: str, chunk: int, shared_x, shared_y) -> None:
+        """``split``'s chunk ``chunk`` into the shared variables (``set_value``, borrowed)."""
+        x, y = self.stream[split].read(chunk, self.floatX)
+        shared_x.set_value(x.reshape(-1, x.shape[2]), borrow=True)
+        shared_y.set_value(y.reshape(-1).astype(self.floatX), borrow=True)
 
     def values(self) -> dict[str, np.ndarray]:
         """A copy of every parameter's current value."""
@@ -261,10 +287,11 @@ def n_out_of(spec: Spec, splits: Splits) -> int:
 
 
 def build(spec: Spec, splits: Splits, backend: str = "numba", floatX: str = "float32",
-          training: bool = True) -> Program:
-    """Compile the spec's error functions over ``splits``, and its training step if ``training``."""
+          training: bool = True, budget: int | None = None) -> Program:
+    """Compile the spec's error functions over ``splits``, and its training step if ``training``;
+    the shared variables hold a chunk of each split at a time when the data does not fit ``budget`` bytes."""
     with pytensor.config.change_flags(floatX=floatX), scratch_tempdir():
-        return _build(spec, splits, backend, floatX, training)
+        return _build(spec, splits, backend, floatX, training, budget)
 
 
 @contextmanager
@@ -330,7 +357,17 @@ def symbolic(spec: Spec, n_in: int, n_out: int, x, y) -> Graph:
     return Graph(x, y, model, cost, updates, zero_one(model, y), [learning_rate] + hyper)
 
 
-def _build(spec: Spec, splits: Splits, backend: str, floatX: str, training: bool) -> Program:
+def streamed(splits: Splits, batch_size: int, floatX: str, budget: int | None, used: tuple) -> dict | None:
+    """Each split in ``used`` as chunks, when they do not all fit ``budget`` bytes; else ``None``."""
+    from .stream import Chunks, fits, per_chunk
+
+    if fits({s: splits.size(s) for s in used}, splits.n_in, batch_size, floatX, budget):
+        return None
+    m = per_chunk(budget, splits.n_in, batch_size, floatX)
+    return {s: Chunks(*splits.arrays[s], batch_size, m) for s in used}
+
+
+def _build(spec: Spec, splits: Splits, backend: str, floatX: str, training: bool, budget: int | None) -> Program:
     mode = BACKENDS[backend]()
     batch_size = spec.block("optimizer")["batch_size"]
     index = pt.lscalar("index")
@@ -342,13 +379,21 @@ def _build(spec: Spec, splits: Splits, backend: str, floatX: str, training: bool
     def givens(shared_x, shared_y):
         return {graph.x: shared_x[batch], graph.y: pt.cast(shared_y, "int32")[batch]}
 
-    train_step = None
+    train_step, train_shared = None, None
+    stream = streamed(splits, batch_size, floatX, budget, SPLITS if training else ("valid", "test"))
     if training:
-        train_x, train_y = shared_dataset(*floatx_split(*splits.arrays["train"]))
+        if stream is None:
+            train_shared = shared_dataset(*floatx_split(*splits.arrays["train"]))
+        else:  # a chunk at a time, put there by Program.local_index
+            train_shared = shared_dataset(np.zeros((batch_size, splits.n_in), floatX), np.zeros(batch_size, floatX))
         train_step = pytensor.function([index], graph.cost, updates=graph.updates,
-                                       givens=givens(train_x, train_y), mode=mode)
-    arrays = {split: floatx_split(*splits.arrays[split]) for split in ("valid", "test")}
-    eval_set = EvalSet(*shared_dataset(*arrays["valid"]), arrays)
+                                       givens=givens(*train_shared), mode=mode)
+    if stream is None:
+        arrays = {split: floatx_split(*splits.arrays[split]) for split in ("valid", "test")}
+        eval_set = EvalSet(*shared_dataset(*arrays["valid"]), arrays)
+    else:
+        empty = (np.zeros((batch_size, splits.n_in), floatX), np.zeros(batch_size, floatX))
+        eval_set = EvalSet(*shared_dataset(*empty), {})
     error_fn = pytensor.function([index], graph.errors, givens=givens(eval_set.shared_x, eval_set.shared_y),
                                  mode=mode)
     return Program(
@@ -358,4 +403,6 @@ def _build(spec: Spec, splits: Splits, backend: str, floatX: str, training: bool
         eval_set=eval_set,
         n_batches={split: splits.size(split) // batch_size for split in SPLITS},
         floatX=floatX,
+        stream=stream,
+        train_shared=train_shared,
     )

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -154,8 +154,9 @@ def float32_products():
     return jax.default_matmul_precision("highest")
 
 
-def chunk_function(step: Callable, n_train_batches: int) -> Callable:
-    """``train_chunk(params, hyper, x, y, start, n_steps) -> (params, report)``, jitted; ``report`` is
+def chunk_function(step: Callable) -> Callable:
+    """``train_chunk(params, hyper, x, y, start, n_steps) -> (params, report)``, jitted: minibatches
+    ``(start + i) % len(x)`` of ``x``, ``y`` (the whole split, or a chunk of it); ``report`` is
     ``[summed cost, offset of the first cost that is not finite (-1: none), last finite cost]``."""
     import jax
     import jax.numpy as jnp
@@ -164,7 +165,7 @@ def chunk_function(step: Callable, n_train_batches: int) -> Callable:
     def train_chunk(params, hyper, x, y, start, n_steps):
         def body(i, carry):
             params, total, first_bad, last_finite = carry
-            index = (start + i) % n_train_batches
+            index = (start + i) % x.shape[0]
             *new, cost = step(*params, *hyper, lax.dynamic_index_in_dim(x, index, keepdims=False),
                               lax.dynamic_index_in_dim(y, index, keepdims=False))
             cost = cost.astype(total.dtype)
@@ -208,6 +209,10 @@ class JaxProgram:
     device: object
     chunk_fn: Callable
     errors_fn: Callable
+    batch_size: int
+    floatX: str
+    stream: dict | None = None  # split -> dltspec.stream.Chunks, when the data does not fit the budget
+    loaded: dict = field(default_factory=dict)  # split -> the chunk on the device
 
     def scalar(self, value: int):
         """An iteration number on the device (an explicit transfer of 8 bytes)."""
@@ -217,15 +222,38 @@ class JaxProgram:
 
     def train_chunk(self, start: int, n_steps: int) -> ChunkCost:
         """Train minibatches ``iter % n_train_batches`` for ``iter`` in ``start .. start + n_steps - 1``
-        in one dispatch. After a cost that is not finite the dispatch goes on (a loop on the device
-        cannot stop early cheaply): the parameters are then those after the chunk."""
-        self.params, report = self.chunk_fn(self.params, self.hyper, *self.batches["train"],
-                                            self.scalar(start), self.scalar(n_steps))
+        in one dispatch (one per data chunk when the split is streamed). After a cost that is not
+        finite the dispatch goes on (a loop on the device cannot stop early cheaply): the parameters
+        are then those after the chunk."""
+        if self.stream is None:
+            return self.dispatch(self.batches["train"], start, n_steps)
+        chunks, parts = self.stream["train"], []
+        minibatch, left = start % self.n_batches["train"], n_steps
+        while left:
+            chunk = chunks.of(minibatch)
+            steps = min(left, chunks.first(chunk) + chunks.size(chunk) - minibatch)
+            parts.append(self.dispatch(self.resident("train", chunk), minibatch - chunks.first(chunk), steps))
+            minibatch, left = (minibatch + steps) % self.n_batches["train"], left - steps
+        return ChunkCost.joined(parts)
+
+    def dispatch(self, batches: tuple, start: int, n_steps: int) -> ChunkCost:
         import jax
 
+        self.params, report = self.chunk_fn(self.params, self.hyper, *batches, self.scalar(start),
+                                            self.scalar(n_steps))
         total, first_bad, last_finite = jax.device_get(report).tolist()  # 24 bytes back, explicitly
         return ChunkCost(total, n_steps, int(first_bad) if first_bad >= 0 else None,
                          last_finite if math.isfinite(last_finite) else None)
+
+    def resident(self, split: str, chunk: int) -> tuple:
+        """The device arrays of ``split``'s chunk ``chunk``, put there in place of the previous one."""
+        import jax
+
+        if self.loaded.get(split) != chunk:
+            self.batches[split] = None  # freed before the next is put there
+            self.batches[split] = jax.device_put(self.stream[split].read(chunk, self.floatX), self.device)
+            self.loaded[split] = chunk
+        return self.batches[split]
 
     def error(self, split: str) -> float:
         """Mean zero-one loss over the split's full minibatches, averaged as the PyTensor path does.
@@ -233,9 +261,12 @@ class JaxProgram:
         A minibatch's loss is its number of mistakes over ``batch_size``, recovered exactly here:
         XLA may divide by multiplying with ``1 / batch_size``, an ulp away from PyTensor's quotient.
         """
-        batch_size = self.batches[split][1].shape[1]
-        mistakes = np.rint(np.asarray(self.errors_fn(self.params, *self.batches[split]), np.float64) * batch_size)
-        return float(np.mean(mistakes / batch_size))
+        if self.stream is None:
+            parts = [self.errors_fn(self.params, *self.batches[split])]
+        else:
+            parts = [self.errors_fn(self.params, *self.resident(split, c)) for c in range(self.stream[split].n_chunks)]
+        mistakes = np.rint(np.concatenate([np.asarray(p, np.float64) for p in parts]) * self.batch_size)
+        return float(np.mean(mistakes / self.batch_size))
 
     def snapshot(self) -> tuple:
         """The current parameters, kept on the device (JAX arrays are immutable: no copy needed)."""
@@ -264,8 +295,11 @@ def batched(x: np.ndarray, y: np.ndarray, batch_size: int, floatX: str) -> tuple
 
 
 def build(spec: Spec, splits: Splits, floatX: str = "float32", device_name: str | None = None,
-          training: bool = True) -> JaxProgram:
-    """The spec compiled for JAX on ``device_name`` (see :func:`device`), every split put there once."""
+          training: bool = True, budget: int | None = None) -> JaxProgram:
+    """The spec compiled for JAX on ``device_name`` (see :func:`device`), every split put there once;
+    or, when they do not fit ``budget`` bytes, a chunk of each at a time (:mod:`dltspec.stream`)."""
+    from .stream import Chunks, fits, per_chunk
+
     jax = jax_module()
     target = device(device_name)
     import pytensor
@@ -286,13 +320,22 @@ def build(spec: Spec, splits: Splits, floatX: str = "float32", device_name: str 
         errors = jax_function(params + [x, y], [graph.errors])
     splits_used = SPLITS if training else ("valid", "test")
     n_batches = {s: splits.size(s) // batch_size for s in SPLITS}
+    sizes = {s: splits.size(s) for s in splits_used}
+    stream = None
+    if not fits(sizes, splits.n_in, batch_size, floatX, budget):
+        m = per_chunk(budget, splits.n_in, batch_size, floatX)
+        stream = {s: Chunks(*splits.arrays[s], batch_size, m) for s in splits_used}
     return JaxProgram(
         names=[name for name, _ in graph.model.params],
         params=tuple(jax.device_put(p.get_value(), target) for p in params),
         hyper=tuple(jax.device_put(h.get_value(), target) for h in graph.hyper),
-        batches={s: jax.device_put(batched(*splits.arrays[s], batch_size, floatX), target) for s in splits_used},
+        batches=({s: jax.device_put(batched(*splits.arrays[s], batch_size, floatX), target) for s in splits_used}
+                 if stream is None else {}),
         n_batches=n_batches,
         device=target,
-        chunk_fn=chunk_function(step, n_batches["train"]) if training else None,
+        chunk_fn=chunk_function(step) if training else None,
         errors_fn=errors_function(errors),
+        batch_size=batch_size,
+        floatX=floatX,
+        stream=stream,
     )

@@ -90,6 +90,17 @@ class ChunkCost:
         finite = costs[:bad] if bad is not None else costs
         return cls(float(sum(costs)), len(costs), bad, float(finite[-1]) if len(finite) else None)
 
+    @classmethod
+    def joined(cls, parts: Sequence["ChunkCost"]) -> "ChunkCost":
+        """One report for several calls that trained consecutive minibatches."""
+        offset, last = 0, None
+        for part in parts:
+            if part.first_nonfinite is not None:
+                return cls(sum(p.total for p in parts), sum(p.n_steps for p in parts),
+                           offset + part.first_nonfinite, part.last_finite if part.last_finite is not None else last)
+            offset, last = offset + part.n_steps, part.last_finite if part.last_finite is not None else last
+        return cls(sum(p.total for p in parts), offset, None, last)
+
 
 @dataclass(frozen=True)
 class ValidationPoint:

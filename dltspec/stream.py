@@ -1,0 +1,118 @@
+"""Data larger than device memory (digest §2, last point): a split held a chunk of minibatches at a time.
+
+When the data does not fit the memory budget (``run { device_memory = "256MB" }`` or
+``dltspec run --device-memory 256MB``), the compiled program keeps one chunk of several
+minibatches of the training split on the device, trains on it, then puts the next chunk in its
+place; validation and test are evaluated the same way. The minibatches, their order and the
+updates are those of the resident run, so the parameters come out bit-identical.
+
+Chunks are read from the source with ``pread`` when it is a memory-mapped ``.npy`` file, so the
+host holds one chunk, not the pages of the whole file.
+"""
+from __future__ import annotations
+
+import mmap
+import os
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
+SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMG]i?B|B)?\s*$", re.IGNORECASE)
+
+
+class SizeError(ValueError):
+    """A memory size that cannot be read."""
+
+
+def parse_size(text: str | int) -> int:
+    """Bytes in ``"256MB"``, ``"1.5GiB"``, ``"1000000"`` (kB, MB, GB are powers of 1000; KiB, MiB, GiB of 1024)."""
+    if isinstance(text, int):
+        return text
+    match = SIZE.match(str(text))
+    if not match:
+        raise SizeError(f"'{text}' is not a memory size (e.g. 256MB, 1.5GiB)")
+    return int(float(match[1]) * UNITS[(match[2] or "").lower()])
+
+
+def file_position(array: np.ndarray) -> int | None:
+    """Where ``array``'s first byte is in its file, for a contiguous view of a ``np.memmap``; else ``None``.
+    (A view keeps its parent's ``offset``, so the position comes from the mapping's address.)"""
+    mapping = getattr(array, "_mmap", None)
+    if mapping is None or not array.flags.c_contiguous or not getattr(array, "filename", None):
+        return None
+    base = np.frombuffer(mapping, dtype=np.uint8).ctypes.data
+    aligned = array.offset - array.offset % mmap.ALLOCATIONGRANULARITY  # where the mapping starts in the file
+    return aligned + (array.ctypes.data - base)
+
+
+def read_rows(array: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """Rows ``start:stop`` of ``array`` as a new in-memory array: read from the file when ``array`` is a
+    contiguous view of a ``np.memmap`` (no page of the mapping is touched), else copied."""
+    position = file_position(array)
+    if position is None:
+        return np.array(array[start:stop])
+    row = int(np.prod(array.shape[1:], dtype=np.int64)) * array.dtype.itemsize
+    out = np.empty((stop - start,) + array.shape[1:], dtype=array.dtype)
+    view = memoryview(out.reshape(-1).view(np.uint8))
+    with open(array.filename, "rb", buffering=0) as f:
+        done, offset = 0, position + start * row
+        while done < len(view):
+            n = os.preadv(f.fileno(), [view[done:]], offset + done)
+            if n <= 0:
+                raise OSError(f"{array.filename}: unexpected end of file")
+            done += n
+    return out
+
+
+@dataclass(frozen=True)
+class Chunks:
+    """A split's full minibatches, ``per_chunk`` of them at a time."""
+
+    x: np.ndarray  # (examples, features), on the host; may be memory-mapped
+    y: np.ndarray
+    batch_size: int
+    per_chunk: int
+
+    @property
+    def n_batches(self) -> int:
+        return len(self.y) // self.batch_size
+
+    @property
+    def n_chunks(self) -> int:
+        return -(-self.n_batches // self.per_chunk)
+
+    def of(self, minibatch: int) -> int:
+        return minibatch // self.per_chunk
+
+    def first(self, chunk: int) -> int:
+        return chunk * self.per_chunk
+
+    def size(self, chunk: int) -> int:
+        return min(self.per_chunk, self.n_batches - self.first(chunk))
+
+    def read(self, chunk: int, floatX: str) -> tuple[np.ndarray, np.ndarray]:
+        """The chunk's minibatches: x ``(minibatches, batch_size, features)`` as floatX, y int32."""
+        start = self.first(chunk) * self.batch_size
+        stop = start + self.size(chunk) * self.batch_size
+        x = read_rows(self.x, start, stop).astype(floatX, copy=False)
+        y = np.asarray(self.y[start:stop], dtype=np.int32)
+        return x.reshape(-1, self.batch_size, x.shape[1]), y.reshape(-1, self.batch_size)
+
+
+def batch_bytes(n_in: int, batch_size: int, floatX: str) -> int:
+    """Device bytes of one minibatch: its x in floatX and its int32 labels."""
+    return batch_size * (n_in * np.dtype(floatX).itemsize + 4)
+
+
+def per_chunk(budget: int, n_in: int, batch_size: int, floatX: str) -> int:
+    """Minibatches in a chunk: half the budget holds a training chunk, the other half an evaluation chunk."""
+    return max(1, budget // (2 * batch_bytes(n_in, batch_size, floatX)))
+
+
+def fits(sizes: dict[str, int], n_in: int, batch_size: int, floatX: str, budget: int | None) -> bool:
+    """Whether every split's full minibatches fit ``budget`` bytes at once (no budget: they do)."""
+    if budget is None:
+        return True
+    return sum(n // batch_size for n in sizes.values()) * batch_bytes(n_in, batch_size, floatX) <= budget

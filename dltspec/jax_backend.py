@@ -213,6 +213,8 @@ class JaxProgram:
     floatX: str
     stream: dict | None = None  # split -> dltspec.stream.Chunks, when the data does not fit the budget
     loaded: dict = field(default_factory=dict)  # split -> the chunk on the device
+    prefetched: dict = field(default_factory=dict)  # split -> (chunk, future of its device arrays)
+    pool: object = None  # the thread that reads the next training chunk
 
     def scalar(self, value: int):
         """An iteration number on the device (an explicit transfer of 8 bytes)."""
@@ -246,14 +248,30 @@ class JaxProgram:
                          last_finite if math.isfinite(last_finite) else None)
 
     def resident(self, split: str, chunk: int) -> tuple:
-        """The device arrays of ``split``'s chunk ``chunk``, put there in place of the previous one."""
-        import jax
-
+        """The device arrays of ``split``'s chunk ``chunk``, put there in place of the previous one.
+        While a training chunk trains, the next one is read and put on the device by a background
+        thread (the budget has room for both, see :func:`build`)."""
         if self.loaded.get(split) != chunk:
             self.batches[split] = None  # freed before the next is put there
-            self.batches[split] = jax.device_put(self.stream[split].read(chunk, self.floatX), self.device)
+            pending = self.prefetched.pop(split, None)
+            self.batches[split] = pending[1].result() if pending and pending[0] == chunk else self.put(split, chunk)
             self.loaded[split] = chunk
+            if split == "train" and self.stream[split].n_chunks > 1:
+                following = (chunk + 1) % self.stream[split].n_chunks
+                self.prefetched[split] = (following, self.reader().submit(self.put, split, following))
         return self.batches[split]
+
+    def put(self, split: str, chunk: int) -> tuple:
+        import jax
+
+        return jax.device_put(self.stream[split].read(chunk, self.floatX, padded=True), self.device)
+
+    def reader(self):
+        from concurrent.futures import ThreadPoolExecutor
+
+        if self.pool is None:
+            self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dltspec-chunk-reader")
+        return self.pool
 
     def error(self, split: str) -> float:
         """Mean zero-one loss over the split's full minibatches, averaged as the PyTensor path does.
@@ -264,7 +282,9 @@ class JaxProgram:
         if self.stream is None:
             parts = [self.errors_fn(self.params, *self.batches[split])]
         else:
-            parts = [self.errors_fn(self.params, *self.resident(split, c)) for c in range(self.stream[split].n_chunks)]
+            chunks = self.stream[split]
+            parts = [np.asarray(self.errors_fn(self.params, *self.resident(split, c)))[:chunks.size(c)]
+                     for c in range(chunks.n_chunks)]
         mistakes = np.rint(np.concatenate([np.asarray(p, np.float64) for p in parts]) * self.batch_size)
         return float(np.mean(mistakes / self.batch_size))
 
@@ -323,7 +343,7 @@ def build(spec: Spec, splits: Splits, floatX: str = "float32", device_name: str 
     sizes = {s: splits.size(s) for s in splits_used}
     stream = None
     if not fits(sizes, splits.n_in, batch_size, floatX, budget):
-        m = per_chunk(budget, splits.n_in, batch_size, floatX)
+        m = per_chunk(budget, splits.n_in, batch_size, floatX, buffers=3)  # training: this chunk and the next
         stream = {s: Chunks(*splits.arrays[s], batch_size, m) for s in splits_used}
     return JaxProgram(
         names=[name for name, _ in graph.model.params],

@@ -92,13 +92,20 @@ class Chunks:
     def size(self, chunk: int) -> int:
         return min(self.per_chunk, self.n_batches - self.first(chunk))
 
-    def read(self, chunk: int, floatX: str) -> tuple[np.ndarray, np.ndarray]:
-        """The chunk's minibatches: x ``(minibatches, batch_size, features)`` as floatX, y int32."""
+    def read(self, chunk: int, floatX: str, padded: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """The chunk's minibatches: x ``(minibatches, batch_size, features)`` as floatX, y int32;
+        ``padded``: always ``per_chunk`` minibatches, zeros after the last (every chunk one shape,
+        so a JIT compiles once; the padding is never trained on or counted)."""
         start = self.first(chunk) * self.batch_size
         stop = start + self.size(chunk) * self.batch_size
         x = read_rows(self.x, start, stop).astype(floatX, copy=False)
         y = np.asarray(self.y[start:stop], dtype=np.int32)
-        return x.reshape(-1, self.batch_size, x.shape[1]), y.reshape(-1, self.batch_size)
+        x, y = x.reshape(-1, self.batch_size, x.shape[1]), y.reshape(-1, self.batch_size)
+        if padded and len(x) < self.per_chunk:
+            pad = self.per_chunk - len(x)
+            x = np.concatenate([x, np.zeros((pad,) + x.shape[1:], x.dtype)])
+            y = np.concatenate([y, np.zeros((pad,) + y.shape[1:], y.dtype)])
+        return x, y
 
 
 def batch_bytes(n_in: int, batch_size: int, floatX: str) -> int:
@@ -106,9 +113,10 @@ def batch_bytes(n_in: int, batch_size: int, floatX: str) -> int:
     return batch_size * (n_in * np.dtype(floatX).itemsize + 4)
 
 
-def per_chunk(budget: int, n_in: int, batch_size: int, floatX: str) -> int:
-    """Minibatches in a chunk: half the budget holds a training chunk, the other half an evaluation chunk."""
-    return max(1, budget // (2 * batch_bytes(n_in, batch_size, floatX)))
+def per_chunk(budget: int, n_in: int, batch_size: int, floatX: str, buffers: int = 2) -> int:
+    """Minibatches in a chunk when ``buffers`` chunks share the budget (a training chunk and an
+    evaluation chunk; a third when the next training chunk is read while the current one trains)."""
+    return max(1, budget // (buffers * batch_bytes(n_in, batch_size, floatX)))
 
 
 def fits(sizes: dict[str, int], n_in: int, batch_size: int, floatX: str, budget: int | None) -> bool:

@@ -40,6 +40,17 @@ def regularizers_unique(spec: Spec) -> Iterator[Diagnostic]:
         seen.setdefault(reg["kind"], i)
 
 
+VALIDATION_KEYS = ("valid_size", "valid_fraction", "valid_range")
+
+
+def one_way_to_take_validation(spec: Spec) -> Iterator[Diagnostic]:
+    """``valid_size``, ``valid_fraction`` and ``valid_range`` are three ways to say the same thing."""
+    written = [k for k in VALIDATION_KEYS if ("dataset", k) in spec.positions.keys]
+    for key in written[1:]:
+        yield error("DLT310", f"{key} and {written[0]} both say which rows are the validation split; give one "
+                    f"of {', '.join(VALIDATION_KEYS)}", spec.positions.key(("dataset", key)))
+
+
 def shapes_fit(spec: Spec) -> Iterator[Diagnostic]:
     """Every layer's input fits it: kernels, pools and sizes inferred from the spec (no data needed)."""
     _, misfit = shapes.summary(spec.data)
@@ -93,7 +104,8 @@ def validates_at_least_once(spec: Spec, splits: Splits) -> Iterator[Diagnostic]:
                     spec.positions.value(("stopping", key)))
 
 
-RULES: tuple[Rule, ...] = (validation_frequency_fits_patience, regularizers_unique, shapes_fit)
+RULES: tuple[Rule, ...] = (validation_frequency_fits_patience, regularizers_unique, shapes_fit,
+                           one_way_to_take_validation)
 DATA_RULES: tuple[DataRule, ...] = (batch_fits_every_split, n_in_matches_data, image_shape_matches_data,
                                      n_out_covers_labels, validates_at_least_once)
 

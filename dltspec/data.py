@@ -105,12 +105,20 @@ def checked_split(split: str, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray,
     return x.astype(np.float32, copy=False), y.astype(np.int64, copy=False)
 
 
-def all_finite(x: np.ndarray, rows_at_once: int = 1 << 15) -> bool:
-    """Whether every value of ``x`` is finite, looked at by blocks of rows (a mapped array larger than
-    memory is read, never copied whole)."""
+def all_finite(x: np.ndarray, rows_at_once: int = 1 << 14) -> bool:
+    """Whether every value of ``x`` is finite, looked at by blocks of rows; a memory-mapped array is read
+    from its file block by block (its pages are never mapped in, so host memory stays bounded)."""
+    from .stream import file_position, read_rows
+
     if x.dtype.kind != "f":
         return True
-    return all(np.isfinite(x[start:start + rows_at_once]).all() for start in range(0, len(x), rows_at_once))
+    mapped = file_position(x) is not None
+
+    def block(start: int) -> np.ndarray:
+        stop = min(start + rows_at_once, len(x))
+        return read_rows(x, start, stop) if mapped else x[start:stop]
+
+    return all(np.isfinite(block(start)).all() for start in range(0, len(x), rows_at_once))
 
 
 def read_pickle(path: Path):
@@ -370,25 +378,30 @@ def prepared(arrays: dict[str, tuple[np.ndarray, np.ndarray]], block: dict) -> S
         start, end = validation_rows(len(y), block)
         keep = np.r_[0:start, end:len(y)] if end < len(y) else slice(0, start)
         splits["train"], splits["valid"] = (x[keep], y[keep]), (x[start:end], y[start:end])
+    kept = sliced(splits, block)  # n_<split> first: only what is used is scaled, checked and read
     scale = block.get("scale", 1)
     out = {}
     for split in SPLITS:
-        sx, sy = splits[split]
+        sx, sy = kept.arrays[split]
         if scale != 1:
             sx = np.multiply(sx, np.float32(scale), dtype=np.float32)
         out[split] = checked_split(split, sx, sy)
     if block.get("normalize", "none") == "standardize":
         mean, std = standardization(out["train"][0])
         out = {s: (((sx - mean) / std).astype(np.float32), sy) for s, (sx, sy) in out.items()}
-    return sliced(out, block)
+    return Splits(out, kept.available)
 
 
 def standardization(x: np.ndarray, chunk: int = 8192) -> tuple[np.ndarray, np.ndarray]:
     """Per-feature mean and standard deviation of ``x`` (a constant feature gets 1), in float64, by chunks."""
+    from .stream import file_position, read_rows
+
     total = np.zeros(x.shape[1])
     squares = np.zeros(x.shape[1])
+    mapped = file_position(x) is not None
     for start in range(0, len(x), chunk):
-        part = np.asarray(x[start:start + chunk], dtype=np.float64)
+        stop = min(start + chunk, len(x))
+        part = np.asarray(read_rows(x, start, stop) if mapped else x[start:stop], dtype=np.float64)
         total += part.sum(axis=0)
         squares += np.square(part).sum(axis=0)
     mean = total / max(len(x), 1)

@@ -179,3 +179,11 @@ def test_every_new_kind_is_in_the_reference():
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     for kind in ("idx", "npz", "npy"):
         assert f"`dataset {kind}`" in text
+
+
+def test_the_validation_split_is_given_one_way():
+    spec, diagnostics = dltspec.diagnose(SPEC.format(dataset='npz { path = "d.npz"  valid_size = 5  '
+                                                             'valid_range = [0, 5] }'), "v.dlt")
+    assert spec is None
+    assert [(d.code, d.span.line, d.span.column) for d in diagnostics] == [("DLT310", 1, 47)]
+    assert diagnostics[0].message.startswith("valid_range and valid_size both say which rows")

@@ -47,14 +47,28 @@ def file_position(array: np.ndarray) -> int | None:
     return aligned + (array.ctypes.data - base)
 
 
+ALIGNMENT = 4096  # a page: JAX on the CPU then uses the buffer as it is, without a copy
+
+
+def aligned_empty(shape: tuple, dtype) -> np.ndarray:
+    """An uninitialised array whose data starts on a page boundary."""
+    dtype = np.dtype(dtype)
+    n = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    raw = np.empty(n + ALIGNMENT, dtype=np.uint8)
+    skip = -raw.ctypes.data % ALIGNMENT
+    return raw[skip:skip + n].view(dtype).reshape(shape)
+
+
 def read_rows(array: np.ndarray, start: int, stop: int) -> np.ndarray:
     """Rows ``start:stop`` of ``array`` as a new in-memory array: read from the file when ``array`` is a
     contiguous view of a ``np.memmap`` (no page of the mapping is touched), else copied."""
     position = file_position(array)
     if position is None:
-        return np.array(array[start:stop])
+        out = aligned_empty((stop - start,) + array.shape[1:], array.dtype)
+        out[...] = array[start:stop]
+        return out
     row = int(np.prod(array.shape[1:], dtype=np.int64)) * array.dtype.itemsize
-    out = np.empty((stop - start,) + array.shape[1:], dtype=array.dtype)
+    out = aligned_empty((stop - start,) + array.shape[1:], array.dtype)
     view = memoryview(out.reshape(-1).view(np.uint8))
     with open(array.filename, "rb", buffering=0) as f:
         done, offset = 0, position + start * row

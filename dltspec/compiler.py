@@ -236,6 +236,7 @@ class Program:
         for chunk in range(chunks.n_chunks):
             self.put(split, chunk, self.eval_set.shared_x, self.eval_set.shared_y)
             losses += [self.error_fn(i) for i in range(chunks.size(chunk))]
+            chunks.release(chunk)
         return float(np.mean(losses))
 
     def train_chunk(self, start: int, n_steps: int) -> ChunkCost:
@@ -255,6 +256,8 @@ class Program:
         chunks = self.stream["train"]
         chunk = chunks.of(minibatch)
         if self.loaded.get("train") != chunk:
+            if "train" in self.loaded:
+                chunks.release(self.loaded["train"])
             self.put("train", chunk, *self.train_shared)
             self.loaded["train"] = chunk
         return minibatch - chunks.first(chunk)

@@ -253,6 +253,8 @@ class JaxProgram:
         thread (the budget has room for both, see :func:`build`)."""
         if self.loaded.get(split) != chunk:
             self.batches[split] = None  # freed before the next is put there
+            if split in self.loaded:
+                self.stream[split].release(self.loaded[split])
             pending = self.prefetched.pop(split, None)
             self.batches[split] = pending[1].result() if pending and pending[0] == chunk else self.put(split, chunk)
             self.loaded[split] = chunk

@@ -112,7 +112,10 @@ class Chunks:
         so a JIT compiles once; the padding is never trained on or counted)."""
         start = self.first(chunk) * self.batch_size
         stop = start + self.size(chunk) * self.batch_size
-        x = read_rows(self.x, start, stop).astype(floatX, copy=False)
+        if self.mapped_as(floatX) and not (padded and self.size(chunk) < self.per_chunk):
+            x = np.asarray(self.x[start:stop])  # the mapped pages themselves: no copy (see release)
+        else:
+            x = read_rows(self.x, start, stop).astype(floatX, copy=False)
         y = np.asarray(self.y[start:stop], dtype=np.int32)
         x, y = x.reshape(-1, self.batch_size, x.shape[1]), y.reshape(-1, self.batch_size)
         if padded and len(x) < self.per_chunk:
@@ -120,6 +123,26 @@ class Chunks:
             x = np.concatenate([x, np.zeros((pad,) + x.shape[1:], x.dtype)])
             y = np.concatenate([y, np.zeros((pad,) + y.shape[1:], y.dtype)])
         return x, y
+
+
+    def mapped_as(self, floatX: str) -> bool:
+        """Whether chunks can be the file's mapped pages as they are (a mapped file of ``floatX`` rows)."""
+        return self.x.dtype == np.dtype(floatX) and file_position(self.x) is not None
+
+    def release(self, chunk: int) -> None:
+        """Drop the pages of ``chunk`` from this process's memory (they stay in the page cache, and
+        come back from it if touched again), so that reading a mapped file keeps host memory bounded."""
+        if not isinstance(self.x, np.memmap) or getattr(self.x, "_mmap", None) is None:
+            return
+        mapping = self.x._mmap
+        row = int(np.prod(self.x.shape[1:], dtype=np.int64)) * self.x.dtype.itemsize
+        base = np.frombuffer(mapping, dtype=np.uint8).ctypes.data
+        begin = self.x.ctypes.data - base + self.first(chunk) * self.batch_size * row
+        end = begin + self.size(chunk) * self.batch_size * row
+        page = mmap.PAGESIZE
+        begin, end = begin // page * page, min(-(-end // page) * page, len(mapping))
+        if end > begin and hasattr(mapping, "madvise"):
+            mapping.madvise(mmap.MADV_DONTNEED, begin, end - begin)
 
 
 def batch_bytes(n_in: int, batch_size: int, floatX: str) -> int:

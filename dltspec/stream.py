@@ -6,8 +6,10 @@ minibatches of the training split on the device, trains on it, then puts the nex
 place; validation and test are evaluated the same way. The minibatches, their order and the
 updates are those of the resident run, so the parameters come out bit-identical.
 
-Chunks are read from the source with ``pread`` when it is a memory-mapped ``.npy`` file, so the
-host holds one chunk, not the pages of the whole file.
+When the source is a memory-mapped ``.npy`` file of floatX rows, a chunk is the mapping's pages
+themselves (JAX on the CPU uses them without a copy), dropped from the process's memory with
+``madvise`` once the chunk is done; other mapped files are read with ``pread`` into page-aligned
+buffers. Either way the host holds about one chunk, not the pages of the whole file.
 """
 from __future__ import annotations
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -31,7 +30,7 @@ from dltspec.progress import Bar, Lines  # noqa: E402
 from dltspec.record import Recorder  # noqa: E402
 from dltspec.rundir import RunDir  # noqa: E402
 from dltspec.train import LoopState, Patience  # noqa: E402
-from results import rewrite_section  # noqa: E402
+from results import publish  # noqa: E402
 
 BEGIN, END = "<!-- logging:begin (bench/logging_overhead.py rewrites this section) -->", "<!-- logging:end -->"
 
@@ -128,7 +127,7 @@ def main(argv=None) -> int:
         f"`python bench/logging_overhead.py --spec {Path(args.spec).relative_to(ROOT) if Path(args.spec).is_relative_to(ROOT) else args.spec} "
         f"--epochs {args.epochs} --repeats {args.repeats}`: {spec.name}, {args.backend} on the CPU, {args.epochs} epochs of {n} "
         f"minibatches, validating (and checkpointing) every {training.policy.validation_frequency}; "
-        f"{platform.node() and 'this machine'} ({os.cpu_count()} cores). Medians of {args.repeats} runs, "
+        f"this machine ({os.cpu_count()} cores). Medians of {args.repeats} runs, "
         "the modes interleaved.", "",
         "| mode | seconds | ratio to bare | time in the observers, share of the run |", "|---|---|---|---|",
         *[f"| {mode} | {median[mode]:.3f} | {median[mode] / median['bare']:.3f} | {share[mode] * 100:.2f} % |"
@@ -137,9 +136,7 @@ def main(argv=None) -> int:
         "mode); the time spent in the observers on the loop's thread (writing metrics, capturing "
         "checkpoints, drawing) is the cost itself. The files are written by a background thread.", "",
     ]
-    print("\n".join(lines))
-    if not args.no_write:
-        rewrite_section(BEGIN, END, lines)
+    publish(BEGIN, END, lines, write=not args.no_write)
     return 0
 
 

@@ -16,3 +16,10 @@ def rewrite_section(begin: str, end: str, section: list[str], results: Path = RE
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     results.write_text(text, encoding="utf-8")
+
+
+def publish(begin: str, end: str, section: list[str], write: bool = True) -> None:
+    """Print ``section`` and, if ``write``, put it in its place in RESULTS.md."""
+    print("\n".join(section))
+    if write:
+        rewrite_section(begin, end, section)

@@ -26,7 +26,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
-from results import rewrite_section  # noqa: E402
+from results import publish  # noqa: E402
 
 BEGIN, END = "<!-- stream:begin (bench/stream_throughput.py rewrites this section) -->", "<!-- stream:end -->"
 N_IN, N_OUT, BATCH = 784, 10, 600
@@ -130,9 +130,7 @@ def main(argv=None) -> int:
         f"(budget {budget / 1e6:.0f} MB). The data was just written, so it comes from the page cache; from a "
         "cold disk the streamed run is bounded by the disk's read rate.", "",
     ]
-    print("\n".join(lines))
-    if not args.no_write:
-        rewrite_section(BEGIN, END, lines)
+    publish(BEGIN, END, lines, write=not args.no_write)
     return 0
 
 

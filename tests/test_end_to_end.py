@@ -14,7 +14,7 @@ import pytest
 import dltspec
 from dltspec import api
 
-from .conftest import DIGITS, ROOT, SPECS, mnist_path
+from .conftest import DIGITS, SPECS, mnist_path
 
 
 @pytest.fixture(scope="module")

@@ -289,7 +289,7 @@ class Training:
         fields = {
             "spec_sha256": self.spec.source.sha256,
             "instance": self.spec.data,
-            "backend": self.backend, "floatX": self.floatX, "device": self.device,
+            "backend": self.backend, "floatX": self.floatX, "device": self.placement,
             "patience": asdict(self.policy),
             "loop": asdict(self.state),
             "done": self.state.iteration >= 0 and self.policy.stops_at(self.state.iteration),
@@ -299,13 +299,40 @@ class Training:
                         "best_params": program.arrays(best) if best is not None else None}
 
     def restore(self, checkpoint: dict) -> None:
-        """Go on from ``checkpoint`` (written by :meth:`checkpoint` for the same spec)."""
+        """Go on from ``checkpoint`` (written by :meth:`checkpoint`).
+
+        The loop's own state comes back (iteration, the patience it has reached, the best validation
+        loss and iteration); the settings come from this spec, so a run resumed with ``--force`` and a
+        larger ``n_epochs`` does train longer. :class:`SpecError` (DLT502) if the checkpoint's
+        parameters do not fit this spec's model, DLT504 if its training split has another number of
+        minibatches: neither can go on, forced or not.
+        """
+        from . import params as param_files
+
+        expected = {name: value.shape for name, value in self.program.values().items()}
+        for key in ("params", "best_params"):
+            problem = checkpoint[key] is not None and param_files.mismatch(expected, checkpoint[key])
+            if problem:
+                raise SpecError([error("DLT502", f"the checkpoint's parameters do not fit this spec's model: "
+                                       f"{problem}", self.spec.positions.block(("classifier",)))])
+        saved = checkpoint["patience"]
+        if saved["n_train_batches"] != self.policy.n_train_batches:
+            raise SpecError([error("DLT504", f"the run's training split had {saved['n_train_batches']} minibatches, "
+                                   f"this one has {self.policy.n_train_batches}: it cannot go on from its checkpoint",
+                                   self.spec.positions.block(("dataset",)))])
         if checkpoint["best_params"] is not None:
             self.program.set_values(checkpoint["best_params"])
             self.best = self.program.snapshot()
         self.program.set_values(checkpoint["params"])
-        self.policy = Patience(**checkpoint["patience"])
+        self.policy.patience = max(self.policy.patience, saved["patience"])
+        self.policy.best_validation_loss, self.policy.best_iter = saved["best_validation_loss"], saved["best_iter"]
         self.state = LoopState(**checkpoint["loop"])
+
+    @property
+    def placement(self) -> str:
+        """``cpu`` or ``gpu``: where the arithmetic runs (what ``--device`` chooses)."""
+        platform = getattr(getattr(self.program, "device", None), "platform", "cpu")
+        return "gpu" if platform in ("gpu", "cuda", "rocm") else "cpu"
 
     def run(self, observer: Observer | None = None, should_stop: Callable[[], bool] | None = None) -> Result:
         """Run the patience loop from where it is; ``should_stop()`` is asked between chunks."""

@@ -86,17 +86,22 @@ class StopRequest:
 
     def __init__(self):
         self.signal: int | None = None
+        self.announced = False
         self.previous: dict = {}
 
     def __call__(self) -> bool:
+        """Asked by the loop between chunks; says so the first time it stops (not from the handler:
+        writing to a stream there could interrupt another write to it)."""
+        if self.signal is not None and not self.announced:
+            self.announced = True
+            print(f"dltspec run: {signal.Signals(self.signal).name}: stopping after this minibatch and writing a "
+                  "checkpoint (Ctrl-C again to stop at once)", file=sys.stderr, flush=True)
         return self.signal is not None
 
     def handle(self, signum, frame) -> None:
         if self.signal is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.signal = signum
-        print(f"dltspec run: {signal.Signals(signum).name}: stopping after this minibatch and writing a checkpoint "
-              "(Ctrl-C again to stop at once)", file=sys.stderr, flush=True)
 
     def __enter__(self) -> "StopRequest":
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -171,7 +176,11 @@ def cmd_run(args) -> int:
     training = api.compile_training(spec, backend=args.backend, floatX=args.floatx, splits=splits, device=args.device,
                                     budget=args.device_memory)
     if args.resume:
-        recorder, problems = resume(run, checkpoint, training, args.force, Span("--resume", 1, 1, 1, 2))
+        try:
+            recorder, problems = resume(run, checkpoint, training, args.force, Span("--resume", 1, 1, 1, 2))
+        except RunError as exc:
+            print(f"dltspec run: {exc}", file=sys.stderr)
+            return EXIT_ERRORS
         report(problems, lines)
         if recorder is None:
             return EXIT_ERRORS
@@ -496,6 +505,13 @@ def cmd_lsp(args) -> int:
     return EXIT_OK
 
 
+def count(text: str) -> int:
+    """A whole number >= 0, for argparse."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got '{text}'")
+    return int(text)
+
+
 def memory_size(text: str) -> int:
     from .stream import SizeError, parse_size
 
@@ -609,7 +625,7 @@ def parser() -> argparse.ArgumentParser:
                     "$DLTSPEC_MNIST_MIRROR, else maintained public mirrors in turn)")
     fe.add_argument("--timeout", type=float, default=30, metavar="SECONDS", help="give up on a connection "
                     "that sends nothing for this long (default 30)")
-    fe.add_argument("--retries", type=int, default=2, metavar="N", help="tries again after a failed download "
+    fe.add_argument("--retries", type=count, default=2, metavar="N", help="tries again after a failed download "
                     "of a file (default 2)")
     fe.set_defaults(handler=cmd_fetch)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
 import os
 import socket
 import sys
@@ -93,7 +94,7 @@ def download(url: str, destination: Path, timeout: float, progress: Callable[[in
     except urllib.error.URLError as exc:
         reason = "timed out" if isinstance(exc.reason, (socket.timeout, TimeoutError)) else exc.reason
         raise FetchError(f"{url}: {reason}") from None
-    except (OSError, ValueError) as exc:  # a reset connection, an incomplete read, a bad URL
+    except (OSError, ValueError, http.client.HTTPException) as exc:  # a reset connection, a cut read, a bad URL
         raise FetchError(f"{url}: {type(exc).__name__}: {exc}") from None
 
 
@@ -107,8 +108,11 @@ def fetch_file(name: str, md5: str, folder: Path, bases: list[str], timeout: flo
     for base in bases:
         url = base.rstrip("/") + f"/{name}.gz"
         for attempt in range(retries + 1):
-            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
-            os.close(fd)
+            try:
+                fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
+                os.close(fd)
+            except OSError as exc:
+                raise FetchError(f"cannot write in {folder}: {exc.strerror or exc}") from None
             try:
                 with progress_bar(name, bar) as progress:
                     received = download(url, Path(tmp), timeout, progress)
@@ -120,7 +124,7 @@ def fetch_file(name: str, md5: str, folder: Path, bases: list[str], timeout: flo
                     raise FetchError(f"{url}: checksum mismatch: the content's MD5 is {got}, expected {md5}")
                 os.replace(tmp, target)
                 return f"downloaded {received:,} bytes from {url}"
-            except (FetchError, OSError, EOFError, zlib.error) as exc:
+            except (FetchError, OSError, EOFError, zlib.error, http.client.HTTPException) as exc:
                 problems.append(str(exc) if isinstance(exc, FetchError) else f"{url}: {exc}")
                 if attempt < retries:
                     say(f"{name}: {problems[-1]}; trying again")

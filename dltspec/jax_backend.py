@@ -287,6 +287,8 @@ class JaxProgram:
             chunks = self.stream[split]
             parts = [np.asarray(self.errors_fn(self.params, *self.resident(split, c)))[:chunks.size(c)]
                      for c in range(chunks.n_chunks)]
+            self.batches[split] = None  # off the device until the next evaluation: the budget has room for one
+            chunks.release(self.loaded.pop(split))
         mistakes = np.rint(np.concatenate([np.asarray(p, np.float64) for p in parts]) * self.batch_size)
         return float(np.mean(mistakes / self.batch_size))
 

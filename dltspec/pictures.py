@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .files import write_atomic
-from .rundir import SUMMARY, RunDir
+from .rundir import SUMMARY, RunDir, RunError
 
 
 class PictureError(Exception):
@@ -111,7 +111,12 @@ def curves_png(runs: list[RunDir], out: Path) -> None:
         best = min(records, key=lambda r: (r["validation_error"], r["iteration"]))
         error_ax.plot([best["iteration"]], [100 * best["validation_error"]], marker="*", markersize=14,
                       color=colour, linestyle="none", label=f"{label} best {100 * best['validation_error']:.2f} %")
-        summary = run.read_json(SUMMARY) if run.file(SUMMARY).exists() else {}
+        try:
+            summary = run.read_json(SUMMARY)
+        except RunError:  # none yet, or damaged: draw the curves without the stop
+            summary = {}
+        if not isinstance(summary, dict):
+            summary = {}
         if summary.get("iterations"):
             for ax in (cost_ax, error_ax):
                 ax.axvline(summary["iterations"], color=colour, linestyle=":", linewidth=1)

@@ -3,7 +3,7 @@
 Inputs are ``.npy`` arrays (one example of ``n_in`` values, or several: ``(n, n_in)`` or
 ``(n, height, width)``), already scaled as the data set's ``x``; or images (PNG, JPEG, anything
 Pillow reads), turned grey, resized to the data set's image shape and scaled as its pixels
-were (MNIST: ``value / 256``; digits: ``value / 255``). MNIST digits are light on dark: an image
+were (MNIST: ``value / 256``; digits: ``value / 255``; IDX: the block's ``scale``). MNIST digits are light on dark: an image
 that is mostly light (dark ink on paper) is inverted, unless ``invert`` says otherwise.
 
 Only the model's forward pass is compiled, from the same symbolic graph as training
@@ -21,8 +21,27 @@ from . import shapes
 from .params import ParamsError, mismatch
 from .spec import Spec
 
-#: dataset kind -> factor from an 8-bit pixel to the data set's scale
-PIXEL_SCALE = {"mnist": 1 / 256, "pickle": 1 / 256, "digits": 1 / 255}
+#: dataset kind -> the factor from an 8-bit pixel to the data set's x, given its block (None: unknown)
+PIXEL_SCALE: dict[str, Callable[[dict], float | None]] = {
+    "mnist": lambda block: 1 / 256,
+    "pickle": lambda block: 1 / 256,
+    "digits": lambda block: 1 / 255,
+    "idx": lambda block: block["scale"],  # IDX files hold the 8-bit pixels themselves
+    "npz": lambda block: None,
+    "npy": lambda block: None,
+}
+
+
+def pixel_scale(block: dict) -> float:
+    """How an image's 8-bit pixels become the data set's x; :class:`InputError` where that is not known."""
+    scale = PIXEL_SCALE[block["kind"]](block)
+    if scale is None:
+        raise InputError(f"how a {block['kind']} data set's x relates to pixels is not known: give .npy inputs "
+                         "scaled as its x")
+    if block.get("normalize", "none") != "none":
+        raise InputError("the data set is standardized with statistics of its training split that are not "
+                         "saved: give .npy inputs standardized as its x")
+    return scale
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".pnm"}
 
 
@@ -89,8 +108,7 @@ def examples(path: Path, spec: Spec, n_in: int, invert: str = "auto") -> np.ndar
     if path.suffix.lower() == ".npy":
         return array_examples(path, n_in)
     if path.suffix.lower() in IMAGE_SUFFIXES:
-        scale = PIXEL_SCALE.get(spec.block("dataset")["kind"], 1 / 255)
-        return image_examples(path, image_shape_of(spec, n_in), scale, invert)
+        return image_examples(path, image_shape_of(spec, n_in), pixel_scale(spec.block("dataset")), invert)
     raise InputError(f"{path}: expected a .npy array or an image ({', '.join(sorted(IMAGE_SUFFIXES))})")
 
 

@@ -12,18 +12,31 @@ import hashlib
 import json
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
 from . import api
 from .api import Observer, Result, Training
-from .diagnostics import Diagnostic, Span, error, warning
+from .diagnostics import Diagnostic, Span, SpecError, error, warning
+from .params import ParamsError
 from .params import save as save_params
 from .progress import Rate
-from .rundir import BEST, CHECKPOINT, RUN, SUMMARY, RunDir, RunError, json_value
+from .rundir import BEST, CHECKPOINT, METRICS, RUN, SUMMARY, RunDir, RunError, json_value
 from .spec import Spec
 from .train import ValidationPoint
 from .validate import instance_text
+
+
+@contextmanager
+def disk(what: str):
+    """Failures to write the run directory on the loop's thread, as :class:`RunError` naming the file."""
+    try:
+        yield
+    except OSError as exc:
+        raise RunError(f"cannot write {exc.filename or what}: {exc.strerror or exc}") from None
+    except ParamsError as exc:
+        raise RunError(exc.message) from None
 
 
 def now_iso() -> str:
@@ -82,10 +95,11 @@ def resume_differences(checkpoint: dict, training: Training, run: RunDir, where:
             out.append(error("DLT504", f"{dotted(path)} is {shown(now.get(path))} here but {shown(then.get(path))} "
                              f"in the run being resumed ({run.path})", training.spec.positions.value(path),
                              "resume with --force to go on with this spec anyway"))
-    for key in ("backend", "floatX", "device"):
-        if checkpoint[key] != getattr(training, key):
+    now_run = {"backend": training.backend, "floatX": training.floatX, "device": training.placement}
+    for key, value in now_run.items():
+        if checkpoint[key] != value:
             out.append(error("DLT504", f"the run was trained with {key} {checkpoint[key]}, this one uses "
-                             f"{getattr(training, key)}: results would not be identical", where,
+                             f"{value}: results would not be identical", where,
                              f"pass the run's --{key.lower()} {checkpoint[key]}, or --force"))
     return out
 
@@ -179,16 +193,19 @@ class Recorder(Observer):
         self.best_pending = False
         self.rate = Rate()
         self.writer = Writer()
+        self.metrics = None  # metrics.jsonl, open for appending while the loop runs
 
     def started(self, training: Training) -> None:
         self.rate.start(training)
-        self.metrics = self.run.metrics_log()
+        with disk(str(self.run.file(METRICS))):
+            self.metrics = self.run.metrics_log()
         self.write_summary(training, "running")
 
     def validation(self, point: ValidationPoint, training: Training) -> None:
-        self.metrics.write(json.dumps(json_value(metric_record(point, training, self.rate.of(point, training.batch_size))))
-                           + "\n")
-        self.metrics.flush()
+        record = metric_record(point, training, self.rate.of(point, training.batch_size))
+        with disk(str(self.run.file(METRICS))):
+            self.metrics.write(json.dumps(json_value(record)) + "\n")
+            self.metrics.flush()
         n = training.state.validations
         if point.is_best:
             self.best_pending = True
@@ -228,17 +245,20 @@ class Recorder(Observer):
         if result.stopped_by != "diverged":  # a diverged state is not worth going on from: keep the last good one
             self.checkpoint(training)
         self.writer.drain()
-        self.metrics.close()
-        if result.params:
-            save_params(self.run.file(BEST), result.params, api.result_metadata(result))
+        with disk(str(self.run.file(BEST))):
+            if self.metrics is not None:
+                self.metrics.close()
+            if result.params:
+                save_params(self.run.file(BEST), result.params, api.result_metadata(result))
         self.write_summary(training, "finished" if result.finished else result.stopped_by, result)
 
     def failed(self, training: Training, message: str) -> None:
         """Say in the summary that writing failed, if the disk still lets us."""
         try:
-            self.metrics.close()
+            if self.metrics is not None:
+                self.metrics.close()
             self.write_summary(training, "failed", problems=[message])
-        except OSError:
+        except (OSError, RunError):
             pass
 
     def write_summary(self, training: Training, status: str, result: Result | None = None,
@@ -256,7 +276,8 @@ class Recorder(Observer):
             "resumed": self.resumed, "updated": now_iso(), "versions": api.versions(training.backend),
             "problems": [d.message for d in result.problems] if result else list(problems),
         }
-        self.run.write_json(SUMMARY, summary)
+        with disk(str(self.run.file(SUMMARY))):
+            self.run.write_json(SUMMARY, summary)
 
 
 def start_run(spec: Spec, out: Path | None, backend: str, floatX: str, device: str | None,
@@ -269,6 +290,7 @@ def start_run(spec: Spec, out: Path | None, backend: str, floatX: str, device: s
         run.write_spec(as_run)
         run.write_json(RUN, {**run_info(spec, as_run, backend, floatX, device),
                              "data": str(source.resolve()) if source is not None else None})
+        run.write_json(SUMMARY, {"status": "starting", "name": spec.name, "updated": now_iso()})
     except OSError as exc:
         raise RunError(f"cannot write in {run.path}: {exc.strerror or exc}") from None
     return run, Recorder(run, spec)
@@ -291,11 +313,17 @@ def resume(run: RunDir, checkpoint: dict, training: Training, force: bool,
     problems = resume_differences(checkpoint, training, run, where)
     if problems and not force:
         return None, problems
-    training.restore(checkpoint)
-    run.keep_metrics(training.state.validations)
-    summary = run.read_json(SUMMARY) if run.file(SUMMARY).exists() else {}
-    return Recorder(run, training.spec, int(summary.get("resumed", 0)) + 1), \
-        [warning(d.code, d.message, d.span, *d.notes) for d in problems]
+    try:
+        training.restore(checkpoint)
+    except SpecError as exc:  # cannot go on, forced or not
+        return None, problems + exc.diagnostics
+    with disk(str(run.file(METRICS))):
+        run.keep_metrics(training.state.validations)
+    try:
+        resumed = int(run.read_json(SUMMARY).get("resumed", 0)) + 1
+    except (RunError, ValueError, TypeError, AttributeError):  # a summary lost or damaged: count from here
+        resumed = 1
+    return Recorder(run, training.spec, resumed), [warning(d.code, d.message, d.span, *d.notes) for d in problems]
 
 
 __all__ = ["Recorder", "RunError", "open_run", "resume", "spec_as_run", "start_run"]

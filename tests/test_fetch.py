@@ -151,3 +151,36 @@ def test_fetch_command_and_a_missing_mnist_pickle_downloaded_by_run(tmp_path, mi
     assert main(["fetch", "mnist", "--to", str(tmp_path / "elsewhere"), "--mirror", url + "missing/",
                  "--retries", "0"]) == 1
     assert "dltspec fetch: cannot fetch train-images-idx3-ubyte: " in capsys.readouterr().err
+
+
+def test_a_folder_that_cannot_be_written_is_a_clear_error(tmp_path, mirror, monkeypatch):
+    import tempfile
+
+    url, _ = mirror
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", denied)
+    with pytest.raises(FetchError, match=f"cannot write in {tmp_path}: Permission denied"):
+        fetch_mnist(tmp_path, url, timeout=5, retries=0, say=lambda s: None, bar=False)
+
+
+def test_a_chunked_response_cut_short_is_a_fetch_error(tmp_path):
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def serve_once():
+        conn, _ = listener.accept()
+        conn.recv(4096)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n0123")  # then hangs up
+        conn.close()
+
+    threading.Thread(target=serve_once, daemon=True).start()
+    with pytest.raises(FetchError, match="cannot fetch train-images-idx3-ubyte: .*IncompleteRead"):
+        fetch_mnist(tmp_path / "idx", f"http://127.0.0.1:{listener.getsockname()[1]}/", timeout=5, retries=0,
+                    say=lambda s: None, bar=False)
+    listener.close()

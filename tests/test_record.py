@@ -51,15 +51,15 @@ def test_flat_paths_name_every_value():
 
 
 class FakeTraining:
-    def __init__(self, spec, backend="jax", floatX="float32", device="cpu:0"):
-        self.spec, self.backend, self.floatX, self.device = spec, backend, floatX, device
+    def __init__(self, spec, backend="jax", floatX="float32", placement="cpu"):
+        self.spec, self.backend, self.floatX, self.placement = spec, backend, floatX, placement
 
 
 def test_resume_differences_name_what_changed_where(tmp_path):
     then = dltspec.read(text=DIGITS, file="d.dlt")
     now = dltspec.read(text=DIGITS.replace("learning_rate = 0.1", "learning_rate = 0.2"), file="d.dlt",
                        overrides=["stopping.validation_frequency=10"])
-    checkpoint = {"instance": then.data, "backend": "jax", "floatX": "float32", "device": "cpu:0"}
+    checkpoint = {"instance": then.data, "backend": "jax", "floatX": "float32", "device": "cpu"}
     run = RunDir(tmp_path)
     where = Span("--resume", 1, 1, 1, 2)
     problems = resume_differences(checkpoint, FakeTraining(now, backend="numba"), run, where)

@@ -364,3 +364,86 @@ def test_run_names_the_data_file_as_resolved(tmp_path, capsys, monkeypatch):
     assert out.splitlines()[0].startswith(f"small: logistic on pickle {data_dir / 'small.pkl'} (60/20/20 examples")
     as_run = dltspec.read(tmp_path / "r" / "spec.dlt")
     assert as_run.data["dataset"]["path"] == str((data_dir / "small.pkl").resolve())
+
+
+def interrupted_digits(tmp_path, capsys, *overrides):
+    """A digits run stopped (as by Ctrl-C) after its first validation: its run directory."""
+    from dltspec import cli
+
+    spec = tmp_path / "digits.dlt"
+    spec.write_text(DIGITS)
+    real = cli.StopRequest.__call__
+    cli.StopRequest.__call__ = lambda self: bool(list((tmp_path / "r").glob("metrics.jsonl"))) and \
+        (tmp_path / "r" / "metrics.jsonl").read_text().count("\n") >= 1
+    try:
+        code = main(["run", str(spec), "-q", "--out", str(tmp_path / "r"), *overrides])
+    finally:
+        cli.StopRequest.__call__ = real
+    capsys.readouterr()
+    assert code == 130
+    return spec, RunDir(tmp_path / "r")
+
+
+def test_a_forced_resume_takes_the_new_stopping_settings(tmp_path, capsys):
+    spec, run = interrupted_digits(tmp_path, capsys)
+    code, out, err = run_lines(capsys, "run", str(spec), "-q", "--resume", str(run.path), "--force",
+                               "--set", "stopping.n_epochs=5")
+    assert code == 0, err
+    assert "warning: stopping.n_epochs is 5 here but 3 in the run being resumed" in err
+    assert "5 epochs (n_epochs)" in out and len(run.metrics()) == 5
+
+
+def test_a_resume_with_another_model_is_refused_even_forced(tmp_path, capsys):
+    spec, run = interrupted_digits(tmp_path, capsys)
+    code, _out, err = run_lines(capsys, "run", str(spec), "-q", "--resume", str(run.path), "--force",
+                                "--set", "classifier.n_out=12")
+    assert code == 1 and "[DLT502]" in err and "the checkpoint's parameters do not fit this spec's model" in err
+    code, _out, err = run_lines(capsys, "run", str(spec), "-q", "--resume", str(run.path), "--force",
+                                "--set", "optimizer.batch_size=10")
+    assert code == 1 and "[DLT504]" in err and "had 53 minibatches, this one has 107" in err
+
+
+def test_a_damaged_summary_does_not_stop_resume_or_plot(tmp_path, capsys):
+    spec, run = interrupted_digits(tmp_path, capsys)
+    run.file("summary.json").write_text('{"status": "runn')
+    code, _out, err = run_lines(capsys, "run", str(spec), "-q", "--resume", str(run.path))
+    assert code == 0, err
+    assert run.read_json("summary.json")["resumed"] == 1
+    run.file("summary.json").write_text("not json")
+    code, out, err = run_lines(capsys, "plot", str(run.path), "-o", str(tmp_path / "c.png"))
+    assert code == 0, err
+
+
+def test_a_summary_that_cannot_be_written_is_a_message_not_a_traceback(tmp_path, capsys, monkeypatch):
+    import errno
+
+    from dltspec import rundir
+
+    spec = tmp_path / "digits.dlt"
+    spec.write_text(DIGITS)
+    real = rundir.RunDir.write_json
+
+    def full(self, name, obj):
+        if name == "summary.json" and obj.get("status") == "finished":
+            raise OSError(errno.ENOSPC, "No space left on device", str(self.file(name)))
+        real(self, name, obj)
+
+    monkeypatch.setattr(rundir.RunDir, "write_json", full)
+    code, _out, err = run_lines(capsys, "run", str(spec), "-q", "--out", str(tmp_path / "r"))
+    assert code == 1 and "cannot write" in err and "summary.json: No space left on device" in err
+    assert "Traceback" not in err
+
+
+def test_predict_refuses_images_whose_pixel_scale_is_unknown(tmp_path, capsys):
+    from PIL import Image
+
+    (x, y), (tx, ty) = (np.random.rand(60, 4).astype(np.float32), np.arange(60) % 3), \
+        (np.random.rand(20, 4).astype(np.float32), np.arange(20) % 3)
+    np.savez(tmp_path / "d.npz", x_train=x, y_train=y, x_test=tx, y_test=ty)
+    spec = tmp_path / "s.dlt"
+    spec.write_text(DIGITS.replace("dataset digits { seed = 0 }", 'dataset npz { path = "d.npz"  valid_size = 20 }')
+                    .replace("n_out = 10", "n_out = 3").replace("n_epochs = 3", "n_epochs = 1"))
+    assert main(["run", str(spec), "-q", "--out", str(tmp_path / "r")]) == 0
+    Image.fromarray(np.zeros((2, 2), np.uint8)).save(tmp_path / "i.png")
+    code, _out, err = run_lines(capsys, "predict", str(tmp_path / "r"), str(tmp_path / "i.png"))
+    assert code == 1 and "how a npz data set's x relates to pixels is not known" in err

@@ -80,3 +80,13 @@ def test_device_memory_on_the_command_line(tmp_path, capsys):
         main(["run", str(spec), "--device-memory", "lots"])
     assert info.value.code == 2 and "'lots' is not a memory size" in capsys.readouterr().err
     assert main(["run", str(spec), "-q", "--device-memory", "60KB", "--out", str(tmp_path / "r")]) == 0
+
+
+def test_evaluation_chunks_leave_the_device_after_each_evaluation():
+    spec = dltspec.read(text=DIGITS)
+    training = api.compile_training(spec, backend="jax", device="cpu", budget=BUDGET)
+    program = training.program
+    program.train_chunk(0, 7)
+    assert 0 <= program.error("valid") <= 1
+    assert program.batches["valid"] is None and "valid" not in program.loaded
+    assert program.batches["train"] is not None  # training goes on from its chunk

@@ -105,7 +105,7 @@ KINDS = ["dataset", "classifier", "loss", "regularizer", "optimizer", "stopping"
     ("", KINDS),
     ("loss nll\nopt", KINDS),
     ("classifier ", ["logistic", "mlp", "lenet"]),
-    ("dataset m", ["mnist", "pickle", "digits"]),
+    ("dataset m", ["mnist", "pickle", "digits", "idx", "npz", "npy"]),
     ("classifier mlp { ", ["n_in", "n_out", "hidden", "activation", "seed"]),
     ("classifier mlp { seed = 1  hidden = [1, 2]\n  ", ["n_in", "n_out", "activation"]),
     ("optimizer sgd { learning_rate = 0.1\n", ["batch_size"]),

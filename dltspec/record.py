@@ -182,8 +182,8 @@ class Recorder(Observer):
 
     Metrics are appended on the loop's thread (a line each, flushed); snapshots, best parameters
     and checkpoints are captured there (references, or one copy) and written by a :class:`Writer`:
-    ``best.pkl``, then the metrics file synced and ``checkpoint.pkl``. When the loop ends, every
-    pending write is finished before the final ones.
+    ``best.pkl`` (when it changed), then the metrics file synced, then ``checkpoint.pkl``. When the
+    loop ends, every pending write is finished before the final ones.
     """
 
     def __init__(self, run: RunDir, spec: Spec, resumed: int = 0):
@@ -194,6 +194,7 @@ class Recorder(Observer):
         self.rate = Rate()
         self.writer = Writer()
         self.metrics = None  # metrics.jsonl, open for appending while the loop runs
+        self.best_to_write = self.best_written = None  # (snapshot, metadata) of the best parameters
 
     def started(self, training: Training) -> None:
         self.rate.start(training)
@@ -228,14 +229,19 @@ class Recorder(Observer):
         self.writer.submit(str(path), write)
 
     def checkpoint(self, training: Training) -> None:
-        """The best parameters (if they changed), then the metrics synced and the checkpoint, each atomically."""
+        """The best parameters (if they changed since they were last written), then the metrics synced
+        and the checkpoint, each atomically, in that order: one write, which a newer one supersedes
+        (carrying the newest best parameters with it)."""
         state, program = training.capture(), training.program
         if self.best_pending and training.best is not None:
-            best, meta = training.best, api.training_metadata(training)
-            self.writer.submit(BEST, lambda: save_params(self.run.file(BEST), program.arrays(best), meta))
+            self.best_to_write = (training.best, api.training_metadata(training))
         self.best_pending = False
+        best = self.best_to_write
 
         def write() -> None:
+            if best is not None and best is not self.best_written:
+                save_params(self.run.file(BEST), program.arrays(best[0]), best[1])
+                self.best_written = best
             self.run.sync_metrics()
             self.run.write_checkpoint(state())
 

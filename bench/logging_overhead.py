@@ -99,9 +99,11 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--backend", default="jax")
+    p.add_argument("--checkpoint-every", type=int, default=1, help="validation points between checkpoints")
     p.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     args = p.parse_args(argv)
-    spec = dltspec.read(args.spec, overrides=[f"stopping.n_epochs={args.epochs}", "stopping.patience=10000000"])
+    spec = dltspec.read(args.spec, overrides=[f"stopping.n_epochs={args.epochs}", "stopping.patience=10000000",
+                                              f"run.checkpoint_every={args.checkpoint_every}"])
     SPEC_HOLDER.append(spec)
     training = api.compile_training(spec, backend=args.backend, device="cpu" if args.backend == "jax" else None)
     initial = training.program.values()
@@ -125,8 +127,9 @@ def main(argv=None) -> int:
     lines = [
         "## Logging overhead (issue 7)", "",
         f"`python bench/logging_overhead.py --spec {Path(args.spec).relative_to(ROOT) if Path(args.spec).is_relative_to(ROOT) else args.spec} "
-        f"--epochs {args.epochs} --repeats {args.repeats}`: {spec.name}, {args.backend} on the CPU, {args.epochs} epochs of {n} "
-        f"minibatches, validating (and checkpointing) every {training.policy.validation_frequency}; "
+        f"--epochs {args.epochs} --repeats {args.repeats} --checkpoint-every {args.checkpoint_every}`: {spec.name}, {args.backend} on the CPU, {args.epochs} epochs of {n} "
+        f"minibatches, validating every {training.policy.validation_frequency} and checkpointing at every "
+        f"{args.checkpoint_every} validation point(s); "
         f"this machine ({os.cpu_count()} cores). Medians of {args.repeats} runs, "
         "the modes interleaved.", "",
         "| mode | seconds | ratio to bare | time in the observers, share of the run |", "|---|---|---|---|",

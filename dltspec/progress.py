@@ -83,7 +83,10 @@ class Bar(Lines):
         if self.bar is None:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=n, unit="batch", file=self.out, leave=False,
+            import shutil
+
+            width = shutil.get_terminal_size((100, 24)).columns  # a terminal that reports 0 columns: 100
+            self.bar = tqdm(total=n, unit="batch", file=self.out, leave=False, ncols=width,
                             bar_format="{desc} {bar} {n_fmt}/{total_fmt} {postfix}")
         if epoch != self.epoch:
             self.epoch = epoch

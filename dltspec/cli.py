@@ -436,12 +436,12 @@ def cmd_filters(args) -> int:
 
 
 def cmd_fetch(args) -> int:
-    from .data import DataError, load_idx
+    from .data import DataError, mnist_from_idx
     from .fetch import FetchError, fetch_mnist
 
     try:
         folder = fetch_mnist(Path(args.to) if args.to else None, args.mirror, args.timeout, args.retries)
-        splits = load_idx({"kind": "idx", "path": str(folder), "valid_size": 10000, "scale": 1 / 256}, Path.cwd())
+        splits = mnist_from_idx(folder)
     except (FetchError, DataError) as exc:
         print(f"dltspec fetch: {getattr(exc, 'message', None) or exc}", file=sys.stderr)
         return EXIT_ERRORS

@@ -28,6 +28,7 @@ from . import conv, shapes
 from .compiler_options import PYTENSOR_BACKENDS
 from .data import SPLITS, Splits
 from .spec import Spec
+from .stream import chunked
 from .train import ChunkCost
 
 #: backend name -> PyTensor mode
@@ -360,16 +361,6 @@ def symbolic(spec: Spec, n_in: int, n_out: int, x, y) -> Graph:
     return Graph(x, y, model, cost, updates, zero_one(model, y), [learning_rate] + hyper)
 
 
-def streamed(splits: Splits, batch_size: int, floatX: str, budget: int | None, used: tuple) -> dict | None:
-    """Each split in ``used`` as chunks, when they do not all fit ``budget`` bytes; else ``None``."""
-    from .stream import Chunks, fits, per_chunk
-
-    if fits({s: splits.size(s) for s in used}, splits.n_in, batch_size, floatX, budget):
-        return None
-    m = per_chunk(budget, splits.n_in, batch_size, floatX)
-    return {s: Chunks(*splits.arrays[s], batch_size, m) for s in used}
-
-
 def _build(spec: Spec, splits: Splits, backend: str, floatX: str, training: bool, budget: int | None) -> Program:
     mode = BACKENDS[backend]()
     batch_size = spec.block("optimizer")["batch_size"]
@@ -383,7 +374,7 @@ def _build(spec: Spec, splits: Splits, backend: str, floatX: str, training: bool
         return {graph.x: shared_x[batch], graph.y: pt.cast(shared_y, "int32")[batch]}
 
     train_step, train_shared = None, None
-    stream = streamed(splits, batch_size, floatX, budget, SPLITS if training else ("valid", "test"))
+    stream = chunked(splits.arrays, SPLITS if training else ("valid", "test"), batch_size, floatX, budget)
     if training:
         if stream is None:
             train_shared = shared_dataset(*floatx_split(*splits.arrays["train"]))

@@ -106,19 +106,10 @@ def checked_split(split: str, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray,
 
 
 def all_finite(x: np.ndarray, rows_at_once: int = 1 << 14) -> bool:
-    """Whether every value of ``x`` is finite, looked at by blocks of rows; a memory-mapped array is read
-    from its file block by block (its pages are never mapped in, so host memory stays bounded)."""
-    from .stream import file_position, read_rows
+    """Whether every value of ``x`` is finite, looked at by blocks of rows (:func:`dltspec.stream.row_blocks`)."""
+    from .stream import row_blocks
 
-    if x.dtype.kind != "f":
-        return True
-    mapped = file_position(x) is not None
-
-    def block(start: int) -> np.ndarray:
-        stop = min(start + rows_at_once, len(x))
-        return read_rows(x, start, stop) if mapped else x[start:stop]
-
-    return all(np.isfinite(block(start)).all() for start in range(0, len(x), rows_at_once))
+    return x.dtype.kind != "f" or all(np.isfinite(block).all() for block in row_blocks(x, rows_at_once))
 
 
 def read_pickle(path: Path):
@@ -167,7 +158,6 @@ def load_mnist(block: dict, base_dir: Path, download: bool = False) -> Splits:
         if missing.code != "DLT401":
             raise
         fetched = default_dir()
-        as_idx = {**block, "kind": "idx", "path": str(fetched), "valid_size": 10000, "scale": 1 / 256}
         if not all((fetched / f"{name}.gz").is_file() for name in IDX_FILES):
             if not download:
                 raise DataError("DLT401", missing.message, "path", (
@@ -177,7 +167,7 @@ def load_mnist(block: dict, base_dir: Path, download: bool = False) -> Splits:
                 fetch_mnist(fetched, say=lambda line: print(line, file=sys.stderr))
             except FetchError as exc:
                 raise DataError("DLT401", f"{missing.message}; downloading it failed: {exc}", "path") from None
-        return load_idx(as_idx, base_dir)
+        return mnist_from_idx(fetched, block)
 
 
 #: bump when the cached layout changes
@@ -394,14 +384,12 @@ def prepared(arrays: dict[str, tuple[np.ndarray, np.ndarray]], block: dict) -> S
 
 def standardization(x: np.ndarray, chunk: int = 8192) -> tuple[np.ndarray, np.ndarray]:
     """Per-feature mean and standard deviation of ``x`` (a constant feature gets 1), in float64, by chunks."""
-    from .stream import file_position, read_rows
+    from .stream import row_blocks
 
     total = np.zeros(x.shape[1])
     squares = np.zeros(x.shape[1])
-    mapped = file_position(x) is not None
-    for start in range(0, len(x), chunk):
-        stop = min(start + chunk, len(x))
-        part = np.asarray(read_rows(x, start, stop) if mapped else x[start:stop], dtype=np.float64)
+    for block in row_blocks(x, chunk):
+        part = np.asarray(block, dtype=np.float64)
         total += part.sum(axis=0)
         squares += np.square(part).sum(axis=0)
     mean = total / max(len(x), 1)
@@ -415,6 +403,13 @@ def load_idx(block: dict, base_dir: Path, download: bool = False) -> Splits:
     files = idx_files(folder)
     splits = prepared(cached(list(files.values()), lambda: idx_arrays(files), parts=("train", "test")), block)
     return replace(splits, source=folder)
+
+
+def mnist_from_idx(folder: Path, block: dict | None = None) -> Splits:
+    """MNIST's IDX files in ``folder`` as the tutorial's splits (the arrays of ``mnist.pkl.gz``);
+    ``block``'s ``n_<split>`` slices them."""
+    return load_idx({**(block or {}), "kind": "idx", "path": str(folder), "valid_size": 10000, "scale": 1 / 256},
+                    folder)
 
 
 def load_npz(block: dict, base_dir: Path, download: bool = False) -> Splits:

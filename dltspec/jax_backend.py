@@ -322,7 +322,7 @@ def build(spec: Spec, splits: Splits, floatX: str = "float32", device_name: str 
           training: bool = True, budget: int | None = None) -> JaxProgram:
     """The spec compiled for JAX on ``device_name`` (see :func:`device`), every split put there once;
     or, when they do not fit ``budget`` bytes, a chunk of each at a time (:mod:`dltspec.stream`)."""
-    from .stream import Chunks, fits, per_chunk
+    from .stream import chunked
 
     jax = jax_module()
     target = device(device_name)
@@ -344,11 +344,8 @@ def build(spec: Spec, splits: Splits, floatX: str = "float32", device_name: str 
         errors = jax_function(params + [x, y], [graph.errors])
     splits_used = SPLITS if training else ("valid", "test")
     n_batches = {s: splits.size(s) // batch_size for s in SPLITS}
-    sizes = {s: splits.size(s) for s in splits_used}
-    stream = None
-    if not fits(sizes, splits.n_in, batch_size, floatX, budget):
-        m = per_chunk(budget, splits.n_in, batch_size, floatX, buffers=3)  # training: this chunk and the next
-        stream = {s: Chunks(*splits.arrays[s], batch_size, m) for s in splits_used}
+    # three chunks share the budget: the training chunk, the next one being put there, an evaluation chunk
+    stream = chunked(splits.arrays, splits_used, batch_size, floatX, budget, buffers=3)
     return JaxProgram(
         names=[name for name, _ in graph.model.params],
         params=tuple(jax.device_put(p.get_value(), target) for p in params),

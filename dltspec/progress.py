@@ -27,6 +27,19 @@ def validation_line(point: ValidationPoint, examples_per_s: float) -> str:
             f"cost {point.mean_cost:.4f}, {examples_per_s:,.0f} examples/s")
 
 
+def metric_record(point: ValidationPoint, training: Training, examples_per_s: float) -> dict:
+    """What a validation point says, as a line of ``metrics.jsonl`` and a ``--json`` event; ``iteration``
+    counts minibatches trained (the tutorial's ``iter + 1``)."""
+    return {
+        "epoch": point.epoch, "minibatch": point.minibatch, "iteration": point.iteration + 1,
+        "mean_cost": point.mean_cost, "validation_error": point.validation_error,
+        "best_validation_error": point.best_validation_error, "is_best": point.is_best,
+        "test_error": point.test_error, "patience": point.patience,
+        "learning_rate": training.spec.block("optimizer")["learning_rate"],
+        "seconds": round(point.seconds, 6), "examples_per_s": round(examples_per_s, 1),
+    }
+
+
 class Rate:
     """Examples per second between two validation points."""
 
@@ -130,11 +143,7 @@ class Events(Observer):
                   iteration=training.state.iteration + 1)
 
     def validation(self, point, training):
-        self.emit("validation", epoch=point.epoch, minibatch=point.minibatch, iteration=point.iteration + 1,
-                  validation_error=point.validation_error, best_validation_error=point.best_validation_error,
-                  is_best=point.is_best, test_error=point.test_error, patience=point.patience,
-                  mean_cost=point.mean_cost, seconds=point.seconds,
-                  examples_per_s=self.rate.of(point, training.batch_size))
+        self.emit("validation", **metric_record(point, training, self.rate.of(point, training.batch_size)))
 
     def finished(self, result: Result, training):
         self.emit("end", stopped_by=result.stopped_by, best_validation_error=result.best_validation_error,

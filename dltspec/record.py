@@ -21,7 +21,7 @@ from .api import Observer, Result, Training
 from .diagnostics import Diagnostic, Span, SpecError, error, warning
 from .params import ParamsError
 from .params import save as save_params
-from .progress import Rate
+from .progress import Rate, metric_record
 from .rundir import BEST, CHECKPOINT, METRICS, RUN, SUMMARY, RunDir, RunError, json_value
 from .spec import Spec
 from .train import ValidationPoint
@@ -106,18 +106,6 @@ def resume_differences(checkpoint: dict, training: Training, run: RunDir, where:
 
 def shown(value) -> str:
     return "absent" if value is None else repr(value)
-
-
-def metric_record(point: ValidationPoint, training: Training, examples_per_s: float) -> dict:
-    """One line of ``metrics.jsonl``; ``iteration`` counts minibatches trained (the tutorial's ``iter + 1``)."""
-    return {
-        "epoch": point.epoch, "minibatch": point.minibatch, "iteration": point.iteration + 1,
-        "mean_cost": point.mean_cost, "validation_error": point.validation_error,
-        "best_validation_error": point.best_validation_error, "is_best": point.is_best,
-        "test_error": point.test_error, "patience": point.patience,
-        "learning_rate": training.spec.block("optimizer")["learning_rate"],
-        "seconds": round(point.seconds, 6), "examples_per_s": round(examples_per_s, 1),
-    }
 
 
 class Writer:

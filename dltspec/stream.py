@@ -163,3 +163,23 @@ def fits(sizes: dict[str, int], n_in: int, batch_size: int, floatX: str, budget:
     if budget is None:
         return True
     return sum(n // batch_size for n in sizes.values()) * batch_bytes(n_in, batch_size, floatX) <= budget
+
+
+def chunked(arrays: dict[str, tuple[np.ndarray, np.ndarray]], used: tuple[str, ...], batch_size: int, floatX: str,
+            budget: int | None, buffers: int = 2) -> dict[str, Chunks] | None:
+    """The splits in ``used`` as :class:`Chunks` when they do not all fit ``budget`` bytes (``buffers``
+    chunks sharing it, see :func:`per_chunk`); ``None`` when they fit."""
+    n_in = arrays[used[0]][0].shape[1]
+    if fits({s: len(arrays[s][1]) for s in used}, n_in, batch_size, floatX, budget):
+        return None
+    m = per_chunk(budget, n_in, batch_size, floatX, buffers)
+    return {s: Chunks(*arrays[s], batch_size, m) for s in used}
+
+
+def row_blocks(x: np.ndarray, rows: int):
+    """``x`` in blocks of ``rows`` rows, each in memory: read from the file when ``x`` is a mapped view
+    (its pages are never mapped in, so host memory stays bounded), else sliced."""
+    mapped = file_position(x) is not None
+    for start in range(0, len(x), rows):
+        stop = min(start + rows, len(x))
+        yield read_rows(x, start, stop) if mapped else x[start:stop]

@@ -144,6 +144,9 @@ def test_fetch_command_and_a_missing_mnist_pickle_downloaded_by_run(tmp_path, mi
     assert main(["run", str(spec), "-q", "--out", str(tmp_path / "r2"), "--download"]) == 0
     out = capsys.readouterr()
     assert "train-images-idx3-ubyte: downloaded" in out.err and out.out.startswith("best validation error ")
+    fetched = tmp_path / "cache" / "mnist-idx"
+    assert (tmp_path / "r2" / "spec.dlt").read_text().splitlines()[1] == \
+        f"# read from the IDX files in {fetched} (the pickle was not found)"
     assert main(["fetch", "mnist"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[:4] == [f"{name}: already there, checksum ok" for name in MNIST_MD5]
@@ -184,3 +187,9 @@ def test_a_chunked_response_cut_short_is_a_fetch_error(tmp_path):
         fetch_mnist(tmp_path / "idx", f"http://127.0.0.1:{listener.getsockname()[1]}/", timeout=5, retries=0,
                     say=lambda s: None, bar=False)
     listener.close()
+
+
+def test_retries_must_be_a_whole_number(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["fetch", "mnist", "--retries", "-1"])
+    assert info.value.code == 2 and "expected a whole number >= 0, got '-1'" in capsys.readouterr().err

@@ -447,3 +447,4 @@ def test_predict_refuses_images_whose_pixel_scale_is_unknown(tmp_path, capsys):
     Image.fromarray(np.zeros((2, 2), np.uint8)).save(tmp_path / "i.png")
     code, _out, err = run_lines(capsys, "predict", str(tmp_path / "r"), str(tmp_path / "i.png"))
     assert code == 1 and "how a npz data set's x relates to pixels is not known" in err
+

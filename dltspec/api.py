@@ -48,6 +48,10 @@ def diagnose(text: str, file: str = "<string>", base_dir: Path | str | None = No
         return None, sorted(diagnostics, key=Diagnostic.sort_key)
     spec = Spec(with_defaults(instance), positions, source)
     diagnostics += rules.check(spec)
+    if "sweep" in spec.data and not has_errors(diagnostics):
+        from .sweep import check_variants
+
+        diagnostics += check_variants(spec, diagnostics)
     return (None if has_errors(diagnostics) else spec), sorted(diagnostics, key=Diagnostic.sort_key)
 
 

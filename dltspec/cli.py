@@ -224,6 +224,92 @@ def finish_run(args, result: api.Result, run, save_to: Path | None, lines, stop:
     return EXIT_OK
 
 
+def cmd_sweep(args) -> int:
+    from .sweep import swept_keys, variants
+
+    spec, lines = read_spec(args)  # every variant is checked here, before Dask or the data are touched
+    if spec is None:
+        return EXIT_ERRORS
+    if "sweep" not in spec.data:
+        return usage("sweep", f"{args.spec} has no sweep block; add one, e.g. "
+                     "`sweep grid {{ optimizer.learning_rate = [0.01, 0.1] }}`") or EXIT_USAGE
+    if args.list:
+        for variant in variants(spec):
+            print(f"{variant.index:>4}  {variant.label}")
+        return EXIT_OK
+    from .sweep_run import DEFAULT_ROOT, ENDED, SweepDir, SweepError, connect, dask_modules, plan, ranked, run_tasks, table
+
+    try:
+        dask_modules()
+    except SweepError as exc:
+        print(f"dltspec sweep: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if not resolve_placement(args):
+        return EXIT_USAGE
+    out = Path(args.out) if args.out else DEFAULT_ROOT / spec.name
+    try:
+        planned = plan(spec, out, args.backend, args.floatx, args.device, args.device_memory)
+    except SpecError as exc:
+        report(exc.diagnostics, lines)
+        return EXIT_ERRORS
+    keys = swept_keys(spec.data["sweep"])
+    try:
+        sweep_dir = SweepDir.create(out)
+        sweep_dir.write_plan(spec, planned)
+    except (SweepError, OSError) as exc:
+        print(f"dltspec sweep: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    records = sweep_dir.records()
+    todo = [p for p in planned if records.get(p.key, {}).get("status") not in ENDED]
+    say = (lambda text: None) if args.quiet else (lambda text: print(text, flush=True))  # noqa: E731
+    done = len(planned) - len(todo)
+    say(f"sweep {spec.name}: {len(planned)} variants ({spec.data['sweep']['kind']})"
+        + (f", {done} already ended in {out}: skipped" if done else "")
+        + (f"; {args.backend}{' on ' + args.device if args.device else ''} {args.floatx}" if todo else ""))
+
+    def on_record(record: dict) -> None:
+        nonlocal done
+        done += 1
+        records[record["key"]] = record
+        sweep_dir.append(record)
+        sweep_dir.write_tables(ranked(planned, records), keys)
+        variant = next(p.variant for p in planned if p.key == record["key"])
+        figures = (f"best valid {record['best_validation_error'] * 100:.2f} %, test "
+                   f"{record['test_error'] * 100:.2f} %, {record['epochs']} epochs, {record['seconds']:.1f} s"
+                   if record.get("best_validation_error") is not None and record.get("test_error") is not None
+                   else record.get("reason") or "no result")
+        say(f"[{done}/{len(planned)}] variant {variant.index} {record['status']}: {figures}  ({variant.label})")
+
+    if todo:
+        try:
+            client, cluster = connect(args.scheduler, args.workers)
+        except SweepError as exc:
+            print(f"dltspec sweep: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        say(f"running {len(todo)} on {'the cluster at ' + args.scheduler if args.scheduler else 'a local cluster'} "
+            f"({len(client.scheduler_info().get('workers', {}))} workers); results in {out}")
+        try:
+            run_tasks(client, todo, spec.data["sweep"]["retries"], on_record)
+        except KeyboardInterrupt:
+            print(f"dltspec sweep: interrupted with {done} of {len(planned)} variants ended (results in {out}); "
+                  "run the same command again to go on", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    rows = ranked(planned, records)
+    sweep_dir.write_tables(rows, keys)
+    print(table(rows, keys))
+    failed = [row for row in rows if row["status"] == "failed"]
+    say(f"ranked by best validation error; {out / 'results.csv'}, {out / 'results.json'}")
+    if failed:
+        print(f"dltspec sweep: {len(failed)} variant(s) failed (see the reason column of {out / 'results.csv'}); "
+              "run the same command again to try them again", file=sys.stderr)
+        return EXIT_ERRORS
+    return EXIT_OK
+
+
 def spec_paths(names: Sequence[str], command: str = "check") -> list[str] | None:
     """The files named on the command line, a directory standing for every ``*.dlt`` below it;
     ``None`` (usage error, reported) if a path does not exist, a directory holds no spec, or
@@ -566,6 +652,17 @@ def parser() -> argparse.ArgumentParser:
     shown.add_argument("--json", action="store_true", help="print JSON events (start, validation, end) on "
                        "standard output, one per line, instead of progress")
     run.set_defaults(handler=cmd_run)
+
+    sw = sub.add_parser("sweep", help="train every variant of a spec's sweep block on a Dask cluster")
+    add_spec_args(sw, "the .dlt spec file with a sweep block ('-' reads standard input)")
+    sw.add_argument("--scheduler", metavar="ADDRESS", help="the scheduler of an existing Dask cluster, e.g. "
+                    "tcp://10.0.0.5:8786 (default: a local cluster started here, one worker per core)")
+    sw.add_argument("--workers", type=count, metavar="N", help="workers of the local cluster (default: one per core)")
+    sw.add_argument("--out", metavar="DIR", help="the sweep directory (default: sweeps/<spec name>); a sweep run "
+                    "again in the same directory skips the variants that already ended")
+    sw.add_argument("--list", action="store_true", help="print the variants and stop (needs neither Dask nor data)")
+    sw.add_argument("-q", "--quiet", action="store_true", help="print only the results table")
+    sw.set_defaults(handler=cmd_sweep)
 
     chk = sub.add_parser("check", help="check specs without training")
     chk.add_argument("specs", nargs="+", metavar="SPEC", help="spec files, directories (every *.dlt below) "

@@ -46,6 +46,7 @@ CODES: dict[str, str] = {
     "DLT205": "missing required block or key",
     "DLT206": "invalid value",
     "DLT207": "bad override",
+    "DLT208": "range outside a sweep",
     "DLT301": "validation frequency too large for patience",
     "DLT302": "batch size larger than a split",
     "DLT303": "input size does not match the data",
@@ -64,6 +65,9 @@ CODES: dict[str, str] = {
     "DLT503": "cannot write output",
     "DLT504": "run cannot be resumed as asked",
     "DLT601": "training diverged",
+    "DLT701": "range cannot be drawn from",
+    "DLT702": "too many variants",
+    "DLT703": "sweep varies nothing",
 }
 
 

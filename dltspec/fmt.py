@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from lark import Token, Tree
 
 from .diagnostics import Diagnostic, Span, SpecError, error
-from .parse import MAX_DEPTH_MESSAGE, Document, Value, parse, parser, scan
+from .parse import MAX_DEPTH_MESSAGE, Call, Document, Value, parse, parser, scan
 
 INDENT = "    "
 TRAILING_GAP = "  "  # before a trailing comment, and between the pairs of a one-line body
@@ -83,6 +83,8 @@ def value_text(node) -> str:
         return str(node)
     if node.data == "list":
         return "[" + ", ".join(value_text(c) for c in node.children if isinstance(c, Tree)) + "]"
+    if node.data == "call":
+        return f"{node.children[0]}(" + ", ".join(value_text(c) for c in node.children if isinstance(c, Tree)) + ")"
     return str(node.children[0])
 
 
@@ -228,6 +230,8 @@ def value_meaning(value: Value):
     """A value without its span: ``(type, value, is_name)``, lists item by item."""
     if isinstance(value.value, list):
         return ("list", tuple(value_meaning(item) for item in value.value))
+    if isinstance(value.value, Call):
+        return ("call", value.value.name, tuple(value_meaning(arg) for arg in value.value.args))
     return (type(value.value).__name__, value.value, value.is_name)
 
 

@@ -144,9 +144,9 @@ class Token:
 
 
 #: the grammar's terminals (:func:`dltspec.parse.scan`) as the kinds of token the reader tells apart
-KINDS = {"NAME": "name", "STRING": "string", "SIGNED_FLOAT": "number", "SIGNED_INT": "number", "COMMENT": "comment",
+KINDS = {"NAME": "name", "DOTTED_NAME": "name", "STRING": "string", "SIGNED_FLOAT": "number", "SIGNED_INT": "number", "COMMENT": "comment",
          "LBRACE": "punct", "RBRACE": "punct", "LSQB": "punct", "RSQB": "punct", "EQUAL": "punct", "COMMA": "punct",
-         "SEMICOLON": "punct"}
+         "SEMICOLON": "punct", "LPAR": "punct", "RPAR": "punct"}
 
 
 def tokens(text: str) -> list[Token]:
@@ -232,7 +232,7 @@ class Reader:
         if text == "}":
             self.block = None
         elif self.depth:
-            self.depth += (text == "[") - (text == "]")
+            self.depth += (text in ("[", "(")) - (text in ("]", ")"))
             if kind in ("name", "string"):
                 self.roles[token.start] = Role("value", block, self.key)
             self.expect = "value" if self.depth else "key"
@@ -240,8 +240,8 @@ class Reader:
             if kind in ("name", "string"):
                 self.roles[token.start] = Role("value", block, self.key)
             self.expect = "key"
-        elif self.expect == "value" and text == "[":
-            self.depth = 1
+        elif self.expect == "value" and text == "[" or text == "(":  # a list, or a call's arguments
+            self.depth, self.expect = 1, "value"
         elif kind == "name":
             self.key, self.expect = text, "eq"
             self.roles[token.start] = Role("key", block, text)

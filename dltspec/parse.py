@@ -26,8 +26,21 @@ GRAMMAR = Path(__file__).with_name("dlt.lark")
 
 
 @dataclass(frozen=True)
+class Call:
+    """A call such as ``log_uniform(0.001, 0.1)``: a range to draw values from (in a sweep block)."""
+
+    name: str
+    name_span: Span
+    args: tuple["Value", ...]
+
+    def plain(self) -> dict:
+        """As instance data: ``{"$call": name, "args": [...]}`` (what the schema's ``sweep.range`` checks)."""
+        return {"$call": self.name, "args": [arg.plain() for arg in self.args]}
+
+
+@dataclass(frozen=True)
 class Value:
-    """A parsed value: ``int``, ``float``, ``str``, ``bool`` or a list of :class:`Value`."""
+    """A parsed value: ``int``, ``float``, ``str``, ``bool``, a list of :class:`Value` or a :class:`Call`."""
 
     value: Any
     span: Span
@@ -37,6 +50,8 @@ class Value:
         """The value with every nested :class:`Value` unwrapped."""
         if isinstance(self.value, list):
             return [item.plain() for item in self.value]
+        if isinstance(self.value, Call):
+            return self.value.plain()
         return self.value
 
 
@@ -168,6 +183,12 @@ class _ToDocument(Transformer):
         span = Span(self.file, open_.line, open_.column, close.end_line, close.end_column)
         return Value(items, span)
 
+    def call(self, children):
+        name, close = children[0], children[-1]
+        args = tuple(c for c in children if isinstance(c, Value))
+        span = Span(self.file, name.line, name.column, close.end_line, close.end_column)
+        return Value(Call(str(name), span_of(self.file, name), args), span)
+
     @v_args(inline=True)
     def pair(self, key, _eq, value):
         return Pair(str(key), span_of(self.file, key), value)
@@ -201,7 +222,7 @@ class _ToDocument(Transformer):
 # -- syntax errors -----------------------------------------------------------
 
 _TERMINALS = {
-    "NAME": "a name", "STRING": "a string", "SIGNED_FLOAT": "a number", "SIGNED_INT": "a number",
+    "NAME": "a name", "DOTTED_NAME": "a dotted key", "LPAR": "'('", "RPAR": "')'", "STRING": "a string", "SIGNED_FLOAT": "a number", "SIGNED_INT": "a number",
     "TRUE": "true", "FALSE": "false", "LBRACE": "'{'", "RBRACE": "'}'", "LSQB": "'['", "RSQB": "']'",
     "EQUAL": "'='", "COMMA": "','", "SEMICOLON": "';'", "$END": "end of input",
 }
@@ -210,6 +231,8 @@ _VALUE_START = {"SIGNED_FLOAT", "SIGNED_INT", "STRING", "TRUE", "FALSE", "NAME",
 
 def describe_expected(expected) -> str:
     names = set(expected)
+    if "NAME" in names:
+        names.discard("DOTTED_NAME")  # a key: "a name" says enough
     words = []
     if _VALUE_START <= names:
         words.append("a value")
@@ -299,7 +322,7 @@ class Mark:
 @lru_cache(maxsize=1)
 def _token_pattern() -> re.Pattern:
     """One regex over the grammar's own terminals (plus a catch-all), for a scan that never fails."""
-    first = ("STRING", "SIGNED_FLOAT", "SIGNED_INT")  # before NAME and the numbers' prefixes
+    first = ("STRING", "SIGNED_FLOAT", "SIGNED_INT", "DOTTED_NAME")  # before NAME and the numbers' prefixes
     terminals = sorted(parser().terminals, key=lambda t: first.index(t.name) if t.name in first else len(first))
     parts = [f"(?P<{t.name}>{t.pattern.to_regexp()})" for t in terminals if t.name not in ("TRUE", "FALSE")]
     return re.compile("|".join(parts + [r'(?P<OTHER>"[^\n]*|.)']))  # no DOTALL: as Lark's lexer

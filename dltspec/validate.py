@@ -8,6 +8,7 @@ Then the schema's defaults are filled in.
 from __future__ import annotations
 
 import copy
+import re
 from functools import lru_cache
 from typing import Any, Iterator
 
@@ -15,7 +16,7 @@ import jsonschema
 
 from . import schema as vocab
 from .diagnostics import Diagnostic, Span, did_you_mean, error
-from .parse import Document, Value, parse_value
+from .parse import Call, Document, Value, parse_value
 from .spec import Positions
 
 
@@ -24,6 +25,11 @@ def record_value(positions: Positions, path: tuple, value: Value) -> None:
     if isinstance(value.value, list):
         for i, item in enumerate(value.value):
             record_value(positions, path + (i,), item)
+    elif isinstance(value.value, Call):
+        positions.values[path + ("$call",)] = value.value.name_span
+        positions.values[path + ("args",)] = value.span
+        for i, arg in enumerate(value.value.args):
+            record_value(positions, path + ("args", i), arg)
 
 
 def block_label(kind: str, block) -> str:
@@ -62,6 +68,10 @@ def to_instance(document: Document) -> tuple[dict, Positions, list[Diagnostic]]:
             obj[label_key] = block.label.value
             record_value(positions, path + (label_key,), block.label)
         for pair in block.pairs:
+            misplaced = misplaced_call(pair.value, ranges_allowed=bool(block_schema.get("x-ranges")))
+            if misplaced is not None:
+                diagnostics.append(misplaced)
+                continue
             if pair.key in obj:
                 if pair.key == label_key and block.label is not None:
                     diagnostics.append(error(
@@ -86,13 +96,34 @@ def to_instance(document: Document) -> tuple[dict, Positions, list[Diagnostic]]:
     return instance, positions, diagnostics
 
 
+def misplaced_call(value: Value, ranges_allowed: bool) -> Diagnostic | None:
+    """DLT208 for a range such as ``log_uniform(...)`` where none may be: outside a sweep block's
+    keys (or inside a list: a list is the values themselves)."""
+    if isinstance(value.value, Call):
+        if ranges_allowed:
+            return None
+        return error("DLT208", f"a range such as {value.value.name}(...) is only for a sweep block, "
+                     f"which draws values from it; give one value here", value.span)
+    if isinstance(value.value, list):
+        for item in value.value:
+            found = misplaced_call(item, ranges_allowed=False)
+            if found is not None:
+                return found
+    return None
+
+
 # -- --set overrides ----------------------------------------------------------
 
 def shifted(value: Value, line: int, offset: int) -> Value:
     """``value`` with its spans moved to ``line`` and ``offset`` columns to the right."""
     span = value.span
     moved = Span("--set", line, span.column + offset, line, span.end_column + offset)
-    inner = [shifted(v, line, offset) for v in value.value] if isinstance(value.value, list) else value.value
+    inner = value.value
+    if isinstance(inner, list):
+        inner = [shifted(v, line, offset) for v in inner]
+    elif isinstance(inner, Call):
+        name = Span("--set", line, inner.name_span.column + offset, line, inner.name_span.end_column + offset)
+        inner = Call(inner.name, name, tuple(shifted(v, line, offset) for v in inner.args))
     return Value(inner, moved, value.is_name)
 
 
@@ -111,6 +142,9 @@ def apply_override(instance: dict, positions: Positions, text: str, line: int) -
         d = diagnostics[0]
         return [error("DLT207", f"cannot read the value of override '{target.strip()}': {d.message}", whole)]
     value = shifted(value, line, len(target) + 1 + (len(raw) - len(raw.lstrip())))
+    misplaced = misplaced_call(value, ranges_allowed=False)
+    if misplaced is not None:
+        return [misplaced]
     kind = segments[0]
     block_schema = vocab.block_schema(kind)
     if block_schema is None:
@@ -201,6 +235,8 @@ def where(path: tuple, instance: dict) -> str:
     """A readable name for the thing at ``path``: ``learning_rate``, ``hidden[1]``, ``optimizer sgd``."""
     if not path:
         return "the spec"
+    if "args" in path[-2:] or path[-1] == "$call":
+        return range_part(path, instance)
     names = [str(p) for p in path if isinstance(p, str)]
     last = path[-1]
     if isinstance(last, int):
@@ -208,6 +244,18 @@ def where(path: tuple, instance: dict) -> str:
     if len(path) == 1 or (len(path) == 2 and isinstance(path[1], int)):
         return block_title(path, instance)
     return last
+
+
+def range_part(path: tuple, instance: dict) -> str:
+    """``log_uniform(...)``, ``argument 2 of log_uniform(...)`` or ``the range`` of a sweep key."""
+    if path[-1] == "$call":
+        return f"the range of {path[-2]}"
+    call_path = path[:-1] if path[-1] == "args" else path[:-2]
+    node: Any = instance
+    for p in call_path:
+        node = node[p]
+    name = f"{node.get('$call')}(...)" if isinstance(node, dict) else "the range"
+    return name if path[-1] == "args" else f"argument {path[-1] + 1} of {name}"
 
 
 def block_title(path: tuple, instance: dict) -> str:
@@ -245,10 +293,12 @@ def schema_diagnostics(err: jsonschema.ValidationError, instance: dict, position
     rule = err.validator
     if rule == "additionalProperties":
         allowed = list(err.schema.get("properties", {}))
-        for key in sorted(k for k in err.instance if k not in allowed):
-            shown_allowed = [k for k in allowed if k != "kind"] or ["(none)"]
+        patterns = [re.compile(p) for p in err.schema.get("patternProperties", {})]
+        for key in sorted(k for k in err.instance if k not in allowed and not any(p.search(k) for p in patterns)):
+            shown_allowed = [k for k in allowed if k != "kind"] + (
+                [err.schema["x-other-keys"]] if "x-other-keys" in err.schema else [])
             yield error("DLT201", f"unknown key '{key}' in {where(path, instance)}{did_you_mean(key, allowed)}; "
-                        f"expected one of: {', '.join(shown_allowed)}", positions.key(path + (key,)))
+                        f"expected one of: {', '.join(shown_allowed or ['(none)'])}", positions.key(path + (key,)))
     elif rule == "required":
         for key in err.validator_value:
             if key in err.instance or misspelled(key, err):
@@ -264,7 +314,8 @@ def schema_diagnostics(err: jsonschema.ValidationError, instance: dict, position
                             positions.block(path))
     elif rule == "type":
         expected = err.validator_value
-        words = " or ".join(TYPE_WORDS.get(t, t) for t in ([expected] if isinstance(expected, str) else expected))
+        words = err.schema.get("x-expected") or " or ".join(
+            TYPE_WORDS.get(t, t) for t in ([expected] if isinstance(expected, str) else expected))
         yield error("DLT202", f"{where(path, instance)} must be {words}, got {type_of(err.instance)} "
                     f"{shown(err.instance) if not isinstance(err.instance, (list, dict)) else ''}".rstrip(),
                     positions.value(path))
@@ -284,6 +335,9 @@ def schema_diagnostics(err: jsonschema.ValidationError, instance: dict, position
     elif rule == "minItems":
         yield error("DLT206", f"{where(path, instance)} needs at least {err.validator_value} item(s)",
                     positions.value(path))
+    elif rule == "maxItems":
+        yield error("DLT206", f"{where(path, instance)} takes at most {err.validator_value} item(s)"
+                    + (f": {err.schema['x-expected']}" if "x-expected" in err.schema else ""), positions.value(path))
     elif rule == "minLength":
         yield error("DLT206", f"{where(path, instance)} must not be empty", positions.value(path))
     else:  # a rule the schema gained without a translation here: still located
@@ -354,6 +408,8 @@ def quoted(text: str) -> str:
 def value_text(value) -> str:
     if isinstance(value, str):
         return quoted(value)
+    if isinstance(value, dict) and "$call" in value:  # a sweep's range
+        return f"{value['$call']}(" + ", ".join(value_text(v) for v in value.get("args", [])) + ")"
     if isinstance(value, list):
         return "[" + ", ".join(value_text(v) for v in value) + "]"
     return format_value(value)

@@ -2,7 +2,7 @@
 import re
 
 from dltspec.reference import markdown
-from dltspec.schema import schema
+from dltspec.schema import block_kinds, schema, variants
 
 from .conftest import ROOT
 
@@ -15,7 +15,8 @@ def test_readme_reference_matches_the_schema():
 
 def test_reference_names_every_key_of_every_kind():
     text = markdown()
-    for name, definition in schema()["definitions"].items():
+    for name in (f"{kind}.{label}" for kind in block_kinds() for label in variants(kind)):
+        definition = schema()["definitions"][name]
         assert f"`{name.replace('.', ' ')}`" in text
         for key in definition["properties"]:
             assert key == "kind" or f"| `{key}` |" in text

@@ -1,0 +1,263 @@
+"""Sweeps, the spec side: a ``sweep`` block -> its variants, each checked before anything runs.
+
+A variant is the spec with some ``--set`` overrides: each dotted key of the sweep block
+(``optimizer.learning_rate``) names what to override, as ``--set`` does, and the block lists
+the values to try (grid) or says how to draw them (random). :func:`variants` expands the
+block; :func:`check_variants` checks every variant as ``dltspec check`` checks a spec and
+reports a bad one at the sweep value that produced it. Nothing here imports Dask, numpy or
+PyTensor: running the variants is :mod:`dltspec.sweep_run`.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import math
+import random
+import re
+from dataclasses import dataclass, replace
+from typing import Any, Callable
+
+from .diagnostics import Diagnostic, Span, error, has_errors, warning
+from .spec import Positions, Spec
+from .validate import apply_override, schema_errors, value_text, with_defaults
+
+#: a grid with more variants than this is refused (DLT702): it would never finish
+MAX_VARIANTS = 10_000
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One swept value of a variant: the dotted ``key``, the ``value`` and where it came from."""
+
+    key: str
+    value: Any
+    span: Span  # the list item, or the range it was drawn from
+
+    @property
+    def override(self) -> str:
+        """As a ``--set`` override: ``optimizer.learning_rate=0.01``, ``classifier.activation=tanh``."""
+        return f"{self.key}={written(self.value)}"
+
+
+NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def written(value) -> str:
+    """``value`` as spec text, a string that reads as a name (``tanh``) written bare as it was."""
+    if isinstance(value, str) and NAME.fullmatch(value) and value not in ("true", "false"):
+        return value
+    return value_text(value)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One variant of a sweep: its number (from 1) and its choices, in the order the keys are written."""
+
+    index: int
+    choices: tuple[Choice, ...]
+
+    @property
+    def overrides(self) -> tuple[str, ...]:
+        return tuple(choice.override for choice in self.choices)
+
+    @property
+    def label(self) -> str:
+        return " ".join(self.overrides) or "(the spec as written)"
+
+    @property
+    def values(self) -> dict[str, Any]:
+        return {choice.key: choice.value for choice in self.choices}
+
+
+def swept_keys(sweep: dict) -> list[str]:
+    """The dotted keys of a sweep block, in the order written."""
+    return [key for key in sweep if "." in key]
+
+
+# -- grid --------------------------------------------------------------------------
+
+def grid_variants(sweep: dict, positions: Positions) -> list[Variant]:
+    """Every combination of the listed values; the last key varies fastest."""
+    columns = [[Choice(key, value, positions.value(("sweep", key, i))) for i, value in enumerate(sweep[key])]
+               for key in swept_keys(sweep)]
+    return [Variant(n, tuple(row)) for n, row in enumerate(itertools.product(*columns), start=1)]
+
+
+def grid_size(sweep: dict) -> int:
+    return math.prod(len(sweep[key]) for key in swept_keys(sweep))
+
+
+# -- random ----------------------------------------------------------------------
+
+def significant(value: float, digits: int = 4) -> float:
+    """``value`` rounded to ``digits`` significant digits: readable in tables, and the same text
+    (so the same spec hash) wherever it is drawn."""
+    return float(f"{value:.{digits}g}")
+
+
+def uniform(rng: random.Random, low: float, high: float) -> float:
+    return significant(rng.uniform(low, high))
+
+
+def log_uniform(rng: random.Random, low: float, high: float) -> float:
+    return significant(math.exp(rng.uniform(math.log(low), math.log(high))))
+
+
+def int_uniform(rng: random.Random, low: float, high: float) -> int:
+    return rng.randint(int(low), int(high))
+
+
+#: the ranges a random sweep draws from (the schema's ``sweep-range`` lists the same names)
+RANGES: dict[str, Callable[[random.Random, float, float], Any]] = {
+    "uniform": uniform, "log_uniform": log_uniform, "int_uniform": int_uniform,
+}
+
+
+def draw(rng: random.Random, key: str, spec_value, positions: Positions) -> Choice:
+    """One value for ``key``: an item of its list, or a draw from its range."""
+    if isinstance(spec_value, list):
+        i = rng.randrange(len(spec_value))
+        return Choice(key, copy.deepcopy(spec_value[i]), positions.value(("sweep", key, i)))
+    low, high = spec_value["args"]
+    return Choice(key, RANGES[spec_value["$call"]](rng, low, high), positions.value(("sweep", key)))
+
+
+def random_variants(sweep: dict, positions: Positions) -> list[Variant]:
+    """``count`` variants drawn with ``seed``: every key drawn in turn, variant after variant."""
+    rng = random.Random(sweep["seed"])
+    keys = swept_keys(sweep)
+    return [Variant(n, tuple(draw(rng, key, sweep[key], positions) for key in keys))
+            for n in range(1, sweep["count"] + 1)]
+
+
+#: sweep kind -> the function that lists its variants
+EXPANSIONS: dict[str, Callable[[dict, Positions], list[Variant]]] = {
+    "grid": grid_variants, "random": random_variants,
+}
+
+
+def variants(spec: Spec) -> list[Variant]:
+    """The variants of the spec's sweep, duplicates dropped (a random sweep may draw one twice),
+    numbered from 1 in order. A spec without a sweep has one variant: itself."""
+    sweep = spec.data.get("sweep")
+    if sweep is None:
+        return [Variant(1, ())]
+    unique: dict[tuple[str, ...], Variant] = {}
+    for variant in EXPANSIONS[sweep["kind"]](sweep, spec.positions):
+        unique.setdefault(variant.overrides, variant)
+    return [replace(variant, index=n) for n, variant in enumerate(unique.values(), start=1)]
+
+
+# -- checks -------------------------------------------------------------------------
+
+def range_problems(sweep: dict, positions: Positions) -> list[Diagnostic]:
+    """DLT701 for a range that cannot be drawn from: ``low >= high``, a log range that reaches 0,
+    an integer range with fractional ends."""
+    problems = []
+    for key in swept_keys(sweep):
+        value = sweep[key]
+        if not isinstance(value, dict):
+            continue
+        name, (low, high) = value["$call"], value["args"]
+        where = positions.value(("sweep", key))
+        if not low < high:
+            problems.append(error("DLT701", f"{name}({value_text(low)}, {value_text(high)}) is empty: "
+                                  "low must be below high", where))
+        elif name == "log_uniform" and low <= 0:
+            problems.append(error("DLT701", f"log_uniform needs low > 0 (it draws in log space), got {value_text(low)}",
+                                  where))
+        elif name == "int_uniform" and not (float(low).is_integer() and float(high).is_integer()):
+            problems.append(error("DLT701", "int_uniform draws whole numbers: low and high must be whole numbers",
+                                  where))
+    return problems
+
+
+def size_problems(sweep: dict, positions: Positions) -> list[Diagnostic]:
+    """DLT702 for a grid too large to run; DLT703 (a warning) for a sweep that varies nothing."""
+    header = positions.block(("sweep",))
+    if not swept_keys(sweep):
+        return [warning("DLT703", "this sweep varies nothing: add a dotted key and its values, e.g. "
+                        "optimizer.learning_rate = [0.01, 0.1]", header)]
+    if sweep["kind"] == "grid" and grid_size(sweep) > MAX_VARIANTS:
+        sizes = " x ".join(str(len(sweep[key])) for key in swept_keys(sweep))
+        return [error("DLT702", f"this grid has {grid_size(sweep):,} variants ({sizes}); the limit is "
+                      f"{MAX_VARIANTS:,}: list fewer values, or draw some with `sweep random`", header)]
+    return []
+
+
+def variant_spec(spec: Spec, variant: Variant) -> tuple[Spec | None, list[Diagnostic]]:
+    """The spec of one variant: the spec's data without its ``sweep`` (nor ``save``: each variant
+    keeps its best parameters in its own run directory) with the variant's overrides applied,
+    validated and checked. Diagnostics at an override are at ``--set`` lines after the spec's own."""
+    from . import check as rules
+
+    data = {kind: copy.deepcopy(value) for kind, value in spec.data.items() if kind not in ("sweep", "save")}
+    positions = Positions(spec.positions.file, dict(spec.positions.blocks), dict(spec.positions.keys),
+                          dict(spec.positions.values))
+    first_line = len(spec.source.overrides) + 1
+    diagnostics: list[Diagnostic] = []
+    for line, override in enumerate(variant.overrides, start=first_line):
+        diagnostics += apply_override(data, positions, override, line)
+    if not has_errors(diagnostics):
+        diagnostics += schema_errors(data, positions)
+    if has_errors(diagnostics):
+        return None, diagnostics
+    source = replace(spec.source, overrides=spec.source.overrides + variant.overrides)
+    checked = Spec(with_defaults(data), positions, source)
+    diagnostics += rules.check(checked)
+    checked.warnings = [d for d in diagnostics if not d.is_error]
+    return (None if has_errors(diagnostics) else checked), diagnostics
+
+
+def placed_at_sweep(diagnostic: Diagnostic, variant: Variant, n_base: int) -> Diagnostic:
+    """A variant's diagnostic moved to the sweep value that produced it: the override it is at, else
+    the variant's first swept value (with a note saying where the check placed it)."""
+    span, notes = diagnostic.span, diagnostic.notes
+    at_override = span.file == "--set" and n_base < span.line <= n_base + len(variant.choices)
+    if at_override:
+        span = variant.choices[span.line - n_base - 1].span
+    elif variant.choices:
+        notes = (f"the check placed it at {span.file}:{span.line}:{span.column}",) + notes
+        span = variant.choices[0].span
+    return replace(diagnostic, span=span, notes=notes)
+
+
+def check_variants(spec: Spec, known: list[Diagnostic] = ()) -> list[Diagnostic]:
+    """Every problem of the sweep's variants that the spec as written does not have (``known``: its
+    diagnostics), each once, at the sweep value that produced it, naming the first variant that has it."""
+    sweep = spec.data.get("sweep")
+    if sweep is None:
+        return []
+    found = range_problems(sweep, spec.positions) + size_problems(sweep, spec.positions)
+    if has_errors(found):
+        return found
+    all_variants = variants(spec)
+    base = {(d.code, d.message) for d in known}
+    seen: dict[tuple, list] = {}
+    n_base = len(spec.source.overrides)
+    for variant in all_variants:
+        _checked, diagnostics = variant_spec(spec, variant)
+        for diagnostic in diagnostics:
+            if (diagnostic.code, diagnostic.message) in base:
+                continue
+            placed = placed_at_sweep(diagnostic, variant, n_base)
+            seen.setdefault((placed.code, placed.message, placed.span, placed.severity), [placed, []])[1].append(variant)
+    for placed, where in seen.values():
+        others = f" (and {len(where) - 1} more of the {len(all_variants)} variants)" if len(where) > 1 else ""
+        found.append(replace(placed, message=f"sweep variant {where[0].index} ({where[0].label}){others}: "
+                             f"{placed.message}"))
+    return found
+
+
+def variant_key(spec: Spec, floatX: str) -> str:
+    """What identifies a variant's result: a hash of the spec as it trains (every block but the sweep
+    and run-directory settings, defaults written out) and the float type. The same variant of a
+    re-run sweep has the same key, whatever the order or the other variants."""
+    from .validate import instance_text
+
+    data = {kind: value for kind, value in spec.data.items() if kind not in ("sweep", "save", "run")}
+    return hashlib.sha256(f"{instance_text(data)}\0{floatX}".encode()).hexdigest()[:16]
+
+
+__all__ = ["Choice", "MAX_VARIANTS", "RANGES", "Variant", "check_variants", "variant_key", "variant_spec", "variants"]

@@ -1,0 +1,397 @@
+"""Sweeps, the running side: every variant of a sweep (:mod:`dltspec.sweep`) is one task on Dask
+distributed, trained in its own run directory; the results are ranked by validation error.
+
+::
+
+    sweeps/<spec name>/          (or --out DIR)
+        sweep.json               the spec file, its overrides, every variant with its key and values
+        results.jsonl            one record per variant that ended, appended and fsync'ed as it ends
+        results.csv, results.json  the results ranked by best validation error (rewritten atomically)
+        runs/<key>/              each variant's run directory (see dltspec.rundir)
+
+A variant's key is a hash of the spec it trains (:func:`dltspec.sweep.variant_key`), so running
+the same sweep again skips the variants that already ended and trains only the others; a variant
+whose worker died goes on from its run directory's last checkpoint when it is tried again.
+
+The client (``dltspec sweep``) checks every variant, data included, before anything runs; workers
+only train. Workers need dltspec installed and, on a cluster of several machines, the data and
+the sweep directory at the same paths (a shared file system): the client keeps the results it is
+sent whatever happens to the run directories.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from . import api
+from .diagnostics import Diagnostic, Span, SpecError
+from .files import write_atomic
+from .rundir import CHECKPOINT, SUMMARY, RunDir, RunError, json_value
+from .spec import Spec
+from .sweep import Variant, placed_at_sweep, swept_keys, variant_key, variant_spec, variants
+
+SWEEP, RESULTS_LOG, RESULTS_CSV, RESULTS_JSON, RUNS = (
+    "sweep.json", "results.jsonl", "results.csv", "results.json", "runs")
+DEFAULT_ROOT = Path("sweeps")
+#: statuses of a variant that ended for good: a re-run sweep does not train it again
+ENDED = ("finished", "diverged")
+#: each worker process trains with one thread: the cores go to the workers, not to BLAS or XLA inside one
+WORKER_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+              "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"}
+
+
+class SweepError(Exception):
+    """A sweep that cannot run: Dask missing, a scheduler out of reach, a sweep directory not writable."""
+
+
+# -- the task a worker runs -------------------------------------------------------
+
+@dataclass(frozen=True)
+class Task:
+    """Everything a worker needs to train one variant (plain data: it travels to the worker)."""
+
+    key: str
+    index: int
+    name: str  # the spec's name
+    spec_text: str  # the variant as it runs: overrides applied, defaults written, data path absolute
+    base_dir: str
+    run_dir: str
+    backend: str
+    floatX: str
+    device: str | None
+    budget: int | None
+
+
+def train_variant(task: Task) -> dict:
+    """Train one variant in ``task.run_dir`` (going on from its checkpoint if an earlier try left
+    one) and return its record. Runs on a Dask worker; a problem it can name (data missing on this
+    machine, a disk that fails) is a ``failed`` record, not an exception."""
+    from .record import open_run, resume, start_run
+
+    started = time.perf_counter()
+    where = {"worker": socket.gethostname(), "pid": os.getpid()}
+    run_path = Path(task.run_dir)
+    ended = ended_record(task, run_path)
+    if ended is not None:
+        return {**ended, **where}
+    try:
+        spec = api.read(text=task.spec_text, file=f"{task.name}.dlt", base_dir=task.base_dir)
+        splits = api.load_data(spec)
+        training = api.compile_training(spec, backend=task.backend, floatX=task.floatX, splits=splits,
+                                        device=task.device, budget=task.budget)
+        recorder, resumed = None, False
+        if (run_path / CHECKPOINT).exists():
+            run, checkpoint = open_run(run_path)
+            recorder, problems = resume(run, checkpoint, training, False, Span.point(str(run_path)))
+            resumed = recorder is not None
+            if recorder is None:  # the checkpoint is of something else: start again from nothing
+                training = api.compile_training(spec, backend=task.backend, floatX=task.floatX, splits=splits,
+                                                device=task.device, budget=task.budget)
+        if recorder is None:
+            shutil.rmtree(run_path, ignore_errors=True)
+            run, recorder = start_run(spec, run_path, task.backend, task.floatX, task.device, splits.source)
+        result = training.run(recorder)
+    except SpecError as exc:
+        return failed_record(task, "; ".join(d.message for d in exc.diagnostics), **where)
+    except RunError as exc:
+        return failed_record(task, str(exc), **where)
+    status = "finished" if result.finished else result.stopped_by
+    return {"key": task.key, "index": task.index, "status": status, **figures(result.best_validation_error
+            if result.best_iteration > 0 else None, result.test_error, result.epochs, result.iterations,
+            result.seconds), "stopped_by": result.stopped_by, "resumed": resumed, "run": str(run_path),
+            "reason": "; ".join(d.message for d in result.problems) or None,
+            "wall_seconds": round(time.perf_counter() - started, 3), **where}
+
+
+def figures(best, test, epochs, iterations, seconds) -> dict:
+    return {"best_validation_error": best, "test_error": test, "epochs": epochs, "iterations": iterations,
+            "seconds": round(seconds, 3) if seconds is not None else None}
+
+
+def ended_record(task: Task, run_path: Path) -> dict | None:
+    """The record of a variant whose run directory says it already ended (its result was not
+    received last time: the client stopped first); ``None`` otherwise."""
+    try:
+        summary = RunDir(run_path).read_json(SUMMARY)
+    except RunError:
+        return None
+    status = summary.get("status")
+    if status not in ENDED:
+        return None
+    return {"key": task.key, "index": task.index, "status": status,
+            **figures(summary.get("best_validation_error"), summary.get("test_error"), summary.get("epochs"),
+                      summary.get("iterations"), summary.get("seconds")),
+            "stopped_by": summary.get("stopped_by"), "resumed": False, "run": str(run_path),
+            "reason": "; ".join(summary.get("problems") or []) or None, "wall_seconds": 0.0}
+
+
+def failed_record(task: Task, reason: str, **extra) -> dict:
+    return {"key": task.key, "index": task.index, "status": "failed", **figures(None, None, None, None, None),
+            "stopped_by": None, "resumed": False, "run": task.run_dir, "reason": reason, **extra}
+
+
+# -- planning: every variant checked, with its data -----------------------------------
+
+@dataclass
+class Planned:
+    """One variant ready to run: its spec, key and task."""
+
+    variant: Variant
+    spec: Spec
+    key: str
+    task: Task
+
+
+def plan(spec: Spec, out: Path, backend: str, floatX: str, device: str | None,
+         budget: int | None) -> list[Planned]:
+    """Every variant of ``spec``'s sweep with its task; the data of each distinct dataset block is
+    loaded once and every variant is checked against it. :class:`SpecError` with every problem,
+    each at the sweep value that produced it, if any variant cannot run."""
+    from . import check as rules
+    from . import data as datasets
+    from .record import spec_as_run
+
+    loaded: dict[str, object] = {}
+    planned, problems = [], []
+    n_base = len(spec.source.overrides)
+    for variant in variants(spec):
+        checked, diagnostics = variant_spec(spec, variant)
+        if checked is None:
+            problems += [placed_at_sweep(d, variant, n_base) for d in diagnostics if d.is_error]
+            continue
+        dataset = json.dumps(checked.block("dataset"), sort_keys=True)
+        try:
+            if dataset not in loaded:
+                loaded[dataset] = datasets.load(checked.block("dataset"), checked.source.base_dir)
+        except datasets.DataError as exc:
+            raise SpecError([api.data_diagnostic(checked, exc)]) from None
+        splits = loaded[dataset]
+        found = [d for d in rules.check_data(checked, splits) if d.is_error]
+        if found:
+            problems += [named(placed_at_sweep(d, variant, n_base), variant) for d in found]
+            continue
+        key = variant_key(checked, floatX)
+        task = Task(key, variant.index, spec.name, spec_as_run(checked, splits.source), str(checked.source.base_dir),
+                    str((out / RUNS / key).resolve()), backend, floatX, device, budget)
+        planned.append(Planned(variant, checked, key, task))
+    if problems:
+        raise SpecError(list(dict.fromkeys(problems)))
+    return planned
+
+
+def named(diagnostic: Diagnostic, variant: Variant) -> Diagnostic:
+    from dataclasses import replace
+
+    return replace(diagnostic, message=f"sweep variant {variant.index} ({variant.label}): {diagnostic.message}")
+
+
+# -- the sweep directory --------------------------------------------------------------
+
+@dataclass
+class SweepDir:
+    """A sweep's directory: what it runs, and the results so far (see the module's docstring)."""
+
+    path: Path
+
+    @classmethod
+    def create(cls, path: Path) -> "SweepDir":
+        try:
+            (path / RUNS).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SweepError(f"cannot create sweep directory {path}: {exc.strerror or exc}") from None
+        return cls(path)
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def write_plan(self, spec: Spec, planned: list[Planned]) -> None:
+        sweep = spec.data["sweep"]
+        info = {"format": "dltspec.sweep/1", "spec": spec.source.file, "overrides": list(spec.source.overrides),
+                "kind": sweep["kind"], "keys": swept_keys(sweep),
+                "variants": [{"index": p.variant.index, "key": p.key, "values": p.variant.values,
+                              "run": p.task.run_dir} for p in planned]}
+        write_atomic(self.file(SWEEP), (json.dumps(json_value(info), indent=2) + "\n").encode(), mode=0o644)
+
+    def read_plan(self) -> dict:
+        try:
+            return json.loads(self.file(SWEEP).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise SweepError(f"{self.path} is not a sweep directory ({SWEEP}: "
+                             f"{getattr(exc, 'strerror', None) or exc})") from None
+
+    def records(self) -> dict[str, dict]:
+        """The latest record of each variant key (a torn last line, from a crash mid-write, is skipped)."""
+        try:
+            lines = self.file(RESULTS_LOG).read_text(encoding="utf-8").split("\n")
+        except FileNotFoundError:
+            return {}
+        latest: dict[str, dict] = {}
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and "key" in record:
+                latest[record["key"]] = record
+        return latest
+
+    def append(self, record: dict) -> None:
+        """Add one record, durably: appended, flushed and fsync'ed before this returns."""
+        with open(self.file(RESULTS_LOG), "a", encoding="utf-8") as f:
+            f.write(json.dumps(json_value(record)) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def write_tables(self, rows: list[dict], keys: list[str]) -> None:
+        write_atomic(self.file(RESULTS_JSON), (json.dumps(json_value(rows), indent=2) + "\n").encode(), mode=0o644)
+        write_atomic(self.file(RESULTS_CSV), csv_text(rows, keys).encode(), mode=0o644)
+
+
+# -- results -------------------------------------------------------------------------
+
+def ranked(planned: list[Planned], records: dict[str, dict]) -> list[dict]:
+    """One row per variant of this sweep: the finished ranked by best validation error (never by test
+    error), then the diverged, the failed and those not run yet. ``rank`` counts the finished only."""
+    order = {"finished": 0, "diverged": 1, "failed": 2, "pending": 3}
+    rows = []
+    for p in planned:
+        record = records.get(p.key, {"status": "pending"})
+        rows.append({"variant": p.variant.index, "key": p.key, "values": p.variant.values, **record,
+                     "index": p.variant.index})
+    rows.sort(key=lambda r: (order.get(r["status"], 4), r.get("best_validation_error") is None,
+                             r.get("best_validation_error") or 0.0, r["variant"]))
+    for n, row in enumerate(rows, start=1):
+        row["rank"] = n if row["status"] == "finished" else None
+    return rows
+
+
+CSV_FIELDS = ("rank", "variant", "status", "best_validation_error", "test_error", "epochs", "iterations",
+              "seconds", "run", "reason", "key")
+
+
+def csv_text(rows: list[dict], keys: list[str]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["rank", "variant", *keys, *CSV_FIELDS[2:]])
+    for row in rows:
+        values = [json.dumps(row["values"].get(k)) if isinstance(row["values"].get(k), list)
+                  else row["values"].get(k) for k in keys]
+        writer.writerow([row.get("rank"), row["variant"], *values, *(row.get(f) for f in CSV_FIELDS[2:])])
+    return out.getvalue()
+
+
+def short_names(keys: list[str]) -> list[str]:
+    """Column titles: each key's last part (``learning_rate``), the whole key where two would clash."""
+    last = [k.rsplit(".", 1)[-1] for k in keys]
+    return [name if last.count(name) == 1 else key for name, key in zip(last, keys)]
+
+
+def percent(value) -> str:
+    return f"{value * 100:.2f}" if isinstance(value, (int, float)) else "-"
+
+
+def table(rows: list[dict], keys: list[str]) -> str:
+    """The ranked results as aligned text."""
+    from .sweep import written
+
+    lines = [["rank", "variant", *short_names(keys), "best valid %", "test %", "epochs", "seconds", "status"]]
+    for row in rows:
+        lines.append([str(row.get("rank") or "-"), str(row["variant"]),
+                      *(written(row["values"].get(k)) for k in keys), percent(row.get("best_validation_error")),
+                      percent(row.get("test_error")), str(row.get("epochs") or "-"),
+                      f"{row['seconds']:.1f}" if isinstance(row.get("seconds"), (int, float)) else "-",
+                      row["status"]])
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    return "\n".join("  ".join(cell.ljust(w) if i == len(widths) - 1 else cell.rjust(w)
+                               for i, (cell, w) in enumerate(zip(line, widths))).rstrip() for line in lines)
+
+
+# -- running on Dask ---------------------------------------------------------------------
+
+def dask_modules():
+    """``(dask, distributed)``; :class:`SweepError` saying how to install them if they are missing."""
+    try:
+        import dask
+        import distributed
+    except ImportError:
+        raise SweepError("dltspec sweep runs on Dask, which is not installed: pip install 'dltspec[sweep]'") from None
+    return dask, distributed
+
+
+def local_workers() -> int:
+    """One worker per core this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def connect(scheduler: str | None, n_workers: int | None):
+    """A Dask client: of the cluster at ``scheduler``, else of a new in-process ``LocalCluster`` with
+    ``n_workers`` single-threaded worker processes (default: one per core). Returns ``(client,
+    cluster)``; ``cluster`` is ``None`` for an existing cluster. :class:`SweepError` if unreachable."""
+    import logging
+
+    dask, distributed = dask_modules()
+    if scheduler:
+        try:
+            return distributed.Client(scheduler, timeout="15s"), None
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise SweepError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+    # a worker that dies fails its task at once: the sweep tries it again itself (sweep.retries),
+    # going on from its checkpoint, the same way on every cluster
+    dask.config.set({"distributed.scheduler.allowed-failures": 0})
+    cluster = distributed.LocalCluster(n_workers=n_workers or local_workers(), threads_per_worker=1, processes=True,
+                                       dashboard_address=None, silence_logs=logging.ERROR, env=dict(WORKER_ENV))
+    return distributed.Client(cluster), cluster
+
+
+def reason_of(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def run_tasks(client, planned: list[Planned], retries: int, on_record: Callable[[dict], None],
+              task_function: Callable[[Task], dict] = train_variant) -> None:
+    """Submit every planned variant and hand each record to ``on_record`` as it arrives. A variant
+    whose worker died is submitted again up to ``retries`` times (it goes on from its checkpoint),
+    then recorded ``failed`` with the reason; an exception raised by the task itself is recorded
+    ``failed`` at once (trying again would raise it again)."""
+    _dask, distributed = dask_modules()
+    futures = {}
+
+    def submit(p: Planned, attempt: int):
+        future = client.submit(task_function, p.task, key=f"dltspec-sweep-{p.key}-{attempt}-{time.time_ns()}",
+                               pure=False)
+        futures[future] = (p, attempt)
+        return future
+
+    pending = distributed.as_completed([submit(p, 0) for p in planned])
+    try:
+        for future in pending:
+            p, attempt = futures.pop(future)
+            try:
+                record = future.result()
+            except distributed.KilledWorker as exc:
+                if attempt < retries:
+                    pending.add(submit(p, attempt + 1))
+                    continue
+                record = failed_record(p.task, f"its worker died {attempt + 1} time(s): {reason_of(exc)}")
+            except Exception as exc:  # noqa: BLE001 - whatever a task raised, the sweep goes on
+                record = failed_record(p.task, reason_of(exc))
+            on_record({**record, "attempts": attempt + 1})
+    except BaseException:
+        client.cancel(list(futures))
+        raise
+
+
+__all__ = ["Planned", "SweepDir", "SweepError", "Task", "connect", "plan", "ranked", "run_tasks", "table",
+           "train_variant"]

@@ -347,6 +347,10 @@ def check_one(path: str, args) -> tuple[list[Diagnostic], object, str | None]:
     if spec is not None and args.data:
         try:
             api.load_data(spec)
+            if "sweep" in spec.data:  # and every variant against the data
+                from .sweep_run import checked_with_data
+
+                checked_with_data(spec)
         except SpecError as exc:
             diagnostics = diagnostics + exc.diagnostics
     return diagnostics, lines, text
@@ -481,7 +485,10 @@ def run_dirs(names: Sequence[str], command: str):
 
 def cmd_plot(args) -> int:
     from .pictures import PictureError, curves_png
+    from .sweep_run import SWEEP
 
+    if (Path(args.run) / SWEEP).is_file():
+        return plot_sweep(args)
     runs = run_dirs([args.run, *args.compare], "plot")
     if runs is None:
         return EXIT_USAGE
@@ -489,6 +496,29 @@ def cmd_plot(args) -> int:
     try:
         curves_png(runs, out)
     except (PictureError, OSError) as exc:
+        print(f"dltspec plot: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
+        return EXIT_ERRORS
+    print(f"wrote {out}")
+    return EXIT_OK
+
+
+def plot_sweep(args) -> int:
+    """``dltspec plot SWEEP``: best validation error against each swept value."""
+    from .pictures import PictureError, sweep_png
+    from .sweep_run import RESULTS_JSON, SweepDir, SweepError
+
+    if args.compare:
+        return usage("plot", "--compare draws runs on the same axes; a sweep is drawn on its own") or EXIT_USAGE
+    sweep_dir = SweepDir(Path(args.run))
+    out = Path(args.output) if args.output else sweep_dir.file("sweep.png")
+    try:
+        keys = sweep_dir.read_plan()["keys"]
+        rows = json.loads(sweep_dir.file(RESULTS_JSON).read_text(encoding="utf-8"))
+        sweep_png(rows, keys, out)
+    except FileNotFoundError:
+        print(f"dltspec plot: {sweep_dir.path} has no results yet", file=sys.stderr)
+        return EXIT_ERRORS
+    except (SweepError, PictureError, OSError, ValueError, KeyError, TypeError) as exc:
         print(f"dltspec plot: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
         return EXIT_ERRORS
     print(f"wrote {out}")
@@ -700,8 +730,9 @@ def parser() -> argparse.ArgumentParser:
                     "(auto: when the image is mostly light, as dark ink on paper; MNIST digits are light on dark)")
     pr.set_defaults(handler=cmd_predict)
 
-    pl = sub.add_parser("plot", help="draw a run's learning curves as a PNG")
-    pl.add_argument("run", metavar="RUN", help="a run directory")
+    pl = sub.add_parser("plot", help="draw a run's learning curves, or a sweep's results, as a PNG")
+    pl.add_argument("run", metavar="RUN", help="a run directory, or a sweep directory (its best validation error "
+                    "against each swept value)")
     pl.add_argument("--compare", nargs="+", default=[], metavar="RUN", help="more runs to draw on the same axes")
     pl.add_argument("-o", "--output", metavar="PNG", help="where to write (default: RUN/curves.png, "
                     "RUN/compare.png with --compare)")

@@ -300,9 +300,26 @@ def label_items(kind: str) -> list[types.CompletionItem]:
 
 def key_items(block: Block) -> list[types.CompletionItem]:
     keys = vocab.block_keys(block.kind or "", block.label)
-    return [types.CompletionItem(label=key, kind=types.CompletionItemKind.Property, detail=constraint(sub),
-                                 insert_text=f"{key} = ", documentation=markdown(key_markdown(block, key, sub)))
-            for key, sub in keys.items() if key not in block.keys]
+    items = [types.CompletionItem(label=key, kind=types.CompletionItemKind.Property, detail=constraint(sub),
+                                  insert_text=f"{key} = ", documentation=markdown(key_markdown(block, key, sub)))
+             for key, sub in keys.items() if key not in block.keys]
+    if vocab.takes_ranges(block.kind or ""):  # a sweep block: what it may vary
+        items += [types.CompletionItem(label=target, kind=types.CompletionItemKind.Field,
+                                       detail=f"sweep: {constraint(sub)}", insert_text=f"{target} = ",
+                                       documentation=markdown(target_markdown(target)))
+                  for target, (_kind, _label, sub) in vocab.sweep_targets().items() if target not in block.keys]
+    return items
+
+
+def target_markdown(target: str) -> str | None:
+    """What a sweep block's dotted key varies, in Markdown (``None`` if it names no key)."""
+    found = vocab.sweep_targets().get(target)
+    if found is None:
+        return None
+    kind, label, sub = found
+    return (key_markdown(Block(kind, 0, label), target.rsplit(".", 1)[-1], sub)
+            + "\n\nIn a sweep: a list of the values to try" + (", or a range such as `log_uniform(low, high)` in "
+                                                               "`sweep random`" if sub.get("type") in ("number", "integer") else ""))
 
 
 def allowed_values(sub: dict) -> list:
@@ -419,6 +436,8 @@ def role_markdown(role: Role) -> str | None:
     if role.what == "label" and vocab.variant(block.kind, block.label or ""):
         return label_markdown(block.kind, block.label)
     key = vocab.label_key(block.kind) if role.what == "label" else role.key
+    if key and "." in key and vocab.takes_ranges(block.kind):
+        return target_markdown(key)
     sub = vocab.block_keys(block.kind, block.label).get(key or "")
     return key_markdown(block, key, sub) if sub is not None else None
 

@@ -7,6 +7,7 @@ headless (the Agg backend); Pillow writes the filter tiles pixel for pixel.
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -130,6 +131,51 @@ def curves_png(runs: list[RunDir], out: Path) -> None:
     for ax in (cost_ax, error_ax):
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    write_atomic(out, buffer.getvalue(), mode=0o644)
+
+
+def numeric(values: list) -> bool:
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+
+
+def sweep_png(rows: list[dict], keys: list[str], out: Path) -> None:
+    """A sweep's best validation error against each swept value, one panel per key: numbers on a
+    number axis (logarithmic when they span a factor of 10 or more), anything else one tick per
+    value. Variants not finished are left out; the best is marked with a star."""
+    plt = pyplot()
+    done = [r for r in rows if r.get("status") == "finished" and r.get("best_validation_error") is not None]
+    if not done:
+        raise PictureError("no variant of this sweep has finished yet: nothing to draw")
+    if not keys:
+        raise PictureError("this sweep varies nothing: nothing to draw against")
+    best = min(done, key=lambda r: r["best_validation_error"])
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys) + 0.8, 4.2), squeeze=False,
+                             constrained_layout=True)
+    for ax, key in zip(axes[0], keys):
+        values = [r["values"].get(key) for r in done]
+        errors = [100 * r["best_validation_error"] for r in done]
+        if numeric(values):
+            xs = values
+            positive = [v for v in values if v > 0]
+            if len(positive) == len(values) and max(values) >= 10 * min(values):
+                ax.set_xscale("log")
+        else:
+            ticks = sorted({json.dumps(v) for v in values}, key=lambda t: (len(t), t))
+            xs = [ticks.index(json.dumps(v)) for v in values]
+            ax.set_xlim(-0.5, len(ticks) - 0.5)
+            ax.set_xticks(range(len(ticks)), [t.replace('"', "") for t in ticks], rotation=30 if len(ticks) > 4 else 0)
+        ax.scatter(xs, errors, color="C0", alpha=0.8, label="variants")
+        bx = xs[done.index(best)]
+        ax.plot([bx], [100 * best["best_validation_error"]], marker="*", markersize=16, color="C3",
+                linestyle="none", label=f"best: variant {best['variant']} ({100 * best['best_validation_error']:.2f} %)")
+        ax.set_xlabel(key)
+        ax.set_ylabel("best validation error (%)")
+        ax.grid(True, alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(f"sweep: {len(done)} of {len(rows)} variants finished")
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
     plt.close(fig)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import os
+import socket
 import sys
 import time
 from contextlib import contextmanager
@@ -68,6 +70,7 @@ def run_info(spec: Spec, as_run: str, backend: str, floatX: str, device: str | N
         "spec_as_run_sha256": hashlib.sha256(as_run.encode("utf-8")).hexdigest(),
         "backend": backend, "floatX": floatX, "device": device,
         "command": ["dltspec", *sys.argv[1:]],
+        "host": socket.gethostname(), "pid": os.getpid(),
         "started": now_iso(),
         "versions": api.versions(backend),
     }
@@ -267,7 +270,7 @@ class Recorder(Observer):
             "stopped_by": result.stopped_by if result else None,
             "seconds": round(result.seconds if result else training.state.seconds, 3),
             "backend": training.backend, "floatX": training.floatX, "device": training.device,
-            "resumed": self.resumed, "updated": now_iso(), "versions": api.versions(training.backend),
+            "resumed": self.resumed, "host": socket.gethostname(), "pid": os.getpid(), "updated": now_iso(), "versions": api.versions(training.backend),
             "problems": [d.message for d in result.problems] if result else list(problems),
         }
         with disk(str(self.run.file(SUMMARY))):

@@ -33,6 +33,7 @@ class Choice:
     key: str
     value: Any
     span: Span  # the list item, or the range it was drawn from
+    key_span: Span  # the dotted key
 
     @property
     def override(self) -> str:
@@ -79,8 +80,8 @@ def swept_keys(sweep: dict) -> list[str]:
 
 def grid_variants(sweep: dict, positions: Positions) -> list[Variant]:
     """Every combination of the listed values; the last key varies fastest."""
-    columns = [[Choice(key, value, positions.value(("sweep", key, i))) for i, value in enumerate(sweep[key])]
-               for key in swept_keys(sweep)]
+    columns = [[Choice(key, value, positions.value(("sweep", key, i)), positions.key(("sweep", key)))
+                for i, value in enumerate(sweep[key])] for key in swept_keys(sweep)]
     return [Variant(n, tuple(row)) for n, row in enumerate(itertools.product(*columns), start=1)]
 
 
@@ -116,11 +117,12 @@ RANGES: dict[str, Callable[[random.Random, float, float], Any]] = {
 
 def draw(rng: random.Random, key: str, spec_value, positions: Positions) -> Choice:
     """One value for ``key``: an item of its list, or a draw from its range."""
+    key_span = positions.key(("sweep", key))
     if isinstance(spec_value, list):
         i = rng.randrange(len(spec_value))
-        return Choice(key, copy.deepcopy(spec_value[i]), positions.value(("sweep", key, i)))
+        return Choice(key, copy.deepcopy(spec_value[i]), positions.value(("sweep", key, i)), key_span)
     low, high = spec_value["args"]
-    return Choice(key, RANGES[spec_value["$call"]](rng, low, high), positions.value(("sweep", key)))
+    return Choice(key, RANGES[spec_value["$call"]](rng, low, high), positions.value(("sweep", key)), key_span)
 
 
 def random_variants(sweep: dict, positions: Positions) -> list[Variant]:
@@ -215,8 +217,9 @@ def placed_at_sweep(diagnostic: Diagnostic, variant: Variant, n_base: int) -> Di
     the variant's first swept value (with a note saying where the check placed it)."""
     span, notes = diagnostic.span, diagnostic.notes
     at_override = span.file == "--set" and n_base < span.line <= n_base + len(variant.choices)
-    if at_override:
-        span = variant.choices[span.line - n_base - 1].span
+    if at_override:  # a bad override target (DLT207) is the key's fault; anything else, the value's
+        choice = variant.choices[span.line - n_base - 1]
+        span = choice.key_span if diagnostic.code == "DLT207" else choice.span
     elif variant.choices:
         notes = (f"the check placed it at {span.file}:{span.line}:{span.column}",) + notes
         span = variant.choices[0].span
@@ -234,17 +237,21 @@ def check_variants(spec: Spec, known: list[Diagnostic] = ()) -> list[Diagnostic]
         return found
     all_variants = variants(spec)
     base = {(d.code, d.message) for d in known}
-    seen: dict[tuple, list] = {}
-    n_base = len(spec.source.overrides)
-    for variant in all_variants:
-        _checked, diagnostics = variant_spec(spec, variant)
-        for diagnostic in diagnostics:
-            if (diagnostic.code, diagnostic.message) in base:
-                continue
-            placed = placed_at_sweep(diagnostic, variant, n_base)
-            seen.setdefault((placed.code, placed.message, placed.span, placed.severity), [placed, []])[1].append(variant)
+    problems = [(diagnostic, variant) for variant in all_variants for diagnostic in variant_spec(spec, variant)[1]
+                if (diagnostic.code, diagnostic.message) not in base]
+    return found + merged(problems, len(spec.source.overrides), len(all_variants))
+
+
+def merged(problems: list[tuple[Diagnostic, Variant]], n_base: int, n_variants: int) -> list[Diagnostic]:
+    """Variants' diagnostics placed at the sweep values that produced them, one for each problem
+    however many variants have it, naming the first of them."""
+    seen: dict[tuple, tuple[Diagnostic, list[Variant]]] = {}
+    for diagnostic, variant in problems:
+        placed = placed_at_sweep(diagnostic, variant, n_base)
+        seen.setdefault((placed.code, placed.message, placed.span, placed.severity), (placed, []))[1].append(variant)
+    found = []
     for placed, where in seen.values():
-        others = f" (and {len(where) - 1} more of the {len(all_variants)} variants)" if len(where) > 1 else ""
+        others = f" (and {len(where) - 1} more of the {n_variants} variants)" if len(where) > 1 else ""
         found.append(replace(placed, message=f"sweep variant {where[0].index} ({where[0].label}){others}: "
                              f"{placed.message}"))
     return found

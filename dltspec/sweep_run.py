@@ -32,11 +32,11 @@ from pathlib import Path
 from typing import Callable
 
 from . import api
-from .diagnostics import Diagnostic, Span, SpecError
+from .diagnostics import Span, SpecError
 from .files import write_atomic
 from .rundir import CHECKPOINT, SUMMARY, RunDir, RunError, json_value
 from .spec import Spec
-from .sweep import Variant, placed_at_sweep, swept_keys, variant_key, variant_spec, variants
+from .sweep import Variant, merged, swept_keys, variant_key, variant_spec, variants
 
 SWEEP, RESULTS_LOG, RESULTS_CSV, RESULTS_JSON, RUNS = (
     "sweep.json", "results.jsonl", "results.csv", "results.json", "runs")
@@ -74,6 +74,8 @@ def train_variant(task: Task) -> dict:
     """Train one variant in ``task.run_dir`` (going on from its checkpoint if an earlier try left
     one) and return its record. Runs on a Dask worker; a problem it can name (data missing on this
     machine, a disk that fails) is a ``failed`` record, not an exception."""
+    for name, value in WORKER_ENV.items():  # for workers started by hand; read when jax first starts
+        os.environ.setdefault(name, value)
     from .record import open_run, resume, start_run
 
     started = time.perf_counter()
@@ -150,22 +152,21 @@ class Planned:
     task: Task
 
 
-def plan(spec: Spec, out: Path, backend: str, floatX: str, device: str | None,
-         budget: int | None) -> list[Planned]:
-    """Every variant of ``spec``'s sweep with its task; the data of each distinct dataset block is
-    loaded once and every variant is checked against it. :class:`SpecError` with every problem,
-    each at the sweep value that produced it, if any variant cannot run."""
+def checked_with_data(spec: Spec) -> list[tuple[Variant, Spec, object]]:
+    """Every variant of ``spec``'s sweep with its checked spec and its data: the data of each
+    distinct dataset block is loaded once and every variant is checked against it (as
+    ``dltspec check --data`` checks a spec). :class:`SpecError` with every problem, each at the sweep
+    value that produced it, if any variant cannot run."""
     from . import check as rules
     from . import data as datasets
-    from .record import spec_as_run
 
     loaded: dict[str, object] = {}
-    planned, problems = [], []
-    n_base = len(spec.source.overrides)
-    for variant in variants(spec):
+    ready, problems = [], []
+    all_variants = variants(spec)
+    for variant in all_variants:
         checked, diagnostics = variant_spec(spec, variant)
         if checked is None:
-            problems += [placed_at_sweep(d, variant, n_base) for d in diagnostics if d.is_error]
+            problems += [(d, variant) for d in diagnostics if d.is_error]
             continue
         dataset = json.dumps(checked.block("dataset"), sort_keys=True)
         try:
@@ -173,24 +174,28 @@ def plan(spec: Spec, out: Path, backend: str, floatX: str, device: str | None,
                 loaded[dataset] = datasets.load(checked.block("dataset"), checked.source.base_dir)
         except datasets.DataError as exc:
             raise SpecError([api.data_diagnostic(checked, exc)]) from None
-        splits = loaded[dataset]
-        found = [d for d in rules.check_data(checked, splits) if d.is_error]
-        if found:
-            problems += [named(placed_at_sweep(d, variant, n_base), variant) for d in found]
-            continue
+        found = [d for d in rules.check_data(checked, loaded[dataset]) if d.is_error]
+        problems += [(d, variant) for d in found]
+        if not found:
+            ready.append((variant, checked, loaded[dataset]))
+    if problems:
+        raise SpecError(merged(problems, len(spec.source.overrides), len(all_variants)))
+    return ready
+
+
+def plan(spec: Spec, out: Path, backend: str, floatX: str, device: str | None,
+         budget: int | None) -> list[Planned]:
+    """Every variant of ``spec``'s sweep with the task that trains it in ``out``'s ``runs/<key>``;
+    :class:`SpecError` if any variant cannot run (:func:`checked_with_data`)."""
+    from .record import spec_as_run
+
+    planned = []
+    for variant, checked, splits in checked_with_data(spec):
         key = variant_key(checked, floatX)
         task = Task(key, variant.index, spec.name, spec_as_run(checked, splits.source), str(checked.source.base_dir),
                     str((out / RUNS / key).resolve()), backend, floatX, device, budget)
         planned.append(Planned(variant, checked, key, task))
-    if problems:
-        raise SpecError(list(dict.fromkeys(problems)))
     return planned
-
-
-def named(diagnostic: Diagnostic, variant: Variant) -> Diagnostic:
-    from dataclasses import replace
-
-    return replace(diagnostic, message=f"sweep variant {variant.index} ({variant.label}): {diagnostic.message}")
 
 
 # -- the sweep directory --------------------------------------------------------------

@@ -78,3 +78,24 @@ def is_required(kind: str, label: str | None, key: str) -> bool:
     """Whether ``key`` must be given in a ``kind label`` block."""
     definition = variant(kind, label) if label is not None and variants(kind) else block_schema(kind)
     return key in (definition or {}).get("required", [])
+
+
+def takes_ranges(kind: str) -> bool:
+    """Whether a block's keys may be ranges and dotted keys (a sweep block)."""
+    return bool(schema()["properties"].get(kind, {}).get("x-ranges"))
+
+
+def sweep_targets() -> dict[str, tuple[str, str | None, dict]]:
+    """What a sweep block's dotted keys may name: ``"optimizer.learning_rate"`` -> ``(kind, label,
+    key schema)``; keys of a repeated block are named by the block's label (``regularizer.l2.weight``)."""
+    targets: dict[str, tuple[str, str | None, dict]] = {}
+    for kind in block_kinds():
+        if takes_ranges(kind) or label_key(kind) != "kind":
+            continue
+        for label in (variants(kind) if is_repeated(kind) else [None]):
+            prefix = f"{kind}.{label}" if label else kind
+            default = (block_schema(kind) or {}).get("properties", {}).get("kind", {}).get("default")
+            for key, sub in block_keys(kind, label).items():
+                if key != "kind":
+                    targets.setdefault(f"{prefix}.{key}", (kind, label or default, sub))
+    return targets

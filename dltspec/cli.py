@@ -232,7 +232,7 @@ def cmd_sweep(args) -> int:
         return EXIT_ERRORS
     if "sweep" not in spec.data:
         return usage("sweep", f"{args.spec} has no sweep block; add one, e.g. "
-                     "`sweep grid {{ optimizer.learning_rate = [0.01, 0.1] }}`") or EXIT_USAGE
+                     "`sweep grid { optimizer.learning_rate = [0.01, 0.1] }`") or EXIT_USAGE
     if args.list:
         for variant in variants(spec):
             print(f"{variant.index:>4}  {variant.label}")

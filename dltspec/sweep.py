@@ -243,12 +243,13 @@ def check_variants(spec: Spec, known: list[Diagnostic] = ()) -> list[Diagnostic]
 
 
 def merged(problems: list[tuple[Diagnostic, Variant]], n_base: int, n_variants: int) -> list[Diagnostic]:
-    """Variants' diagnostics placed at the sweep values that produced them, one for each problem
-    however many variants have it, naming the first of them."""
+    """Variants' diagnostics placed at the sweep values that produced them, one for each code at
+    each place however many variants have it (values drawn from a range differ in their messages
+    only), naming the first of them."""
     seen: dict[tuple, tuple[Diagnostic, list[Variant]]] = {}
     for diagnostic, variant in problems:
         placed = placed_at_sweep(diagnostic, variant, n_base)
-        seen.setdefault((placed.code, placed.message, placed.span, placed.severity), (placed, []))[1].append(variant)
+        seen.setdefault((placed.code, placed.span, placed.severity), (placed, []))[1].append(variant)
     found = []
     for placed, where in seen.values():
         others = f" (and {len(where) - 1} more of the {n_variants} variants)" if len(where) > 1 else ""

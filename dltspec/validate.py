@@ -228,6 +228,8 @@ def type_of(value) -> str:
         return "a string"
     if isinstance(value, list):
         return "a list"
+    if isinstance(value, dict) and "$call" in value:
+        return "a range"
     return "a block"
 
 

@@ -98,7 +98,7 @@ def test_same_diagnostics_as_check(tmp_path, capsys):
 
 # -- completion ------------------------------------------------------------------
 
-KINDS = ["dataset", "classifier", "loss", "regularizer", "optimizer", "stopping", "save", "run"]
+KINDS = ["dataset", "classifier", "loss", "regularizer", "optimizer", "stopping", "save", "run", "sweep"]
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -282,7 +282,7 @@ def cmd_sweep(args) -> int:
 
     if todo:
         try:
-            client, cluster = connect(args.scheduler, args.workers)
+            client, cluster = connect(args.scheduler, args.workers, args.connect_timeout)
         except SweepError as exc:
             print(f"dltspec sweep: {exc}", file=sys.stderr)
             return EXIT_USAGE
@@ -687,6 +687,8 @@ def parser() -> argparse.ArgumentParser:
     add_spec_args(sw, "the .dlt spec file with a sweep block ('-' reads standard input)")
     sw.add_argument("--scheduler", metavar="ADDRESS", help="the scheduler of an existing Dask cluster, e.g. "
                     "tcp://10.0.0.5:8786 (default: a local cluster started here, one worker per core)")
+    sw.add_argument("--connect-timeout", type=float, default=30, metavar="SECONDS", help="give up on a --scheduler "
+                    "that does not answer within this long (default 30)")
     sw.add_argument("--workers", type=count, metavar="N", help="workers of the local cluster (default: one per core)")
     sw.add_argument("--out", metavar="DIR", help="the sweep directory (default: sweeps/<spec name>); a sweep run "
                     "again in the same directory skips the variants that already ended")

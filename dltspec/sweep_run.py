@@ -27,6 +27,7 @@ import os
 import shutil
 import socket
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -339,16 +340,17 @@ def local_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def connect(scheduler: str | None, n_workers: int | None):
+def connect(scheduler: str | None, n_workers: int | None, timeout: float = 30):
     """A Dask client: of the cluster at ``scheduler``, else of a new in-process ``LocalCluster`` with
     ``n_workers`` single-threaded worker processes (default: one per core). Returns ``(client,
-    cluster)``; ``cluster`` is ``None`` for an existing cluster. :class:`SweepError` if unreachable."""
+    cluster)``; ``cluster`` is ``None`` for an existing cluster. :class:`SweepError` if the scheduler
+    cannot be reached within ``timeout`` seconds."""
     import logging
 
     dask, distributed = dask_modules()
     if scheduler:
         try:
-            return distributed.Client(scheduler, timeout="15s"), None
+            return distributed.Client(scheduler, timeout=f"{timeout}s"), None
         except (OSError, TimeoutError, ValueError) as exc:
             raise SweepError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
     # a worker that dies fails its task at once: the sweep tries it again itself (sweep.retries),
@@ -364,22 +366,38 @@ def reason_of(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def capacity(client) -> int:
+    """How many variants the cluster trains at once now: its worker threads (at least 1)."""
+    try:
+        return max(1, sum(client.nthreads().values()))
+    except Exception:  # noqa: BLE001 - a scheduler that cannot say: one at a time still finishes
+        return 1
+
+
 def run_tasks(client, planned: list[Planned], retries: int, on_record: Callable[[dict], None],
               task_function: Callable[[Task], dict] = train_variant) -> None:
-    """Submit every planned variant and hand each record to ``on_record`` as it arrives. A variant
-    whose worker died is submitted again up to ``retries`` times (it goes on from its checkpoint),
-    then recorded ``failed`` with the reason; an exception raised by the task itself is recorded
-    ``failed`` at once (trying again would raise it again)."""
+    """Train every planned variant and hand each record to ``on_record`` as it arrives.
+
+    No more variants are handed to the cluster than it has worker threads (counted again as
+    variants end, so workers that join are used): a variant never waits in a worker's queue,
+    where the death of that worker would count against it too. A variant whose worker died is
+    submitted again up to ``retries`` times (it goes on from its checkpoint), then recorded
+    ``failed`` with the reason; an exception raised by the task itself is recorded ``failed`` at
+    once (trying again would raise it again)."""
     _dask, distributed = dask_modules()
-    futures = {}
+    waiting = deque((p, 0) for p in planned)
+    futures: dict = {}
+    pending = distributed.as_completed()
 
-    def submit(p: Planned, attempt: int):
-        future = client.submit(task_function, p.task, key=f"dltspec-sweep-{p.key}-{attempt}-{time.time_ns()}",
-                               pure=False)
-        futures[future] = (p, attempt)
-        return future
+    def top_up() -> None:
+        while waiting and len(futures) < capacity(client):
+            p, attempt = waiting.popleft()
+            future = client.submit(task_function, p.task, key=f"dltspec-sweep-{p.key}-{attempt}-{time.time_ns()}",
+                                   pure=False)
+            futures[future] = (p, attempt)
+            pending.add(future)
 
-    pending = distributed.as_completed([submit(p, 0) for p in planned])
+    top_up()
     try:
         for future in pending:
             p, attempt = futures.pop(future)
@@ -387,12 +405,14 @@ def run_tasks(client, planned: list[Planned], retries: int, on_record: Callable[
                 record = future.result()
             except distributed.KilledWorker as exc:
                 if attempt < retries:
-                    pending.add(submit(p, attempt + 1))
+                    waiting.appendleft((p, attempt + 1))
+                    top_up()
                     continue
                 record = failed_record(p.task, f"its worker died {attempt + 1} time(s): {reason_of(exc)}")
             except Exception as exc:  # noqa: BLE001 - whatever a task raised, the sweep goes on
                 record = failed_record(p.task, reason_of(exc))
             on_record({**record, "attempts": attempt + 1})
+            top_up()
     except BaseException:
         client.cancel(list(futures))
         raise

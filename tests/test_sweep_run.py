@@ -1,0 +1,228 @@
+"""Sweeps, the running side: variants trained on Dask distributed, for real.
+
+One small sweep (an MLP on the bundled digits, 4 variants) runs on an in-process local cluster
+(the default); the same sweep then runs on a cluster of a ``dask scheduler`` and two ``dask
+worker`` processes on 127.0.0.1, one of which is killed while it trains a variant: every variant
+must end with the same figures and the same best parameters as on the local cluster.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dltspec.cli import main
+from dltspec.params import load as load_params
+
+from .conftest import ROOT
+
+SPEC = """\
+dataset digits { valid_fraction = 0.2  test_fraction = 0.2  seed = 0 }
+classifier mlp { hidden = [16]  activation = tanh  seed = 1234  n_out = 10 }
+loss nll
+optimizer sgd { learning_rate = 0.1  batch_size = 20 }
+stopping patience { n_epochs = 60  patience = 100000 }
+sweep grid {
+    optimizer.learning_rate = [0.03, 0.1]
+    classifier.hidden = [[16], [24]]
+}
+"""
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+       "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"}
+
+
+def sweep_command(spec: Path, out: Path, *more: str) -> list[str]:
+    return [sys.executable, "-m", "dltspec", "sweep", str(spec), "--out", str(out), "--backend", "jax", *more]
+
+
+def results(out: Path) -> list[dict]:
+    return json.loads((out / "results.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def local_sweep(tmp_path_factory):
+    """The sweep run once on the default local cluster (two workers): ``(spec, out, completed process)``."""
+    folder = tmp_path_factory.mktemp("sweep")
+    spec = folder / "digits_grid.dlt"
+    spec.write_text(SPEC, encoding="utf-8")
+    done = subprocess.run(sweep_command(spec, folder / "local", "--workers", "2"), capture_output=True, text=True,
+                          timeout=300, cwd=folder)
+    return spec, folder / "local", done
+
+
+def test_a_sweep_trains_every_variant_and_ranks_them_by_validation_error(local_sweep):
+    spec, out, done = local_sweep
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "sweep digits_grid: 4 variants (grid); jax float32"
+    assert lines[1] == f"running 4 on a local cluster (2 workers); results in {out}"
+    assert sorted(line.split(" ", 1)[0] for line in lines[2:6]) == ["[1/4]", "[2/4]", "[3/4]", "[4/4]"]
+    header = lines[6].split()
+    assert header[:4] == ["rank", "variant", "learning_rate", "hidden"]
+    rows = results(out)
+    assert [row["rank"] for row in rows] == [1, 2, 3, 4]
+    errors = [row["best_validation_error"] for row in rows]
+    assert errors == sorted(errors)  # ranked by validation error, not test error
+    assert {row["variant"] for row in rows} == {1, 2, 3, 4}
+    for row, line in zip(rows, lines[7:11]):
+        cells = line.split()
+        assert cells[:2] == [str(row["rank"]), str(row["variant"])]
+        assert cells[-5] == f"{row['best_validation_error'] * 100:.2f}" and cells[-1] == "finished"
+        assert row["status"] == "finished" and row["epochs"] == 60 and row["attempts"] == 1
+        run = Path(row["run"])
+        assert run.parent == (out / "runs").resolve() and run.name == row["key"]
+        summary = json.loads((run / "summary.json").read_text())
+        assert summary["status"] == "finished" and summary["best_validation_error"] == row["best_validation_error"]
+        as_run = (run / "spec.dlt").read_text()
+        assert f"learning_rate = {row['values']['optimizer.learning_rate']}" in as_run
+        assert f"hidden = {row['values']['classifier.hidden']}" in as_run and "sweep" not in as_run.split("\n", 1)[1]
+    plan = json.loads((out / "sweep.json").read_text())
+    assert plan["keys"] == ["optimizer.learning_rate", "classifier.hidden"]
+    assert [v["values"] for v in plan["variants"]] == [
+        {"optimizer.learning_rate": lr, "classifier.hidden": hidden} for lr in (0.03, 0.1) for hidden in ([16], [24])]
+    csv_lines = (out / "results.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("rank,variant,optimizer.learning_rate,classifier.hidden,status,best_validation_error")
+    assert [line.split(",")[0] for line in csv_lines[1:]] == ["1", "2", "3", "4"]
+
+
+def test_running_a_sweep_again_skips_the_variants_that_ended(local_sweep):
+    spec, out, _done = local_sweep
+    before = (out / "results.jsonl").read_text()
+    again = subprocess.run(sweep_command(spec, out), capture_output=True, text=True, timeout=120, cwd=out.parent)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert again.stdout.splitlines()[0] == f"sweep digits_grid: 4 variants (grid), 4 already ended in {out}: skipped"
+    assert "running" not in again.stdout
+    assert (out / "results.jsonl").read_text() == before  # nothing trained, nothing lost
+
+
+def test_a_sweep_is_drawn_as_validation_error_against_each_swept_value(local_sweep, capsys):
+    from PIL import Image
+
+    _spec, out, _done = local_sweep
+    assert main(["plot", str(out), "-o", str(out / "plot.png")]) == 0
+    assert capsys.readouterr().out == f"wrote {out / 'plot.png'}\n"
+    with Image.open(out / "plot.png") as image:
+        assert image.size == (920, 420)  # two panels, one per swept key
+        assert len(image.convert("RGB").getcolors(1 << 20)) > 50
+
+
+def start(command: list[str], log: Path) -> subprocess.Popen:
+    with open(log, "wb") as f:
+        return subprocess.Popen(command, stdout=f, stderr=subprocess.STDOUT, env=ENV, start_new_session=True)
+
+
+def running_variant(out: Path, min_records: int) -> dict | None:
+    """The summary of a variant being trained with at least ``min_records`` validation points."""
+    for summary_file in (out / "runs").glob("*/summary.json"):
+        try:
+            summary = json.loads(summary_file.read_text())
+            records = (summary_file.parent / "metrics.jsonl").read_text().count("\n")
+        except (OSError, ValueError):
+            continue
+        if summary.get("status") == "running" and records >= min_records:
+            return {**summary, "run": summary_file.parent}
+    return None
+
+
+def test_a_worker_killed_mid_variant_loses_nothing(local_sweep, tmp_path):
+    spec, local, _done = local_sweep
+    dask = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
+    scheduler_file = tmp_path / "scheduler.json"
+    processes = [start([*dask, "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file",
+                        str(scheduler_file)], tmp_path / "scheduler.log")]
+    try:
+        deadline = time.monotonic() + 60
+        while not scheduler_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        address = json.loads(scheduler_file.read_text())["address"]
+        for name in ("w1", "w2"):
+            processes.append(start([sys.executable, "-m", "distributed.cli.dask_worker", address, "--nworkers", "1",
+                                    "--nthreads", "1", "--no-dashboard", "--name", name], tmp_path / f"{name}.log"))
+        out = tmp_path / "cluster"
+        sweep = subprocess.Popen(sweep_command(spec, out, "--scheduler", address), stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True, env=ENV)
+        victim = None
+        deadline = time.monotonic() + 180
+        while victim is None and sweep.poll() is None and time.monotonic() < deadline:
+            victim = running_variant(out, 15)
+            time.sleep(0.05)
+        assert victim is not None, "no variant was seen training"
+        os.killpg(os.getpgid(victim["pid"]), signal.SIGKILL)  # the worker and its nanny: gone for good
+        stdout, stderr = sweep.communicate(timeout=300)
+    finally:
+        for process in processes:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            process.wait()
+    assert sweep.returncode == 0, stdout + stderr
+    assert f"running 4 on the cluster at {address} (2 workers)" in stdout
+    rows = {row["key"]: row for row in results(out)}
+    baseline = {row["key"]: row for row in results(local)}
+    assert set(rows) == set(baseline)
+    killed = rows[victim["run"].name]
+    assert killed["resumed"] is True and killed["pid"] != victim["pid"]  # went on from its checkpoint elsewhere
+    for key, row in rows.items():
+        assert row["status"] == "finished"
+        for figure in ("best_validation_error", "test_error", "epochs", "iterations"):
+            assert row[figure] == baseline[key][figure], (key, figure)
+        ours, _ = load_params(Path(row["run"]) / "best.pkl")
+        theirs, _ = load_params(Path(baseline[key]["run"]) / "best.pkl")
+        assert all(np.array_equal(ours[name], theirs[name]) for name in theirs)
+
+
+def dies_on_some_variants(task):
+    """A stand-in for training (to test the retries, not training): variant 2's worker always dies,
+    variant 3's worker dies on the first try only; the others return a record at once."""
+    marker = Path(task.run_dir).with_suffix(".tried")
+    if task.index == 2 or (task.index == 3 and not marker.exists()):
+        marker.touch()
+        os._exit(1)
+    return {"key": task.key, "index": task.index, "status": "finished", "best_validation_error": 0.1 * task.index,
+            "test_error": 0.1, "epochs": 1, "iterations": 1, "seconds": 0.0, "run": task.run_dir, "reason": None}
+
+
+def test_a_variant_whose_worker_keeps_dying_is_failed_with_a_reason_and_the_rest_finish(tmp_path):
+    import dltspec
+    from dltspec.sweep_run import connect, plan, run_tasks
+
+    spec = dltspec.read(text=SPEC, file=str(tmp_path / "s.dlt"), base_dir=tmp_path)
+    planned = plan(spec, tmp_path / "out", "jax", "float32", None, None)
+    (tmp_path / "out" / "runs").mkdir(parents=True)
+    client, cluster = connect(None, 2)
+    records = []
+    try:
+        run_tasks(client, planned, 1, records.append, task_function=dies_on_some_variants)
+    finally:
+        client.close()
+        cluster.close()
+    by_index = {record["index"]: record for record in records}
+    assert sorted(by_index) == [1, 2, 3, 4]
+    assert by_index[2]["status"] == "failed" and by_index[2]["attempts"] == 2
+    assert by_index[2]["reason"].startswith("its worker died 2 time(s): KilledWorker")
+    assert by_index[3]["status"] == "finished" and by_index[3]["attempts"] == 2
+    assert by_index[1]["attempts"] == by_index[4]["attempts"] == 1
+
+
+def test_without_dask_the_sweep_command_says_how_to_install_it(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed -> ImportError
+    assert main(["sweep", str(ROOT / "specs" / "digits_sweep.dlt")]) == 2
+    assert capsys.readouterr().err == ("dltspec sweep: dltspec sweep runs on Dask, which is not installed: "
+                                       "pip install 'dltspec[sweep]'\n")
+    assert main(["sweep", str(ROOT / "specs" / "digits_sweep.dlt"), "--list"]) == 0  # listing needs no Dask
+
+
+def test_a_scheduler_out_of_reach_is_a_usage_error(tmp_path, capsys):
+    spec = tmp_path / "s.dlt"
+    spec.write_text(SPEC, encoding="utf-8")
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "out"), "--scheduler", "tcp://127.0.0.1:9",
+                 "--connect-timeout", "1"]) == 2
+    assert capsys.readouterr().err.startswith("dltspec sweep: cannot reach the Dask scheduler at tcp://127.0.0.1:9: ")

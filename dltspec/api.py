@@ -34,13 +34,14 @@ if TYPE_CHECKING:  # numpy, the data loaders and the parameter files are importe
 
 
 def diagnose(text: str, file: str = "<string>", base_dir: Path | str | None = None,
-             overrides: Iterable[str] = ()) -> tuple[Spec | None, list[Diagnostic]]:
+             overrides: Iterable[str] = (), max_variants: int | None = None) -> tuple[Spec | None, list[Diagnostic]]:
     """Parse, validate and check ``text``; return the spec (``None`` if it has errors) and all diagnostics.
 
     Nothing here imports PyTensor or reads data: this is what ``dltspec check`` runs.
     Syntax errors do not stop it: the blocks that parsed are still validated against the
     schema (a block dropped for a syntax error is not reported missing); the checks across
-    blocks run once the syntax and the schema are clean.
+    blocks run once the syntax and the schema are clean. A spec with a ``sweep`` block has every
+    variant checked too (``max_variants``: only the first so many, for an editor).
     """
     source = Source(file, text, Path(base_dir) if base_dir is not None else Path.cwd(), tuple(overrides))
     instance, positions, diagnostics = validated(text, file, source.overrides)
@@ -51,7 +52,7 @@ def diagnose(text: str, file: str = "<string>", base_dir: Path | str | None = No
     if "sweep" in spec.data and not has_errors(diagnostics):
         from .sweep import check_variants
 
-        diagnostics += check_variants(spec, diagnostics)
+        diagnostics += check_variants(spec, diagnostics, max_variants)
     return (None if has_errors(diagnostics) else spec), sorted(diagnostics, key=Diagnostic.sort_key)
 
 

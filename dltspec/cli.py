@@ -172,6 +172,11 @@ def cmd_run(args) -> int:
         print(f"dltspec run: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if style in ("bar", "lines"):
+        if "sweep" in spec.data:
+            from .sweep import variants
+
+            print(f"{spec.name}: trained as written; its sweep block is for `dltspec sweep {args.spec}` "
+                  f"({len(variants(spec))} variants)", flush=True)
         announce(spec, splits, args)
     training = api.compile_training(spec, backend=args.backend, floatX=args.floatx, splits=splits, device=args.device,
                                     budget=args.device_memory)
@@ -288,13 +293,21 @@ def cmd_sweep(args) -> int:
             return EXIT_USAGE
         say(f"running {len(todo)} on {'the cluster at ' + args.scheduler if args.scheduler else 'a local cluster'} "
             f"({len(client.scheduler_info().get('workers', {}))} workers); results in {out}")
+        stopped_by = []
+
+        def stop(signum, frame):  # SIGTERM as Ctrl-C: close the cluster, never leave its workers behind
+            stopped_by.append(signum)
+            raise KeyboardInterrupt
+
+        previous = signal.signal(signal.SIGTERM, stop)
         try:
             run_tasks(client, todo, spec.data["sweep"]["retries"], on_record)
         except KeyboardInterrupt:
             print(f"dltspec sweep: interrupted with {done} of {len(planned)} variants ended (results in {out}); "
                   "run the same command again to go on", file=sys.stderr)
-            return EXIT_INTERRUPTED
+            return 128 + int(stopped_by[0] if stopped_by else signal.SIGINT)
         finally:
+            signal.signal(signal.SIGTERM, previous)
             client.close()
             if cluster is not None:
                 cluster.close()

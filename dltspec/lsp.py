@@ -111,6 +111,10 @@ def lsp_diagnostic(diagnostic: Diagnostic, lines: list[str], encoding: str = UTF
                             severity=SEVERITIES[diagnostic.severity], code=diagnostic.code, source=SOURCE)
 
 
+#: the variants of a sweep checked as you type (``dltspec check`` checks them all)
+EDITOR_VARIANTS = 200
+
+
 def lsp_diagnostics(text: str, uri: str, encoding: str = UTF16) -> list[types.Diagnostic]:
     """The diagnostics of ``dltspec check`` for the document ``uri`` holding ``text``, in LSP form.
 
@@ -120,7 +124,7 @@ def lsp_diagnostics(text: str, uri: str, encoding: str = UTF16) -> list[types.Di
     path = path_of(uri)
     bom = text.startswith("\ufeff")
     _, found = diagnose(text[1:] if bom else text, str(path) if path else uri,
-                        path.parent if path else None)
+                        path.parent if path else None, max_variants=EDITOR_VARIANTS)
     lines = lines_of(text[1:] if bom else text)
     out = [lsp_diagnostic(d, lines, encoding) for d in found]
     if bom:  # the mark is one character (one unit in every encoding) before everything on line 1

@@ -45,8 +45,10 @@ DEFAULT_ROOT = Path("sweeps")
 #: statuses of a variant that ended for good: a re-run sweep does not train it again
 ENDED = ("finished", "diverged")
 #: each worker process trains with one thread: the cores go to the workers, not to BLAS or XLA inside one
+#: (and JAX on a GPU takes memory as it needs it, so that workers can share one)
 WORKER_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-              "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"}
+              "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+              "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
 
 
 class SweepError(Exception):
@@ -110,8 +112,8 @@ def train_variant(task: Task) -> dict:
     return {"key": task.key, "index": task.index, "status": status, **figures(result.best_validation_error
             if result.best_iteration > 0 else None, result.test_error, result.epochs, result.iterations,
             result.seconds), "stopped_by": result.stopped_by, "resumed": resumed, "run": str(run_path),
-            "reason": "; ".join(d.message for d in result.problems) or None,
-            "wall_seconds": round(time.perf_counter() - started, 3), **where}
+            "reason": "; ".join(d.message for d in result.problems) or None, "backend": task.backend,
+            "floatX": task.floatX, "wall_seconds": round(time.perf_counter() - started, 3), **where}
 
 
 def figures(best, test, epochs, iterations, seconds) -> dict:
@@ -133,7 +135,8 @@ def ended_record(task: Task, run_path: Path) -> dict | None:
             **figures(summary.get("best_validation_error"), summary.get("test_error"), summary.get("epochs"),
                       summary.get("iterations"), summary.get("seconds")),
             "stopped_by": summary.get("stopped_by"), "resumed": False, "run": str(run_path),
-            "reason": "; ".join(summary.get("problems") or []) or None, "wall_seconds": 0.0}
+            "reason": "; ".join(summary.get("problems") or []) or None, "backend": summary.get("backend"),
+            "floatX": summary.get("floatX"), "wall_seconds": 0.0}
 
 
 def failed_record(task: Task, reason: str, **extra) -> dict:
@@ -348,6 +351,7 @@ def connect(scheduler: str | None, n_workers: int | None, timeout: float = 30):
     import logging
 
     dask, distributed = dask_modules()
+    logging.getLogger("distributed").setLevel(logging.ERROR)  # the sweep reports what happens to its variants
     if scheduler:
         try:
             return distributed.Client(scheduler, timeout=f"{timeout}s"), None

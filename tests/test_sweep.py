@@ -269,3 +269,30 @@ def test_range_helpers_match_the_schema():
 
     assert list(RANGES) == schema()["definitions"]["sweep-range"]["properties"]["$call"]["enum"]
     assert math.isclose(RANGES["log_uniform"](__import__("random").Random(0), 1.0, 1.0 + 1e-12), 1.0)
+
+
+def test_overrides_of_the_spec_come_first_and_variants_are_still_placed_at_the_sweep(write_spec, capsys):
+    path = write_spec(sweep_spec("sweep grid { optimizer.learning_rate = [0.01, -0.1] }\n"))
+    assert main(["check", str(path), "--set", "optimizer.batch_size=10", "--set", "stopping.n_epochs=2"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"{path}:6:47: error: sweep variant 2 (optimizer.learning_rate=-0.1): learning_rate must "
+                          "be > 0, got -0.1 [DLT203]\n")
+    good = write_spec(sweep_spec("sweep grid { optimizer.learning_rate = [0.01] }\n"), "good.dlt")
+    spec = dltspec.read(good, overrides=["optimizer.batch_size=10"])
+    assert variant_spec(spec, variants(spec)[0])[0].source.overrides == ("optimizer.batch_size=10",
+                                                                         "optimizer.learning_rate=0.01")
+
+
+def test_the_editor_checks_the_first_variants_and_says_so():
+    text = sweep_spec("sweep grid {\n    optimizer.learning_rate = [0.01, -0.1, 0.3]\n    optimizer.batch_size = [10, 20]\n}\n")
+    _spec, early = api.diagnose(text, "s.dlt", max_variants=3)
+    assert [(d.code, d.notes) for d in early] == [
+        ("DLT203", ("the first 3 of the 6 variants were checked; dltspec check checks all",))]
+    assert early[0].message.startswith("sweep variant 3 (optimizer.learning_rate=-0.1 optimizer.batch_size=10): ")
+    _spec, too_few = api.diagnose(text, "s.dlt", max_variants=2)
+    assert too_few == []  # the bad value is first used by variant 3
+    from dltspec.lsp import lsp_diagnostics
+
+    [shown] = lsp_diagnostics(text, "file:///tmp/s.dlt")
+    assert (shown.code, shown.range.start.line, shown.range.start.character, shown.range.end.character) == (
+        "DLT203", 6, 37, 41)

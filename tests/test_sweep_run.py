@@ -92,14 +92,50 @@ def test_a_sweep_trains_every_variant_and_ranks_them_by_validation_error(local_s
     assert [line.split(",")[0] for line in csv_lines[1:]] == ["1", "2", "3", "4"]
 
 
-def test_running_a_sweep_again_skips_the_variants_that_ended(local_sweep):
-    spec, out, _done = local_sweep
-    before = (out / "results.jsonl").read_text()
-    again = subprocess.run(sweep_command(spec, out), capture_output=True, text=True, timeout=120, cwd=out.parent)
+def test_a_sweep_stopped_by_sigterm_goes_on_where_it_stopped_when_run_again(local_sweep, tmp_path):
+    import psutil
+
+    spec, local, _done = local_sweep
+    out = tmp_path / "stopped"
+    sweep = subprocess.Popen(sweep_command(spec, out, "--workers", "2"), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=ENV)
+    deadline = time.monotonic() + 180
+    while sweep.poll() is None and time.monotonic() < deadline and not (
+            (out / "results.jsonl").exists() and running_variant(out, 5)):
+        time.sleep(0.05)
+    workers = psutil.Process(sweep.pid).children(recursive=True)
+    sweep.send_signal(signal.SIGTERM)
+    stdout, stderr = sweep.communicate(timeout=120)
+    assert sweep.returncode == 143, stdout + stderr
+    ended = len((out / "results.jsonl").read_text().splitlines())
+    assert 1 <= ended < 4
+    assert stderr.endswith(f"dltspec sweep: interrupted with {ended} of 4 variants ended (results in {out}); "
+                           "run the same command again to go on\n")
+    psutil.wait_procs(workers, timeout=30)
+    assert [p.pid for p in workers if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []  # none left
+
+    again = subprocess.run(sweep_command(spec, out, "--workers", "2"), capture_output=True, text=True, timeout=300,
+                           env=ENV)
     assert again.returncode == 0, again.stdout + again.stderr
-    assert again.stdout.splitlines()[0] == f"sweep digits_grid: 4 variants (grid), 4 already ended in {out}: skipped"
-    assert "running" not in again.stdout
-    assert (out / "results.jsonl").read_text() == before  # nothing trained, nothing lost
+    assert again.stdout.splitlines()[0] == (f"sweep digits_grid: 4 variants (grid), {ended} already ended in {out}: "
+                                            "skipped; jax float32")
+    rows = {row["key"]: row for row in results(out)}  # (variants stopped mid-way went on from their checkpoints)
+    baseline = {row["key"]: row for row in results(local)}
+    assert {key: (row["status"], row["best_validation_error"], row["test_error"]) for key, row in rows.items()} == {
+        key: (row["status"], row["best_validation_error"], row["test_error"]) for key, row in baseline.items()}
+
+    third = subprocess.run(sweep_command(spec, out), capture_output=True, text=True, timeout=120, env=ENV)
+    assert third.returncode == 0 and "running" not in third.stdout
+    assert third.stdout.splitlines()[0] == f"sweep digits_grid: 4 variants (grid), 4 already ended in {out}: skipped"
+
+
+def test_run_trains_a_sweep_spec_as_written_and_says_so(tmp_path, capsys):
+    assert main(["run", str(ROOT / "specs" / "digits_sweep.dlt"), "--set", "stopping.n_epochs=1", "--backend", "jax",
+                 "--out", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == (f"digits_sweep: trained as written; its sweep block is for `dltspec sweep "
+                                   f"{ROOT / 'specs' / 'digits_sweep.dlt'}` (6 variants)")
+    assert "hidden = [64]" in (tmp_path / "run" / "spec.dlt").read_text()
 
 
 def test_a_sweep_is_drawn_as_validation_error_against_each_swept_value(local_sweep, capsys):

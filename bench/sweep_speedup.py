@@ -20,6 +20,7 @@ against each, and rewrites its section of bench/RESULTS.md.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,6 +83,36 @@ def sequential(spec_path: str, out: str) -> None:
         assert record["status"] == "finished", record
 
 
+def loop_seconds(command: list[str], env: dict) -> float:
+    """The training loop's seconds, as ``dltspec run --json`` reports them at its end."""
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{done.stdout}{done.stderr}")
+    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")][-1]["seconds"]
+
+
+def ceiling(spec: Path, work: Path, repeats: int) -> tuple[float, float]:
+    """``(alone, together)``: the loop seconds of the sweep's first variant trained single-threaded
+    alone, and (the mean) of one copy per core trained at the same time."""
+    import dltspec
+    from dltspec.sweep import variants
+
+    first = variants(dltspec.read(spec))[0]
+    env = {**os.environ, **ONE_THREAD}
+    cores = len(os.sched_getaffinity(0))
+
+    def command(n: int) -> list[str]:
+        return [sys.executable, "-m", "dltspec", "run", str(spec), "--backend", "jax", "--json",
+                *[w for o in first.overrides for w in ("--set", o)], "--out", str(work / f"ceiling-{time.time_ns()}-{n}")]
+
+    alone, together = [], []
+    for _ in range(repeats):
+        alone.append(loop_seconds(command(0), env))
+        with ThreadPoolExecutor(cores) as pool:
+            together.append(statistics.mean(pool.map(lambda n: loop_seconds(command(n), env), range(cores))))
+    return statistics.median(alone), statistics.median(together)
+
+
 def timed(command: list[str], env: dict) -> float:
     start = time.perf_counter()
     done = subprocess.run(command, env=env, capture_output=True, text=True)
@@ -109,7 +141,7 @@ def main() -> None:
         "one after another, 1 thread": ([sys.executable, __file__, "--sequential"], {**env, **ONE_THREAD}),
         "dltspec sweep": ([sys.executable, "-m", "dltspec", "sweep", "--backend", "jax", "-q"], env),
     }
-    rows = []
+    rows, ceilings = [], []
     for epochs in args.epochs:
         spec = work / f"grid-{epochs}.dlt"
         spec.write_text(SPECS[args.data].format(epochs=epochs), encoding="utf-8")
@@ -124,6 +156,7 @@ def main() -> None:
         median = {mode: statistics.median(values) for mode, values in times.items()}
         sweep = median["dltspec sweep"]
         rows += [f"| {epochs} | {mode} | {median[mode]:.1f} s | {median[mode] / sweep:.2f}x |" for mode in modes]
+        ceilings.append((epochs, ceiling(spec, work, args.repeats)))
     cores = len(os.sched_getaffinity(0))
     section = [
         "## Sweeps: 8 variants on the local cluster against one after another",
@@ -144,6 +177,11 @@ def main() -> None:
         f"The local cluster has {cores} single-threaded workers; each starts its own process, imports "
         "dltspec, PyTensor and JAX, and compiles each variant it trains: a fixed cost that short variants "
         "do not earn back.",
+        "",
+        f"What this machine can gain at most: one variant's training loop, single-threaded, alone and as {cores} "
+        f"copies at once (`dltspec run`, the loop's own seconds, median of {args.repeats}): "
+        + "; ".join(f"{epochs} epochs: {alone:.1f} s alone, {together:.1f} s each at once, so {cores} at once do "
+                    f"{cores * alone / together:.2f}x the work of one" for epochs, (alone, together) in ceilings) + ".",
     ]
     publish(BEGIN, END, section, write=not args.no_write)
 

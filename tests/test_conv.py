@@ -119,8 +119,11 @@ def test_lenet_initialisation_follows_the_tutorial(lenet_slice):
 
 @pytest.mark.mnist
 def test_lenet_trains_on_a_slice_of_mnist(lenet_slice):
+    """On the JAX path, the default where jax is installed (it compiles LeNet in seconds; a cold Numba
+    compile of the training graph takes over a minute on two cores: the Numba ops, gradients included,
+    are checked against PyTorch above)."""
     spec, splits = lenet_slice
-    result = dltspec.train(spec, splits=splits)
+    result = dltspec.train(spec, splits=splits, backend="jax")
     assert (result.epochs, result.iterations) == (1, 2)
     assert [p.validation_error for p in result.history] == [result.best_validation_error]
     assert result.best_validation_error < 0.8  # two steps of SGD at lr 0.1 from chance (0.9)

@@ -230,7 +230,7 @@ def finish_run(args, result: api.Result, run, save_to: Path | None, lines, stop:
 
 
 def cmd_sweep(args) -> int:
-    from .sweep import swept_keys, variants
+    from .sweep import variants
 
     spec, lines = read_spec(args)  # every variant is checked here, before Dask or the data are touched
     if spec is None:
@@ -242,7 +242,7 @@ def cmd_sweep(args) -> int:
         for variant in variants(spec):
             print(f"{variant.index:>4}  {variant.label}")
         return EXIT_OK
-    from .sweep_run import DEFAULT_ROOT, ENDED, SweepDir, SweepError, connect, dask_modules, plan, ranked, run_tasks, table
+    from .sweep_run import DEFAULT_ROOT, SweepDir, SweepError, dask_modules, plan
 
     try:
         dask_modules()
@@ -257,18 +257,33 @@ def cmd_sweep(args) -> int:
     except SpecError as exc:
         report(exc.diagnostics, lines)
         return EXIT_ERRORS
-    keys = swept_keys(spec.data["sweep"])
     try:
         sweep_dir = SweepDir.create(out)
+        lock = sweep_dir.lock()
         sweep_dir.write_plan(spec, planned)
     except (SweepError, OSError) as exc:
         print(f"dltspec sweep: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
         return EXIT_USAGE
+    with lock:
+        return sweep_in(sweep_dir, spec, planned, args)
+
+
+def sweep_in(sweep_dir, spec, planned, args) -> int:
+    """The rest of ``dltspec sweep``, holding the sweep directory's lock: train what has not ended,
+    record it, print the ranked table."""
+    from .sweep import swept_keys
+    from .sweep_run import ENDED, SweepError, connect, ranked, run_tasks, table
+
+    out = sweep_dir.path
+    keys = swept_keys(spec.data["sweep"])
     records = sweep_dir.records()
     todo = [p for p in planned if records.get(p.key, {}).get("status") not in ENDED]
     say = (lambda text: None) if args.quiet else (lambda text: print(text, flush=True))  # noqa: E731
     done = len(planned) - len(todo)
-    say(f"sweep {spec.name}: {len(planned)} variants ({spec.data['sweep']['kind']})"
+    sweep = spec.data["sweep"]
+    twice = sweep["count"] - len(planned) if sweep["kind"] == "random" else 0
+    say(f"sweep {spec.name}: {len(planned)} variants ({sweep['kind']}"
+        + (f"; {twice} drawn twice, trained once" if twice > 0 else "") + ")"
         + (f", {done} already ended in {out}: skipped" if done else "")
         + (f"; {args.backend}{' on ' + args.device if args.device else ''} {args.floatx}" if todo else ""))
 
@@ -306,13 +321,23 @@ def cmd_sweep(args) -> int:
             print(f"dltspec sweep: interrupted with {done} of {len(planned)} variants ended (results in {out}); "
                   "run the same command again to go on", file=sys.stderr)
             return 128 + int(stopped_by[0] if stopped_by else signal.SIGINT)
+        except Exception as exc:  # noqa: BLE001 - a full disk, a scheduler gone: one line, what ended is kept
+            from .sweep_run import reason_of
+
+            print(f"dltspec sweep: stopped with {done} of {len(planned)} variants ended (results in {out}): "
+                  f"{getattr(exc, 'strerror', None) or reason_of(exc)}", file=sys.stderr)
+            return EXIT_ERRORS
         finally:
             signal.signal(signal.SIGTERM, previous)
             client.close()
             if cluster is not None:
                 cluster.close()
     rows = ranked(planned, records)
-    sweep_dir.write_tables(rows, keys)
+    try:
+        sweep_dir.write_tables(rows, keys)
+    except OSError as exc:
+        print(f"dltspec sweep: cannot write the results tables in {out}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_ERRORS
     print(table(rows, keys))
     failed = [row for row in rows if row["status"] == "failed"]
     say(f"ranked by best validation error; {out / 'results.csv'}, {out / 'results.json'}")

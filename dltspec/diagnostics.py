@@ -68,6 +68,8 @@ CODES: dict[str, str] = {
     "DLT701": "range cannot be drawn from",
     "DLT702": "too many variants",
     "DLT703": "sweep varies nothing",
+    "DLT704": "sweep key names what a sweep does not vary",
+    "DLT705": "two sweep variants train the same model",
 }
 
 

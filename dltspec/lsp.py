@@ -200,6 +200,7 @@ class Reader:
     depth: int = 0  # of [ ] inside a value
     roles: dict[int, Role] = field(default_factory=dict)  # token start -> role
     seen: tuple[int, int] = (0, 0)  # (offset, its 0-based line): lines are counted once, going forward
+    call: bool = False  # the last token was a value's name: a '(' next opens a call's arguments
 
     def context(self) -> Context:
         if self.block is None:
@@ -233,6 +234,7 @@ class Reader:
                 self.block = block or Block(None, self.line(token))
                 self.block.is_open, self.expect, self.depth = True, "key", 0
             return
+        call, self.call = self.call, False
         if text == "}":
             self.block = None
         elif self.depth:
@@ -244,7 +246,9 @@ class Reader:
             if kind in ("name", "string"):
                 self.roles[token.start] = Role("value", block, self.key)
             self.expect = "key"
-        elif self.expect == "value" and text == "[" or text == "(":  # a list, or a call's arguments
+            self.call = kind == "name"  # a name may start a call: log_uniform(...)
+            return
+        elif (self.expect == "value" and text == "[") or (text == "(" and call):  # a list, a call's arguments
             self.depth, self.expect = 1, "value"
         elif kind == "name":
             self.key, self.expect = text, "eq"

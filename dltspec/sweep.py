@@ -91,18 +91,22 @@ def grid_size(sweep: dict) -> int:
 
 # -- random ----------------------------------------------------------------------
 
-def significant(value: float, digits: int = 4) -> float:
-    """``value`` rounded to ``digits`` significant digits: readable in tables, and the same text
-    (so the same spec hash) wherever it is drawn."""
-    return float(f"{value:.{digits}g}")
+def significant(value: float, low: float, high: float) -> float:
+    """``value`` rounded to 4 significant digits, or more where the range is narrow (so that the range
+    keeps its spread), and kept inside ``[low, high]``: readable in tables, and the same text (so
+    the same spec hash) wherever it is drawn."""
+    scale = max(abs(low), abs(high))
+    digits = 4 + max(0, math.ceil(math.log10(scale / (high - low)))) if scale > 0 else 4
+    return min(max(float(f"{value:.{min(digits, 17)}g}"), low), high)
 
 
 def uniform(rng: random.Random, low: float, high: float) -> float:
-    return significant(rng.uniform(low, high))
+    return significant(rng.uniform(low, high), low, high)
 
 
 def log_uniform(rng: random.Random, low: float, high: float) -> float:
-    return significant(math.exp(rng.uniform(math.log(low), math.log(high))))
+    # relative precision: 4 digits everywhere on a log scale
+    return min(max(float(f"{math.exp(rng.uniform(math.log(low), math.log(high))):.4g}"), low), high)
 
 
 def int_uniform(rng: random.Random, low: float, high: float) -> int:
@@ -188,6 +192,34 @@ def size_problems(sweep: dict, positions: Positions) -> list[Diagnostic]:
     return []
 
 
+def target_problems(sweep: dict, positions: Positions) -> list[Diagnostic]:
+    """DLT704 for a dotted key naming a block a sweep does not vary (the schema's ``x-swept``)."""
+    from .schema import is_swept
+
+    return [error("DLT704", f"a sweep varies what is trained, not its own {key.split('.')[0]} block: "
+                  f"drop {key}", positions.key(("sweep", key)))
+            for key in swept_keys(sweep) if not is_swept(key.split(".")[0])]
+
+
+def same_model_problems(spec: Spec, keys: list[tuple[str, Variant]]) -> list[Diagnostic]:
+    """DLT705 for two variants that would train the same model (``keys``: each valid variant's
+    :func:`variant_key`): one key written twice in two spellings, or a value listed twice (``1`` and
+    ``1.0``). They would share one run directory."""
+    first_of: dict[str, Variant] = {}
+    pairs = []
+    for key, variant in keys:
+        if key in first_of:
+            pairs.append((first_of[key], variant))
+        else:
+            first_of[key] = variant
+    if not pairs:
+        return []
+    (one, two), more = pairs[0], len(pairs) - 1
+    return [error("DLT705", f"sweep variants {one.index} ({one.label}) and {two.index} ({two.label}) train the same "
+                  "model: a value is listed twice, or two keys name the same thing"
+                  + (f" (and {more} more such pairs)" if more else ""), spec.positions.block(("sweep",)))]
+
+
 def variant_spec(spec: Spec, variant: Variant) -> tuple[Spec | None, list[Diagnostic]]:
     """The spec of one variant: the spec's data without its ``sweep`` (nor ``save``: each variant
     keeps its best parameters in its own run directory) with the variant's overrides applied,
@@ -212,17 +244,33 @@ def variant_spec(spec: Spec, variant: Variant) -> tuple[Spec | None, list[Diagno
     return (None if has_errors(diagnostics) else checked), diagnostics
 
 
-def placed_at_sweep(diagnostic: Diagnostic, variant: Variant, n_base: int) -> Diagnostic:
-    """A variant's diagnostic moved to the sweep value that produced it: the override it is at, else
-    the variant's first swept value (with a note saying where the check placed it)."""
+def block_at(span: Span, positions: Positions) -> str | None:
+    """The kind of block whose key or value was written at ``span`` (``None`` if none was)."""
+    for table in (positions.values, positions.keys, positions.blocks):
+        for path, where in table.items():
+            if where == span:
+                return path[0]
+    return None
+
+
+def placed_at_sweep(diagnostic: Diagnostic, variant: Variant, n_base: int,
+                    positions: Positions | None = None) -> Diagnostic:
+    """A variant's diagnostic moved to the sweep value that produced it.
+
+    At an override: the key for a problem with the key itself (an unknown block or key: the check
+    places those at the start of the override), else the value. Elsewhere (a rule across blocks,
+    placed at a key the sweep did not change): the swept value of the same block if there is one,
+    else the variant's first, with a note saying where the check placed it."""
     span, notes = diagnostic.span, diagnostic.notes
     at_override = span.file == "--set" and n_base < span.line <= n_base + len(variant.choices)
-    if at_override:  # a bad override target (DLT207) is the key's fault; anything else, the value's
+    if at_override:
         choice = variant.choices[span.line - n_base - 1]
-        span = choice.key_span if diagnostic.code == "DLT207" else choice.span
+        span = choice.key_span if span.column == 1 else choice.span
     elif variant.choices:
+        kind = block_at(span, positions) if positions is not None else None
+        choice = next((c for c in variant.choices if c.key.split(".")[0] == kind), variant.choices[0])
         notes = (f"the check placed it at {span.file}:{span.line}:{span.column}",) + notes
-        span = variant.choices[0].span
+        span = choice.span
     return replace(diagnostic, span=span, notes=notes)
 
 
@@ -234,34 +282,45 @@ def check_variants(spec: Spec, known: list[Diagnostic] = (), limit: int | None =
     sweep = spec.data.get("sweep")
     if sweep is None:
         return []
-    found = range_problems(sweep, spec.positions) + size_problems(sweep, spec.positions)
+    found = (range_problems(sweep, spec.positions) + size_problems(sweep, spec.positions)
+             + target_problems(sweep, spec.positions))
     if has_errors(found):
         return found
     all_variants = variants(spec)
     base = {(d.code, d.message) for d in known}
     checked = all_variants[:limit] if limit is not None else all_variants
-    problems = [(diagnostic, variant) for variant in checked for diagnostic in variant_spec(spec, variant)[1]
-                if (diagnostic.code, diagnostic.message) not in base]
-    found += merged(problems, len(spec.source.overrides), len(all_variants))
+    problems, keys = [], []
+    for variant in checked:
+        variant_checked, diagnostics = variant_spec(spec, variant)
+        problems += [(d, variant) for d in diagnostics if (d.code, d.message) not in base]
+        if variant_checked is not None:
+            keys.append((variant_key(variant_checked, ""), variant))
+    found += merged(problems, len(spec.source.overrides), len(all_variants), spec.positions)
+    found += same_model_problems(spec, keys)
     if len(checked) < len(all_variants):
         note = f"the first {len(checked):,} of the {len(all_variants):,} variants were checked; dltspec check checks all"
         found = [replace(d, notes=d.notes + (note,)) if d.message.startswith("sweep variant") else d for d in found]
     return found
 
 
-def merged(problems: list[tuple[Diagnostic, Variant]], n_base: int, n_variants: int) -> list[Diagnostic]:
-    """Variants' diagnostics placed at the sweep values that produced them, one for each code at
-    each place however many variants have it (values drawn from a range differ in their messages
-    only), naming the first of them."""
-    seen: dict[tuple, tuple[Diagnostic, list[Variant]]] = {}
+def merged(problems: list[tuple[Diagnostic, Variant]], n_base: int, n_variants: int,
+           positions: Positions | None = None) -> list[Diagnostic]:
+    """Variants' diagnostics placed at the sweep values that produced them: one for each code at each
+    place however many variants have it (values drawn from a range differ in their messages only),
+    naming the first variant that has it and with each of that variant's own messages there."""
+    groups: dict[tuple, list[tuple[Diagnostic, Variant]]] = {}
     for diagnostic, variant in problems:
-        placed = placed_at_sweep(diagnostic, variant, n_base)
-        seen.setdefault((placed.code, placed.span, placed.severity), (placed, []))[1].append(variant)
+        placed = placed_at_sweep(diagnostic, variant, n_base, positions)
+        groups.setdefault((placed.code, placed.span, placed.severity), []).append((placed, variant))
     found = []
-    for placed, where in seen.values():
-        others = f" (and {len(where) - 1} more of the {n_variants} variants)" if len(where) > 1 else ""
-        found.append(replace(placed, message=f"sweep variant {where[0].index} ({where[0].label}){others}: "
-                             f"{placed.message}"))
+    for group in groups.values():
+        first = group[0][1]
+        others = len({variant.index for _, variant in group} - {first.index})
+        more = f" (and {others} more of the {n_variants} variants)" if others else ""
+        messages = dict.fromkeys(placed.message for placed, variant in group if variant.index == first.index)
+        placed = group[0][0]
+        found += [replace(placed, message=f"sweep variant {first.index} ({first.label}){more}: {message}")
+                  for message in messages]
     return found
 
 

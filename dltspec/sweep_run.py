@@ -156,15 +156,16 @@ class Planned:
     task: Task
 
 
-def checked_with_data(spec: Spec) -> list[tuple[Variant, Spec, object]]:
-    """Every variant of ``spec``'s sweep with its checked spec and its data: the data of each
-    distinct dataset block is loaded once and every variant is checked against it (as
-    ``dltspec check --data`` checks a spec). :class:`SpecError` with every problem, each at the sweep
-    value that produced it, if any variant cannot run."""
+def checked_with_data(spec: Spec) -> list[tuple[Variant, Spec, Path | None]]:
+    """Every variant of ``spec``'s sweep with its checked spec and the file or folder its data is
+    read from: every variant is checked against its data (as ``dltspec check --data`` checks a spec),
+    each distinct dataset loaded once in turn (only the last one is kept: a sweep over a dataset's
+    seed loads each in turn, never all at once). :class:`SpecError` with every problem, each at the
+    sweep value that produced it, if any variant cannot run."""
     from . import check as rules
     from . import data as datasets
 
-    loaded: dict[str, object] = {}
+    last: tuple[str, object] | None = None
     ready, problems = [], []
     all_variants = variants(spec)
     for variant in all_variants:
@@ -173,17 +174,19 @@ def checked_with_data(spec: Spec) -> list[tuple[Variant, Spec, object]]:
             problems += [(d, variant) for d in diagnostics if d.is_error]
             continue
         dataset = json.dumps(checked.block("dataset"), sort_keys=True)
-        try:
-            if dataset not in loaded:
-                loaded[dataset] = datasets.load(checked.block("dataset"), checked.source.base_dir)
-        except datasets.DataError as exc:
-            raise SpecError([api.data_diagnostic(checked, exc)]) from None
-        found = [d for d in rules.check_data(checked, loaded[dataset]) if d.is_error]
+        if last is None or last[0] != dataset:
+            try:
+                last = (dataset, datasets.load(checked.block("dataset"), checked.source.base_dir))
+            except datasets.DataError as exc:
+                problems.append((api.data_diagnostic(checked, exc), variant))
+                last = None
+                continue
+        found = [d for d in rules.check_data(checked, last[1]) if d.is_error]
         problems += [(d, variant) for d in found]
         if not found:
-            ready.append((variant, checked, loaded[dataset]))
+            ready.append((variant, checked, last[1].source))
     if problems:
-        raise SpecError(merged(problems, len(spec.source.overrides), len(all_variants)))
+        raise SpecError(merged(problems, len(spec.source.overrides), len(all_variants), spec.positions))
     return ready
 
 
@@ -194,9 +197,9 @@ def plan(spec: Spec, out: Path, backend: str, floatX: str, device: str | None,
     from .record import spec_as_run
 
     planned = []
-    for variant, checked, splits in checked_with_data(spec):
+    for variant, checked, source in checked_with_data(spec):
         key = variant_key(checked, floatX)
-        task = Task(key, variant.index, spec.name, spec_as_run(checked, splits.source), str(checked.source.base_dir),
+        task = Task(key, variant.index, spec.name, spec_as_run(checked, source), str(checked.source.base_dir),
                     str((out / RUNS / key).resolve()), backend, floatX, device, budget)
         planned.append(Planned(variant, checked, key, task))
     return planned
@@ -220,6 +223,21 @@ class SweepDir:
 
     def file(self, name: str) -> Path:
         return self.path / name
+
+    def lock(self):
+        """An exclusive lock on this sweep directory (a context manager that releases it), so that two
+        sweeps never train into the same run directories; :class:`SweepError` if another holds it."""
+        import fcntl
+        from contextlib import closing
+
+        f = open(self.file(".lock"), "a")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.close()
+            raise SweepError(f"another dltspec sweep is running in {self.path}; wait for it, or choose "
+                             "another --out") from None
+        return closing(f)
 
     def write_plan(self, spec: Spec, planned: list[Planned]) -> None:
         sweep = spec.data["sweep"]
@@ -253,9 +271,14 @@ class SweepDir:
         return latest
 
     def append(self, record: dict) -> None:
-        """Add one record, durably: appended, flushed and fsync'ed before this returns."""
-        with open(self.file(RESULTS_LOG), "a", encoding="utf-8") as f:
-            f.write(json.dumps(json_value(record)) + "\n")
+        """Add one record, durably: appended, flushed and fsync'ed before this returns (after a line
+        torn by a crash, on a line of its own)."""
+        with open(self.file(RESULTS_LOG), "a+b") as f:
+            torn = False
+            if f.seek(0, os.SEEK_END) > 0:
+                f.seek(-1, os.SEEK_END)
+                torn = f.read(1) != b"\n"
+            f.write((("\n" if torn else "") + json.dumps(json_value(record)) + "\n").encode("utf-8"))
             f.flush()
             os.fsync(f.fileno())
 
@@ -357,12 +380,17 @@ def connect(scheduler: str | None, n_workers: int | None, timeout: float = 30):
             return distributed.Client(scheduler, timeout=f"{timeout}s"), None
         except (OSError, TimeoutError, ValueError) as exc:
             raise SweepError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
-    # a worker that dies fails its task at once: the sweep tries it again itself (sweep.retries),
-    # going on from its checkpoint, the same way on every cluster
+    # a worker that dies fails its task at once: the sweep tries it again itself (sweep.retries), going
+    # on from its checkpoint. (An existing cluster's scheduler first reschedules it as its own
+    # allowed-failures says, 3 by default; the sweep's retries come after that.)
     dask.config.set({"distributed.scheduler.allowed-failures": 0})
-    cluster = distributed.LocalCluster(n_workers=n_workers or local_workers(), threads_per_worker=1, processes=True,
-                                       dashboard_address=None, silence_logs=logging.ERROR, env=dict(WORKER_ENV))
-    return distributed.Client(cluster), cluster
+    try:
+        cluster = distributed.LocalCluster(n_workers=n_workers or local_workers(), threads_per_worker=1,
+                                           processes=True, dashboard_address=None, silence_logs=logging.ERROR,
+                                           env=dict(WORKER_ENV))
+        return distributed.Client(cluster), cluster
+    except Exception as exc:  # noqa: BLE001 - whatever stops the cluster from starting, said in one line
+        raise SweepError(f"cannot start a local Dask cluster: {reason_of(exc)}") from None
 
 
 def reason_of(exc: BaseException) -> str:

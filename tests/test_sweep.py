@@ -183,7 +183,7 @@ def test_a_variants_spec_has_its_overrides_and_no_sweep_or_save():
 
 def test_a_variants_key_depends_on_what_it_trains_only():
     one = dltspec.read(text=sweep_spec("sweep grid { optimizer.learning_rate = [0.01, 0.1] }\n"))
-    two = dltspec.read(text=sweep_spec("# another layout\nsweep grid {\n    run.checkpoint_every = [1]\n"
+    two = dltspec.read(text=sweep_spec("# another layout\nrun { checkpoint_every = 5 }\nsweep grid {\n"
                                        "    optimizer.learning_rate = [0.1]\n}\n"))
     keys = [variant_key(variant_spec(one, v)[0], "float32") for v in variants(one)]
     assert len(set(keys)) == 2
@@ -296,3 +296,66 @@ def test_the_editor_checks_the_first_variants_and_says_so():
     [shown] = lsp_diagnostics(text, "file:///tmp/s.dlt")
     assert (shown.code, shown.range.start.line, shown.range.start.character, shown.range.end.character) == (
         "DLT203", 6, 37, 41)
+
+
+def test_a_sweep_of_where_runs_are_recorded_is_dlt704():
+    found = errors_of(sweep_spec('sweep grid { save.path = ["a.pkl", "b.pkl"]  optimizer.learning_rate = [0.1] }\n'))
+    assert found == [("DLT704", 6, 14, "a sweep varies what is trained, not its own save block: drop save.path")]
+
+
+@pytest.mark.parametrize("sweep", [
+    "sweep grid { optimizer.batch_size = [10, 10.0] }",
+    "sweep grid { regularizer.l2.weight = [0.1, 0.2]  regularizer.1.weight = [0.3] }",
+])
+def test_two_variants_that_train_the_same_model_are_dlt705(sweep):
+    base = DIGITS + "regularizer l1 { weight = 0.0 }\nregularizer l2 { weight = 0.0 }\n"
+    found = errors_of(base + sweep + "\n")
+    assert [(code, line, column) for code, line, column, _ in found] == [("DLT705", 8, 1)]
+    assert found[0][3].startswith("sweep variants 1 (")
+    assert found[0][3].endswith("train the same model: a value is listed twice, or two keys name the same thing")
+
+
+def test_a_rule_across_blocks_is_placed_at_the_swept_value_of_its_block():
+    text = sweep_spec("sweep grid { optimizer.learning_rate = [0.01, 0.1]  stopping.patience = [2000, 60] }\n").replace(
+        "patience = 2000 }", "patience = 2000  validation_frequency = 50 }")
+    found = api.diagnose(text, "s.dlt")[1]
+    assert [(d.code, d.span.line, d.span.column) for d in found] == [("DLT301", 6, 80)]  # at 60
+    assert found[0].message.startswith("sweep variant 2 (optimizer.learning_rate=0.01 stopping.patience=60) "
+                                       "(and 1 more of the 4 variants): validation_frequency must be at most")
+
+
+def test_a_misspelled_key_is_reported_once_at_the_key():
+    found = errors_of(sweep_spec("sweep grid { optimizer.learnin_rate = [0.1, 0.2] }\n"))
+    assert [(code, line, column) for code, line, column, _ in found] == [("DLT201", 6, 14)]
+    assert "(and 1 more of the 2 variants): unknown key 'learnin_rate' in optimizer sgd (did you mean " \
+           "'learning_rate'?)" in found[0][3]
+
+
+def test_every_message_of_the_first_variant_is_kept_and_variants_are_counted_once():
+    found = errors_of(sweep_spec("sweep grid { classifier.kind = [logistic, mlp] }\n", MLP.replace(
+        "hidden = [8] }", "hidden = [8]  activation = relu }")))
+    assert [(code, line, column) for code, line, column, _ in found] == [("DLT201", 6, 33)] * 3
+    assert sorted(message.split(": ", 1)[1].split(" in ")[0] for *_, message in found) == [
+        "unknown key 'activation'", "unknown key 'hidden'", "unknown key 'seed'"]
+    assert all(message.startswith("sweep variant 1 (classifier.kind=logistic): ") for *_, message in found)
+
+
+def test_a_narrow_range_keeps_its_spread_and_its_ends():
+    spec = dltspec.read(text=sweep_spec("sweep random { count = 20  dataset.valid_fraction = uniform(0.49991, "
+                                        "0.49999) }\n", DIGITS.replace("seed = 0 }", "seed = 0  test_fraction = 0.1 }")))
+    drawn = [v.values["dataset.valid_fraction"] for v in variants(spec)]
+    assert len(drawn) == 20 and all(0.49991 <= d <= 0.49999 for d in drawn)
+
+
+def test_a_random_sweep_is_at_most_ten_thousand_variants():
+    assert errors_of(sweep_spec("sweep random { count = 1000000000  optimizer.learning_rate = [0.1] }\n")) == [
+        ("DLT203", 6, 24, "count must be <= 10000, got 1000000000")]
+
+
+def test_check_data_places_a_variants_data_problem_at_its_value(write_spec, capsys):
+    path = write_spec(sweep_spec("sweep grid { dataset.valid_fraction = [0.2, 0.95] }\n",
+                                 DIGITS.replace("seed = 0 }", "seed = 0  test_fraction = 0.2 }")))
+    assert main(["check", "--data", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"{path}:6:45: error: sweep variant 2 (dataset.valid_fraction=0.95): ")
+    assert "[DLT306]" in err and "--set" not in err

@@ -262,3 +262,19 @@ def test_a_scheduler_out_of_reach_is_a_usage_error(tmp_path, capsys):
     assert main(["sweep", str(spec), "--out", str(tmp_path / "out"), "--scheduler", "tcp://127.0.0.1:9",
                  "--connect-timeout", "1"]) == 2
     assert capsys.readouterr().err.startswith("dltspec sweep: cannot reach the Dask scheduler at tcp://127.0.0.1:9: ")
+
+
+def test_a_record_after_a_torn_line_is_kept_and_a_second_sweep_in_the_same_directory_is_refused(tmp_path):
+    from dltspec.sweep_run import SweepDir, SweepError
+
+    sweep_dir = SweepDir.create(tmp_path / "s")
+    sweep_dir.append({"key": "a", "status": "finished"})
+    with open(sweep_dir.file("results.jsonl"), "a") as f:
+        f.write('{"key": "b", "sta')  # a crash mid-write
+    sweep_dir.append({"key": "c", "status": "failed"})
+    assert sweep_dir.records() == {"a": {"key": "a", "status": "finished"}, "c": {"key": "c", "status": "failed"}}
+    with sweep_dir.lock():
+        with pytest.raises(SweepError, match="another dltspec sweep is running in .*; wait for it, or choose another"):
+            SweepDir(sweep_dir.path).lock()
+    with SweepDir(sweep_dir.path).lock():  # released
+        pass

@@ -85,12 +85,18 @@ def takes_ranges(kind: str) -> bool:
     return bool(schema()["properties"].get(kind, {}).get("x-ranges"))
 
 
+def is_swept(kind: str) -> bool:
+    """Whether a sweep may vary a block's keys (not those of ``sweep``, ``save``, ``run``: how variants
+    are chosen and how runs are recorded, not what is trained)."""
+    return schema()["properties"].get(kind, {}).get("x-swept", True)
+
+
 def sweep_targets() -> dict[str, tuple[str, str | None, dict]]:
     """What a sweep block's dotted keys may name: ``"optimizer.learning_rate"`` -> ``(kind, label,
     key schema)``; keys of a repeated block are named by the block's label (``regularizer.l2.weight``)."""
     targets: dict[str, tuple[str, str | None, dict]] = {}
     for kind in block_kinds():
-        if takes_ranges(kind) or label_key(kind) != "kind":
+        if not is_swept(kind):
             continue
         for label in (variants(kind) if is_repeated(kind) else [None]):
             prefix = f"{kind}.{label}" if label else kind

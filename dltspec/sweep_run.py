@@ -73,12 +73,40 @@ class Task:
     budget: int | None
 
 
+def use_worker_cache() -> str | None:
+    """On a Dask worker, before PyTensor is imported: give this worker its own PyTensor compile cache,
+    ``<base_compiledir>/dltspec-worker-<worker name>`` (the base being ``PYTENSOR_FLAGS``'s, else
+    ``~/.pytensor``), so that workers compiling at once never wait on each other's cache lock and a
+    worker of the same name finds its graphs again in the next sweep. Returns the folder, or ``None``
+    where nothing was changed (not a worker, or PyTensor already imported)."""
+    import sys
+
+    try:
+        from distributed import get_worker
+
+        name = get_worker().name
+    except (ImportError, ValueError):
+        return None
+    if "pytensor" in sys.modules:
+        return None
+    flags = [f for f in os.environ.get("PYTENSOR_FLAGS", "").split(",") if f.strip()]
+    base = next((f.split("=", 1)[1] for f in flags if f.strip().startswith("base_compiledir=")),
+                str(Path("~/.pytensor").expanduser()))
+    if Path(base).name.startswith("dltspec-worker-"):
+        return base
+    folder = str(Path(base) / f"dltspec-worker-{name}")
+    os.environ["PYTENSOR_FLAGS"] = ",".join([f for f in flags if not f.strip().startswith("base_compiledir=")]
+                                            + [f"base_compiledir={folder}"])
+    return folder
+
+
 def train_variant(task: Task) -> dict:
     """Train one variant in ``task.run_dir`` (going on from its checkpoint if an earlier try left
     one) and return its record. Runs on a Dask worker; a problem it can name (data missing on this
     machine, a disk that fails) is a ``failed`` record, not an exception."""
     for name, value in WORKER_ENV.items():  # for workers started by hand; read when jax first starts
         os.environ.setdefault(name, value)
+    use_worker_cache()
     from .record import open_run, resume, start_run
 
     started = time.perf_counter()

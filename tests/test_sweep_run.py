@@ -218,12 +218,16 @@ def test_a_worker_killed_mid_variant_loses_nothing(local_sweep, tmp_path):
 def dies_on_some_variants(task):
     """A stand-in for training (to test the retries, not training): variant 2's worker always dies,
     variant 3's worker dies on the first try only; the others return a record at once."""
+    from dltspec.sweep_run import use_worker_cache
+
+    cache = use_worker_cache()
     marker = Path(task.run_dir).with_suffix(".tried")
     if task.index == 2 or (task.index == 3 and not marker.exists()):
         marker.touch()
         os._exit(1)
     return {"key": task.key, "index": task.index, "status": "finished", "best_validation_error": 0.1 * task.index,
-            "test_error": 0.1, "epochs": 1, "iterations": 1, "seconds": 0.0, "run": task.run_dir, "reason": None}
+            "test_error": 0.1, "epochs": 1, "iterations": 1, "seconds": 0.0, "run": task.run_dir, "reason": None,
+            "cache": cache}
 
 
 def test_a_variant_whose_worker_keeps_dying_is_failed_with_a_reason_and_the_rest_finish(tmp_path):
@@ -246,6 +250,8 @@ def test_a_variant_whose_worker_keeps_dying_is_failed_with_a_reason_and_the_rest
     assert by_index[2]["reason"].startswith("its worker died 2 time(s): KilledWorker")
     assert by_index[3]["status"] == "finished" and by_index[3]["attempts"] == 2
     assert by_index[1]["attempts"] == by_index[4]["attempts"] == 1
+    caches = {Path(record["cache"]).name for record in records if record["status"] == "finished"}
+    assert caches <= {"dltspec-worker-0", "dltspec-worker-1"} and caches  # each worker compiles into its own
 
 
 def test_without_dask_the_sweep_command_says_how_to_install_it(monkeypatch, capsys):

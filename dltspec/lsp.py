@@ -111,8 +111,8 @@ def lsp_diagnostic(diagnostic: Diagnostic, lines: list[str], encoding: str = UTF
                             severity=SEVERITIES[diagnostic.severity], code=diagnostic.code, source=SOURCE)
 
 
-#: the variants of a sweep checked as you type (``dltspec check`` checks them all)
-EDITOR_VARIANTS = 200
+#: the variants of a sweep checked as you type, a few milliseconds each (``dltspec check`` checks them all)
+EDITOR_VARIANTS = 20
 
 
 def lsp_diagnostics(text: str, uri: str, encoding: str = UTF16) -> list[types.Diagnostic]:

@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from dltspec.sweep_run import WORKER_ENV  # noqa: E402
 from results import publish  # noqa: E402
 
 BEGIN, END = "<!-- sweep:begin (bench/sweep_speedup.py rewrites this section) -->", "<!-- sweep:end -->"
@@ -68,17 +69,17 @@ sweep grid {{
 }
 WORKLOADS = {"mnist": "MNIST, 10,000 training examples, hidden [300] or [500]",
              "digits": "the 8x8 digits, hidden [32] or [64]"}
-ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-              "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"}
 
 
 def sequential(spec_path: str, out: str) -> None:
     """Plan the sweep and train every variant in turn in this process (what ``--sequential`` runs)."""
     import dltspec
-    from dltspec.sweep_run import plan, train_variant
+    from dltspec.sweep import checked_variants
+    from dltspec.sweep_run import plan, train_variant, with_data
 
     spec = dltspec.read(spec_path)
-    for p in plan(spec, Path(out), "jax", "float32", None, None):
+    passed, _problems = with_data(spec, checked_variants(spec)[0])
+    for p in plan(spec, passed, Path(out), "jax", "float32", None, None):
         record = train_variant(p.task)
         assert record["status"] == "finished", record
 
@@ -98,7 +99,7 @@ def ceiling(spec: Path, work: Path, repeats: int) -> tuple[float, float]:
     from dltspec.sweep import variants
 
     first = variants(dltspec.read(spec))[0]
-    env = {**os.environ, **ONE_THREAD}
+    env = {**os.environ, **WORKER_ENV}
     cores = len(os.sched_getaffinity(0))
 
     def command(n: int) -> list[str]:
@@ -138,7 +139,7 @@ def main() -> None:
     env = {**os.environ}
     modes = {
         "one after another": ([sys.executable, __file__, "--sequential"], env),
-        "one after another, 1 thread": ([sys.executable, __file__, "--sequential"], {**env, **ONE_THREAD}),
+        "one after another, 1 thread": ([sys.executable, __file__, "--sequential"], {**env, **WORKER_ENV}),
         "dltspec sweep": ([sys.executable, "-m", "dltspec", "sweep", "--backend", "jax", "-q"], env),
     }
     rows, ceilings = [], []

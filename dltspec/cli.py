@@ -9,6 +9,7 @@ diverged (the best parameters so far are kept); 130 interrupted by Ctrl-C, 143 b
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Sequence
 
 from . import __version__, api
-from .diagnostics import Diagnostic, Span, SpecError, error
+from .diagnostics import Diagnostic, Span, SpecError, error, has_errors
 from .render import text as render_text
 from .spec import Source
 
@@ -44,8 +45,9 @@ def spec_text(path: str) -> str:
     return api.read_text(path)
 
 
-def diagnose_path(path: str, overrides: Sequence[str]):
-    """Read and check the spec at ``path`` (``-``: standard input).
+def diagnose_path(path: str, overrides: Sequence[str], max_variants: int | None = None):
+    """Read and check the spec at ``path`` (``-``: standard input); ``max_variants``: as
+    :func:`dltspec.api.diagnose` (0: leave a sweep's variants to the caller).
 
     Returns ``(spec, diagnostics, lines, text)``: ``spec`` is ``None`` when it has errors,
     ``lines`` looks up source lines for rendering. Raises :class:`SpecError` if unreadable.
@@ -53,7 +55,7 @@ def diagnose_path(path: str, overrides: Sequence[str]):
     text = spec_text(path)
     name = path if path != "-" else "<stdin>"
     base = Path(path).resolve().parent if path != "-" else Path.cwd()
-    spec, diagnostics = api.diagnose(text, name, base, overrides)
+    spec, diagnostics = api.diagnose(text, name, base, overrides, max_variants)
     return spec, diagnostics, source_lines(name, text, overrides), text
 
 
@@ -230,19 +232,21 @@ def finish_run(args, result: api.Result, run, save_to: Path | None, lines, stop:
 
 
 def cmd_sweep(args) -> int:
-    from .sweep import variants
+    from .sweep import checked_variants
 
-    spec, lines = read_spec(args)  # every variant is checked here, before Dask or the data are touched
-    if spec is None:
+    spec, diagnostics, lines, _text = diagnose_path(args.spec, args.set, max_variants=0)  # the variants: next
+    ready, found = checked_variants(spec, diagnostics) if spec is not None else ([], [])
+    report(sorted(diagnostics + found, key=Diagnostic.sort_key), lines)
+    if spec is None or has_errors(found):
         return EXIT_ERRORS
     if "sweep" not in spec.data:
         return usage("sweep", f"{args.spec} has no sweep block; add one, e.g. "
                      "`sweep grid { optimizer.learning_rate = [0.01, 0.1] }`") or EXIT_USAGE
     if args.list:
-        for variant in variants(spec):
+        for variant, _checked in ready:
             print(f"{variant.index:>4}  {variant.label}")
         return EXIT_OK
-    from .sweep_run import DEFAULT_ROOT, SweepDir, SweepError, dask_modules, plan
+    from .sweep_run import DEFAULT_ROOT, SweepDir, SweepError, dask_modules, plan, with_data
 
     try:
         dask_modules()
@@ -252,11 +256,11 @@ def cmd_sweep(args) -> int:
     if not resolve_placement(args):
         return EXIT_USAGE
     out = Path(args.out) if args.out else DEFAULT_ROOT / spec.name
-    try:
-        planned = plan(spec, out, args.backend, args.floatx, args.device, args.device_memory)
-    except SpecError as exc:
-        report(exc.diagnostics, lines)
+    passed, problems = with_data(spec, ready)
+    if problems:
+        report(problems, lines)
         return EXIT_ERRORS
+    planned = plan(spec, passed, out, args.backend, args.floatx, args.device, args.device_memory)
     try:
         sweep_dir = SweepDir.create(out)
         lock = sweep_dir.lock()
@@ -287,13 +291,18 @@ def sweep_in(sweep_dir, spec, planned, args) -> int:
         + (f", {done} already ended in {out}: skipped" if done else "")
         + (f"; {args.backend}{' on ' + args.device if args.device else ''} {args.floatx}" if todo else ""))
 
+    variant_of = {p.key: p.variant for p in planned}
+    tables_written = time.monotonic()
+
     def on_record(record: dict) -> None:
-        nonlocal done
+        nonlocal done, tables_written
         done += 1
         records[record["key"]] = record
-        sweep_dir.append(record)
-        sweep_dir.write_tables(ranked(planned, records), keys)
-        variant = next(p.variant for p in planned if p.key == record["key"])
+        sweep_dir.append(record)  # durable at once; the ranked tables at most once a second, and at the end
+        if time.monotonic() - tables_written >= 1.0:
+            sweep_dir.write_tables(ranked(planned, records), keys)
+            tables_written = time.monotonic()
+        variant = variant_of[record["key"]]
         figures = (f"best valid {record['best_validation_error'] * 100:.2f} %, test "
                    f"{record['test_error'] * 100:.2f} %, {record['epochs']} epochs, {record['seconds']:.1f} s"
                    if record.get("best_validation_error") is not None and record.get("test_error") is not None
@@ -318,6 +327,8 @@ def sweep_in(sweep_dir, spec, planned, args) -> int:
         try:
             run_tasks(client, todo, spec.data["sweep"]["retries"], on_record)
         except KeyboardInterrupt:
+            with contextlib.suppress(OSError):  # the tables as far as it got (results.jsonl has every record)
+                sweep_dir.write_tables(ranked(planned, records), keys)
             print(f"dltspec sweep: interrupted with {done} of {len(planned)} variants ended (results in {out}); "
                   "run the same command again to go on", file=sys.stderr)
             return 128 + int(stopped_by[0] if stopped_by else signal.SIGINT)
@@ -378,19 +389,23 @@ def usage(command: str, message: str) -> None:
 
 def check_one(path: str, args) -> tuple[list[Diagnostic], object, str | None]:
     """All diagnostics of one spec file, a lookup of its source lines, and its text (``None`` if unreadable)."""
-    try:
-        spec, diagnostics, lines, text = diagnose_path(path, args.set)
+    try:  # with --data, a sweep's variants are checked once, below, then against their data
+        spec, diagnostics, lines, text = diagnose_path(path, args.set, max_variants=0 if args.data else None)
     except SpecError as exc:
         return exc.diagnostics, lambda f: [], None
     if spec is not None and args.data:
+        from .sweep import checked_variants
+
         try:
             api.load_data(spec)
-            if "sweep" in spec.data:  # and every variant against the data
-                from .sweep_run import checked_with_data
-
-                checked_with_data(spec)
         except SpecError as exc:
-            diagnostics = diagnostics + exc.diagnostics
+            return diagnostics + exc.diagnostics, lines, text
+        ready, found = checked_variants(spec, diagnostics)
+        if ready and not has_errors(found):
+            from .sweep_run import with_data
+
+            found += with_data(spec, ready)[1]
+        diagnostics = sorted(diagnostics + found, key=Diagnostic.sort_key)
     return diagnostics, lines, text
 
 
@@ -610,17 +625,14 @@ def percent(value) -> str:
 
 
 def cmd_runs(args) -> int:
-    from .rundir import SUMMARY, runs_under
+    from .rundir import runs_under
 
     root = Path(args.dir)
     if not root.exists():
         return usage("runs", f"{root}: no such directory") or EXIT_USAGE
     rows = [["run", "status", "best valid %", "test %", "epochs", "seconds", "backend"]]
     for run in runs_under(root):
-        try:
-            summary = run.read_json(SUMMARY)
-        except Exception:  # noqa: BLE001 - a run killed before its summary was written
-            summary = {"status": "unknown"}
+        summary = run.summary() or {"status": "unknown"}  # a run killed before its summary was written
         rows.append([run.path.name if run.path != root else str(root), str(summary.get("status", "?")),
                      percent(summary.get("best_validation_error")), percent(summary.get("test_error")),
                      str(summary.get("epochs", "-")), str(summary.get("seconds", "-")),

@@ -226,7 +226,7 @@ class JaxProgram:
         """Train minibatches ``iter % n_train_batches`` for ``iter`` in ``start .. start + n_steps - 1``
         in one dispatch (one per data chunk when the split is streamed). After a cost that is not
         finite the dispatch goes on (a loop on the device cannot stop early cheaply): the parameters
-        are then those after the chunk."""
+        are then those after the dispatch; a streamed split's later chunks are not trained."""
         if self.stream is None:
             return self.dispatch(self.batches["train"], start, n_steps)
         chunks, parts = self.stream["train"], []
@@ -235,6 +235,8 @@ class JaxProgram:
             chunk = chunks.of(minibatch)
             steps = min(left, chunks.first(chunk) + chunks.size(chunk) - minibatch)
             parts.append(self.dispatch(self.resident("train", chunk), minibatch - chunks.first(chunk), steps))
+            if parts[-1].first_nonfinite is not None:  # diverged: the loop stops here
+                break
             minibatch, left = (minibatch + steps) % self.n_batches["train"], left - steps
         return ChunkCost.joined(parts)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .files import write_atomic
-from .rundir import SUMMARY, RunDir, RunError
+from .rundir import RunDir
 
 
 class PictureError(Exception):
@@ -112,12 +112,7 @@ def curves_png(runs: list[RunDir], out: Path) -> None:
         best = min(records, key=lambda r: (r["validation_error"], r["iteration"]))
         error_ax.plot([best["iteration"]], [100 * best["validation_error"]], marker="*", markersize=14,
                       color=colour, linestyle="none", label=f"{label} best {100 * best['validation_error']:.2f} %")
-        try:
-            summary = run.read_json(SUMMARY)
-        except RunError:  # none yet, or damaged: draw the curves without the stop
-            summary = {}
-        if not isinstance(summary, dict):
-            summary = {}
+        summary = run.summary()  # none yet, or damaged: the curves without the stop
         if summary.get("iterations"):
             for ax in (cost_ax, error_ax):
                 ax.axvline(summary["iterations"], color=colour, linestyle=":", linewidth=1)

@@ -186,6 +186,7 @@ class Recorder(Observer):
         self.writer = Writer()
         self.metrics = None  # metrics.jsonl, open for appending while the loop runs
         self.best_to_write = self.best_written = None  # (snapshot, metadata) of the best parameters
+        self.summary: dict = {}  # the last summary.json written
 
     def started(self, training: Training) -> None:
         self.rate.start(training)
@@ -275,6 +276,7 @@ class Recorder(Observer):
         }
         with disk(str(self.run.file(SUMMARY))):
             self.run.write_json(SUMMARY, summary)
+        self.summary = summary
 
 
 def start_run(spec: Spec, out: Path | None, backend: str, floatX: str, device: str | None,
@@ -316,10 +318,8 @@ def resume(run: RunDir, checkpoint: dict, training: Training, force: bool,
         return None, problems + exc.diagnostics
     with disk(str(run.file(METRICS))):
         run.keep_metrics(training.state.validations)
-    try:
-        resumed = int(run.read_json(SUMMARY).get("resumed", 0)) + 1
-    except (RunError, ValueError, TypeError, AttributeError):  # a summary lost or damaged: count from here
-        resumed = 1
+    resumed = run.summary().get("resumed")  # lost or damaged: count from here
+    resumed = (resumed if isinstance(resumed, int) else 0) + 1
     return Recorder(run, training.spec, resumed), [warning(d.code, d.message, d.span, *d.notes) for d in problems]
 
 

@@ -109,6 +109,14 @@ class RunDir:
         except (OSError, ValueError) as exc:
             raise RunError(f"cannot read {self.file(name)}: {getattr(exc, 'strerror', None) or exc}") from None
 
+    def summary(self) -> dict:
+        """``summary.json``, or ``{}`` where there is none yet (a run killed before writing it) or it is damaged."""
+        try:
+            summary = json.loads(self.file(SUMMARY).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return summary if isinstance(summary, dict) else {}
+
     def write_spec(self, text: str) -> None:
         write_atomic(self.file(SPEC), text.encode("utf-8"), mode=0o644)
 

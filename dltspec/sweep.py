@@ -105,8 +105,7 @@ def uniform(rng: random.Random, low: float, high: float) -> float:
 
 
 def log_uniform(rng: random.Random, low: float, high: float) -> float:
-    # relative precision: 4 digits everywhere on a log scale
-    return min(max(float(f"{math.exp(rng.uniform(math.log(low), math.log(high))):.4g}"), low), high)
+    return significant(math.exp(rng.uniform(math.log(low), math.log(high))), low, high)
 
 
 def int_uniform(rng: random.Random, low: float, high: float) -> int:
@@ -145,10 +144,8 @@ EXPANSIONS: dict[str, Callable[[dict, Positions], list[Variant]]] = {
 
 def variants(spec: Spec) -> list[Variant]:
     """The variants of the spec's sweep, duplicates dropped (a random sweep may draw one twice),
-    numbered from 1 in order. A spec without a sweep has one variant: itself."""
-    sweep = spec.data.get("sweep")
-    if sweep is None:
-        return [Variant(1, ())]
+    numbered from 1 in order."""
+    sweep = spec.data["sweep"]
     unique: dict[tuple[str, ...], Variant] = {}
     for variant in EXPANSIONS[sweep["kind"]](sweep, spec.positions):
         unique.setdefault(variant.overrides, variant)
@@ -201,17 +198,18 @@ def target_problems(sweep: dict, positions: Positions) -> list[Diagnostic]:
             for key in swept_keys(sweep) if not is_swept(key.split(".")[0])]
 
 
-def same_model_problems(spec: Spec, keys: list[tuple[str, Variant]]) -> list[Diagnostic]:
-    """DLT705 for two variants that would train the same model (``keys``: each valid variant's
-    :func:`variant_key`): one key written twice in two spellings, or a value listed twice (``1`` and
-    ``1.0``). They would share one run directory."""
+def same_model_problems(spec: Spec, ready: list[tuple[Variant, Spec]]) -> list[Diagnostic]:
+    """DLT705 for two valid variants that would train the same model (the same :func:`model_text`):
+    one key written twice in two spellings, or a value listed twice (``1`` and ``1.0``). They would
+    share one run directory."""
     first_of: dict[str, Variant] = {}
     pairs = []
-    for key, variant in keys:
-        if key in first_of:
-            pairs.append((first_of[key], variant))
+    for variant, checked in ready:
+        text = model_text(checked)
+        if text in first_of:
+            pairs.append((first_of[text], variant))
         else:
-            first_of[key] = variant
+            first_of[text] = variant
     if not pairs:
         return []
     (one, two), more = pairs[0], len(pairs) - 1
@@ -253,8 +251,7 @@ def block_at(span: Span, positions: Positions) -> str | None:
     return None
 
 
-def placed_at_sweep(diagnostic: Diagnostic, variant: Variant, n_base: int,
-                    positions: Positions | None = None) -> Diagnostic:
+def placed_at_sweep(diagnostic: Diagnostic, variant: Variant, n_base: int, positions: Positions) -> Diagnostic:
     """A variant's diagnostic moved to the sweep value that produced it.
 
     At an override: the key for a problem with the key itself (an unknown block or key: the check
@@ -267,44 +264,51 @@ def placed_at_sweep(diagnostic: Diagnostic, variant: Variant, n_base: int,
         choice = variant.choices[span.line - n_base - 1]
         span = choice.key_span if span.column == 1 else choice.span
     elif variant.choices:
-        kind = block_at(span, positions) if positions is not None else None
+        kind = block_at(span, positions)
         choice = next((c for c in variant.choices if c.key.split(".")[0] == kind), variant.choices[0])
         notes = (f"the check placed it at {span.file}:{span.line}:{span.column}",) + notes
         span = choice.span
     return replace(diagnostic, span=span, notes=notes)
 
 
-def check_variants(spec: Spec, known: list[Diagnostic] = (), limit: int | None = None) -> list[Diagnostic]:
-    """Every problem of the sweep's variants that the spec as written does not have (``known``: its
-    diagnostics), each once, at the sweep value that produced it, naming the first variant that has it.
-    ``limit``: check only the first so many variants (the editor, as you type; ``dltspec check`` and
+def checked_variants(spec: Spec, known: list[Diagnostic] = (),
+                     limit: int | None = None) -> tuple[list[tuple[Variant, Spec]], list[Diagnostic]]:
+    """Every variant of the spec's sweep checked as a spec of its own: the valid ones with their
+    specs, and every problem the spec as written does not have (``known``: its diagnostics), each
+    once, at the sweep value that produced it, naming the first variant that has it. ``limit``:
+    check only the first so many variants (the editor, as you type; ``dltspec check`` and
     ``dltspec sweep`` check them all)."""
     sweep = spec.data.get("sweep")
     if sweep is None:
-        return []
+        return [], []
     found = (range_problems(sweep, spec.positions) + size_problems(sweep, spec.positions)
              + target_problems(sweep, spec.positions))
     if has_errors(found):
-        return found
+        return [], found
     all_variants = variants(spec)
     base = {(d.code, d.message) for d in known}
     checked = all_variants[:limit] if limit is not None else all_variants
-    problems, keys = [], []
+    problems, ready = [], []
     for variant in checked:
         variant_checked, diagnostics = variant_spec(spec, variant)
         problems += [(d, variant) for d in diagnostics if (d.code, d.message) not in base]
         if variant_checked is not None:
-            keys.append((variant_key(variant_checked, ""), variant))
+            ready.append((variant, variant_checked))
     found += merged(problems, len(spec.source.overrides), len(all_variants), spec.positions)
-    found += same_model_problems(spec, keys)
-    if len(checked) < len(all_variants):
+    found += same_model_problems(spec, ready)
+    if 0 < len(checked) < len(all_variants):
         note = f"the first {len(checked):,} of the {len(all_variants):,} variants were checked; dltspec check checks all"
         found = [replace(d, notes=d.notes + (note,)) if d.message.startswith("sweep variant") else d for d in found]
-    return found
+    return ready, found
+
+
+def check_variants(spec: Spec, known: list[Diagnostic] = (), limit: int | None = None) -> list[Diagnostic]:
+    """The diagnostics of :func:`checked_variants`."""
+    return checked_variants(spec, known, limit)[1]
 
 
 def merged(problems: list[tuple[Diagnostic, Variant]], n_base: int, n_variants: int,
-           positions: Positions | None = None) -> list[Diagnostic]:
+           positions: Positions) -> list[Diagnostic]:
     """Variants' diagnostics placed at the sweep values that produced them: one for each code at each
     place however many variants have it (values drawn from a range differ in their messages only),
     naming the first variant that has it and with each of that variant's own messages there."""
@@ -324,14 +328,19 @@ def merged(problems: list[tuple[Diagnostic, Variant]], n_base: int, n_variants: 
     return found
 
 
-def variant_key(spec: Spec, floatX: str) -> str:
-    """What identifies a variant's result: a hash of the spec as it trains (every block but the sweep
-    and run-directory settings, defaults written out) and the float type. The same variant of a
-    re-run sweep has the same key, whatever the order or the other variants."""
+def model_text(spec: Spec) -> str:
+    """The spec as it trains: every block but the sweep and the run-directory settings, defaults
+    written out, in one layout (two variants with equal texts train the same model)."""
     from .validate import instance_text
 
-    data = {kind: value for kind, value in spec.data.items() if kind not in ("sweep", "save", "run")}
-    return hashlib.sha256(f"{instance_text(data)}\0{floatX}".encode()).hexdigest()[:16]
+    return instance_text({kind: value for kind, value in spec.data.items() if kind not in ("sweep", "save", "run")})
 
 
-__all__ = ["Choice", "MAX_VARIANTS", "RANGES", "Variant", "check_variants", "variant_key", "variant_spec", "variants"]
+def variant_key(spec: Spec, floatX: str) -> str:
+    """What identifies a variant's result: a hash of :func:`model_text` and the float type. The same
+    variant of a re-run sweep has the same key, whatever the order or the other variants."""
+    return hashlib.sha256(f"{model_text(spec)}\0{floatX}".encode()).hexdigest()[:16]
+
+
+__all__ = ["Choice", "MAX_VARIANTS", "RANGES", "Variant", "check_variants", "checked_variants", "model_text",
+           "variant_key", "variant_spec", "variants"]

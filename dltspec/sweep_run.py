@@ -33,11 +33,11 @@ from pathlib import Path
 from typing import Callable
 
 from . import api
-from .diagnostics import Span, SpecError
+from .diagnostics import Diagnostic, Span, SpecError
 from .files import write_atomic
-from .rundir import CHECKPOINT, SUMMARY, RunDir, RunError, json_value
+from .rundir import CHECKPOINT, RunDir, RunError, json_value
 from .spec import Spec
-from .sweep import Variant, merged, swept_keys, variant_key, variant_spec, variants
+from .sweep import Variant, merged, swept_keys, variant_key, variants
 
 SWEEP, RESULTS_LOG, RESULTS_CSV, RESULTS_JSON, RUNS = (
     "sweep.json", "results.jsonl", "results.csv", "results.json", "runs")
@@ -112,95 +112,70 @@ def train_variant(task: Task) -> dict:
     started = time.perf_counter()
     where = {"worker": socket.gethostname(), "pid": os.getpid()}
     run_path = Path(task.run_dir)
-    ended = ended_record(task, run_path)
-    if ended is not None:
-        return {**ended, **where}
+    summary = RunDir(run_path).summary()
+    if summary.get("status") in ENDED:  # it ended, but the client stopped before it heard
+        return {**summary_record(task, summary), "wall_seconds": 0.0, **where}
     try:
         spec = api.read(text=task.spec_text, file=f"{task.name}.dlt", base_dir=task.base_dir)
         splits = api.load_data(spec)
         training = api.compile_training(spec, backend=task.backend, floatX=task.floatX, splits=splits,
                                         device=task.device, budget=task.budget)
-        recorder, resumed = None, False
-        if (run_path / CHECKPOINT).exists():
+        recorder = None
+        if (run_path / CHECKPOINT).exists():  # refused (another spec's): nothing was restored
             run, checkpoint = open_run(run_path)
-            recorder, problems = resume(run, checkpoint, training, False, Span.point(str(run_path)))
-            resumed = recorder is not None
-            if recorder is None:  # the checkpoint is of something else: start again from nothing
-                training = api.compile_training(spec, backend=task.backend, floatX=task.floatX, splits=splits,
-                                                device=task.device, budget=task.budget)
+            recorder, _problems = resume(run, checkpoint, training, False, Span.point(str(run_path)))
         if recorder is None:
             shutil.rmtree(run_path, ignore_errors=True)
             run, recorder = start_run(spec, run_path, task.backend, task.floatX, task.device, splits.source)
-        result = training.run(recorder)
+        training.run(recorder)
     except SpecError as exc:
         return failed_record(task, "; ".join(d.message for d in exc.diagnostics), **where)
     except RunError as exc:
         return failed_record(task, str(exc), **where)
-    status = "finished" if result.finished else result.stopped_by
-    return {"key": task.key, "index": task.index, "status": status, **figures(result.best_validation_error
-            if result.best_iteration > 0 else None, result.test_error, result.epochs, result.iterations,
-            result.seconds), "stopped_by": result.stopped_by, "resumed": resumed, "run": str(run_path),
-            "reason": "; ".join(d.message for d in result.problems) or None, "backend": task.backend,
-            "floatX": task.floatX, "wall_seconds": round(time.perf_counter() - started, 3), **where}
+    return {**summary_record(task, recorder.summary), "wall_seconds": round(time.perf_counter() - started, 3),
+            **where}
 
 
-def figures(best, test, epochs, iterations, seconds) -> dict:
-    return {"best_validation_error": best, "test_error": test, "epochs": epochs, "iterations": iterations,
-            "seconds": round(seconds, 3) if seconds is not None else None}
-
-
-def ended_record(task: Task, run_path: Path) -> dict | None:
-    """The record of a variant whose run directory says it already ended (its result was not
-    received last time: the client stopped first); ``None`` otherwise."""
-    try:
-        summary = RunDir(run_path).read_json(SUMMARY)
-    except RunError:
-        return None
-    status = summary.get("status")
-    if status not in ENDED:
-        return None
-    return {"key": task.key, "index": task.index, "status": status,
-            **figures(summary.get("best_validation_error"), summary.get("test_error"), summary.get("epochs"),
-                      summary.get("iterations"), summary.get("seconds")),
-            "stopped_by": summary.get("stopped_by"), "resumed": False, "run": str(run_path),
-            "reason": "; ".join(summary.get("problems") or []) or None, "backend": summary.get("backend"),
-            "floatX": summary.get("floatX"), "wall_seconds": 0.0}
+def summary_record(task: Task, summary: dict) -> dict:
+    """A variant's record from its run's ``summary.json`` (as the recorder wrote it at the end)."""
+    figures = ("best_validation_error", "test_error", "epochs", "iterations", "seconds", "stopped_by", "backend",
+               "floatX")
+    return {"key": task.key, "index": task.index, "status": summary.get("status"),
+            **{name: summary.get(name) for name in figures}, "resumed": bool(summary.get("resumed")),
+            "run": task.run_dir, "reason": "; ".join(summary.get("problems") or []) or None}
 
 
 def failed_record(task: Task, reason: str, **extra) -> dict:
-    return {"key": task.key, "index": task.index, "status": "failed", **figures(None, None, None, None, None),
-            "stopped_by": None, "resumed": False, "run": task.run_dir, "reason": reason, **extra}
+    return {**summary_record(task, {"status": "failed"}), "reason": reason, **extra}
 
 
 # -- planning: every variant checked, with its data -----------------------------------
 
-@dataclass
+@dataclass(frozen=True)
 class Planned:
-    """One variant ready to run: its spec, key and task."""
+    """One variant ready to run, and the task that trains it."""
 
     variant: Variant
-    spec: Spec
-    key: str
     task: Task
 
+    @property
+    def key(self) -> str:
+        return self.task.key
 
-def checked_with_data(spec: Spec) -> list[tuple[Variant, Spec, Path | None]]:
-    """Every variant of ``spec``'s sweep with its checked spec and the file or folder its data is
-    read from: every variant is checked against its data (as ``dltspec check --data`` checks a spec),
-    each distinct dataset loaded once in turn (only the last one is kept: a sweep over a dataset's
-    seed loads each in turn, never all at once). :class:`SpecError` with every problem, each at the
-    sweep value that produced it, if any variant cannot run."""
+
+def with_data(spec: Spec, ready: list[tuple[Variant, Spec]]) -> tuple[list[tuple[Variant, Spec, Path | None]],
+                                                                       list[Diagnostic]]:
+    """The valid variants (``ready``, from :func:`dltspec.sweep.checked_variants`) checked against
+    their data, as ``dltspec check --data`` checks a spec: those that pass, with the file or folder
+    their data is read from, and every problem, each at the sweep value that produced it. A dataset
+    is loaded again only when a variant's ``dataset`` block differs from the one before (only one is
+    kept: a sweep over a dataset's seed never holds them all)."""
     from . import check as rules
     from . import data as datasets
 
     last: tuple[str, object] | None = None
-    ready, problems = [], []
-    all_variants = variants(spec)
-    for variant in all_variants:
-        checked, diagnostics = variant_spec(spec, variant)
-        if checked is None:
-            problems += [(d, variant) for d in diagnostics if d.is_error]
-            continue
+    passed, problems = [], []
+    for variant, checked in ready:
         dataset = json.dumps(checked.block("dataset"), sort_keys=True)
         if last is None or last[0] != dataset:
             try:
@@ -212,24 +187,22 @@ def checked_with_data(spec: Spec) -> list[tuple[Variant, Spec, Path | None]]:
         found = [d for d in rules.check_data(checked, last[1]) if d.is_error]
         problems += [(d, variant) for d in found]
         if not found:
-            ready.append((variant, checked, last[1].source))
-    if problems:
-        raise SpecError(merged(problems, len(spec.source.overrides), len(all_variants), spec.positions))
-    return ready
+            passed.append((variant, checked, last[1].source))
+    return passed, merged(problems, len(spec.source.overrides), len(variants(spec)), spec.positions)
 
 
-def plan(spec: Spec, out: Path, backend: str, floatX: str, device: str | None,
-         budget: int | None) -> list[Planned]:
-    """Every variant of ``spec``'s sweep with the task that trains it in ``out``'s ``runs/<key>``;
-    :class:`SpecError` if any variant cannot run (:func:`checked_with_data`)."""
+def plan(spec: Spec, passed: list[tuple[Variant, Spec, Path | None]], out: Path, backend: str, floatX: str,
+         device: str | None, budget: int | None) -> list[Planned]:
+    """The task of each variant that passed its checks (:func:`with_data`), training it in ``out``'s
+    ``runs/<key>``."""
     from .record import spec_as_run
 
     planned = []
-    for variant, checked, source in checked_with_data(spec):
+    for variant, checked, source in passed:
         key = variant_key(checked, floatX)
-        task = Task(key, variant.index, spec.name, spec_as_run(checked, source), str(checked.source.base_dir),
-                    str((out / RUNS / key).resolve()), backend, floatX, device, budget)
-        planned.append(Planned(variant, checked, key, task))
+        planned.append(Planned(variant, Task(key, variant.index, spec.name, spec_as_run(checked, source),
+                                             str(checked.source.base_dir), str((out / RUNS / key).resolve()),
+                                             backend, floatX, device, budget)))
     return planned
 
 
@@ -478,5 +451,5 @@ def run_tasks(client, planned: list[Planned], retries: int, on_record: Callable[
         raise
 
 
-__all__ = ["Planned", "SweepDir", "SweepError", "Task", "connect", "plan", "ranked", "run_tasks", "table",
+__all__ = ["Planned", "SweepDir", "SweepError", "Task", "connect", "plan", "ranked", "run_tasks", "table", "with_data",
            "train_variant"]

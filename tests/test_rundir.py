@@ -130,3 +130,13 @@ def test_runs_under_a_directory_or_one_run(tmp_path):
     assert [r.path for r in runs_under(tmp_path)] == [a.path]
     assert [r.path for r in runs_under(a.path)] == [a.path]
     assert runs_under(tmp_path / "missing") == []
+
+
+def test_a_missing_or_damaged_summary_reads_as_empty(tmp_path):
+    run = RunDir(tmp_path)
+    assert run.summary() == {}
+    for damaged in ("{\"status\": ", "[1, 2]"):
+        run.file("summary.json").write_text(damaged)
+        assert run.summary() == {}
+    run.write_json("summary.json", {"status": "finished"})
+    assert run.summary() == {"status": "finished"}

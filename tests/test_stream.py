@@ -90,3 +90,15 @@ def test_evaluation_chunks_leave_the_device_after_each_evaluation():
     assert 0 <= program.error("valid") <= 1
     assert program.batches["valid"] is None and "valid" not in program.loaded
     assert program.batches["train"] is not None  # training goes on from its chunk
+
+
+def test_a_streamed_jax_run_stops_at_the_chunk_where_it_diverged():
+    from .test_run_command import DIVERGES
+
+    spec = dltspec.read(text=DIVERGES)
+    streamed = api.compile_training(spec, backend="jax", device="cpu", budget=BUDGET)
+    resident = api.compile_training(spec, backend="jax", device="cpu")
+    s_cost, r_cost = streamed.program.train_chunk(0, 53), resident.program.train_chunk(0, 53)
+    assert s_cost.first_nonfinite == r_cost.first_nonfinite == 17  # iteration 18, as the resident run finds it
+    assert r_cost.n_steps == 53 and s_cost.n_steps == 18  # the chunk of minibatches 15-17 was the last trained
+    assert s_cost.last_finite == r_cost.last_finite

@@ -20,6 +20,7 @@ import pytest
 
 from dltspec.cli import main
 from dltspec.params import load as load_params
+from dltspec.sweep_run import WORKER_ENV
 
 from .conftest import ROOT
 
@@ -34,8 +35,7 @@ sweep grid {
     classifier.hidden = [[16], [24]]
 }
 """
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-       "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"}
+ENV = {**os.environ, **WORKER_ENV}  # the workers started here train single-threaded, as the local cluster's do
 
 
 def sweep_command(spec: Path, out: Path, *more: str) -> list[str]:
@@ -232,10 +232,12 @@ def dies_on_some_variants(task):
 
 def test_a_variant_whose_worker_keeps_dying_is_failed_with_a_reason_and_the_rest_finish(tmp_path):
     import dltspec
-    from dltspec.sweep_run import connect, plan, run_tasks
+    from dltspec.sweep import checked_variants
+    from dltspec.sweep_run import connect, plan, run_tasks, with_data
 
     spec = dltspec.read(text=SPEC, file=str(tmp_path / "s.dlt"), base_dir=tmp_path)
-    planned = plan(spec, tmp_path / "out", "jax", "float32", None, None)
+    passed, _problems = with_data(spec, checked_variants(spec)[0])
+    planned = plan(spec, passed, tmp_path / "out", "jax", "float32", None, None)
     (tmp_path / "out" / "runs").mkdir(parents=True)
     client, cluster = connect(None, 2)
     records = []

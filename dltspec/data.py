@@ -158,7 +158,9 @@ def load_mnist(block: dict, base_dir: Path, download: bool = False) -> Splits:
         if missing.code != "DLT401":
             raise
         fetched = default_dir()
-        if not all((fetched / f"{name}.gz").is_file() for name in IDX_FILES):
+        try:
+            idx_files(fetched)  # gzip'd or not, as dataset idx reads them
+        except DataError:
             if not download:
                 raise DataError("DLT401", missing.message, "path", (
                     "`dltspec fetch mnist` downloads MNIST (or pass --download to `dltspec run`); "

@@ -187,3 +187,12 @@ def test_the_validation_split_is_given_one_way():
     assert spec is None
     assert [(d.code, d.span.line, d.span.column) for d in diagnostics] == [("DLT310", 1, 47)]
     assert diagnostics[0].message.startswith("valid_range and valid_size both say which rows")
+
+
+def test_dataset_mnist_falls_back_to_uncompressed_idx_files_in_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("DLTSPEC_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "cache").mkdir()
+    parts = write_idx_folder(tmp_path / "cache" / "mnist-idx", n_train=10_010, gz=False)
+    splits = load(tmp_path, 'mnist { path = "absent.pkl.gz" }')
+    assert [splits.size(s) for s in ("train", "valid", "test")] == [10, 10_000, 10]
+    assert np.array_equal(splits.arrays["test"][1], parts["t10k-labels-idx1-ubyte"])

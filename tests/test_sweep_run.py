@@ -154,15 +154,15 @@ def start(command: list[str], log: Path) -> subprocess.Popen:
         return subprocess.Popen(command, stdout=f, stderr=subprocess.STDOUT, env=ENV, start_new_session=True)
 
 
-def running_variant(out: Path, min_records: int) -> dict | None:
-    """The summary of a variant being trained with at least ``min_records`` validation points."""
+def running_variant(out: Path, min_records: int, max_records: int = 10**9) -> dict | None:
+    """The summary of a variant being trained with ``min_records`` to ``max_records`` validation points."""
     for summary_file in (out / "runs").glob("*/summary.json"):
         try:
             summary = json.loads(summary_file.read_text())
             records = (summary_file.parent / "metrics.jsonl").read_text().count("\n")
         except (OSError, ValueError):
             continue
-        if summary.get("status") == "running" and records >= min_records:
+        if summary.get("status") == "running" and min_records <= records <= max_records:
             return {**summary, "run": summary_file.parent}
     return None
 
@@ -187,7 +187,7 @@ def test_a_worker_killed_mid_variant_loses_nothing(local_sweep, tmp_path):
         victim = None
         deadline = time.monotonic() + 180
         while victim is None and sweep.poll() is None and time.monotonic() < deadline:
-            victim = running_variant(out, 15)
+            victim = running_variant(out, 15, 40)  # of 60 epochs: far from its end when it is killed
             time.sleep(0.05)
         assert victim is not None, "no variant was seen training"
         os.killpg(os.getpgid(victim["pid"]), signal.SIGKILL)  # the worker and its nanny: gone for good

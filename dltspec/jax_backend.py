@@ -7,7 +7,9 @@ with its own jitted functions:
 
 - every split is put on the device once, as ``(n_batches, batch_size, ...)`` arrays
   (the remainder that does not fill a batch is dropped, as on the PyTensor path):
-  the tutorial's shared variables; only the iteration numbers travel per call;
+  the tutorial's shared variables; only the iteration numbers travel per call. On the CPU,
+  a model whose first layer is narrower than its minibatch keeps them batch-last,
+  ``(n_batches, n_in, batch_size)``, where XLA's products run faster (:mod:`dltspec.layout`);
 - ``train_chunk(start, n_steps)`` trains minibatches ``iter % n_train_batches`` for
   ``iter`` in ``start .. start + n_steps - 1`` in one dispatch (a ``fori_loop`` with a
   traced bound: one compilation for every chunk length);
@@ -126,9 +128,11 @@ def as_declared(convert: Callable) -> Callable:
     return convert_node
 
 
-def jax_function(inputs: list, outputs: list) -> Callable:
+def jax_function(inputs: list, outputs: list, batch_last=None) -> Callable:
     """A pure JAX function of ``inputs`` returning ``outputs`` (a list): the graph rewritten as
-    PyTensor's JAX mode rewrites it, then converted op by op with PyTensor's ``jax_funcify``."""
+    PyTensor's JAX mode rewrites it, then converted op by op with PyTensor's ``jax_funcify``.
+    ``batch_last``: the input that holds a minibatch batch-last, whose products are then
+    flipped (:func:`dltspec.layout.flip_products`)."""
     import pytensor
     from pytensor.compile.mode import get_mode
     from pytensor.graph.fg import FunctionGraph
@@ -139,6 +143,10 @@ def jax_function(inputs: list, outputs: list) -> Callable:
     fgraph = FunctionGraph(inputs, outputs, clone=True)
     with pytensor.config.change_flags(mode=mode):
         mode.optimizer(fgraph)
+    if batch_last is not None:
+        from .layout import flip_products
+
+        flip_products(fgraph, next(v for v, i in zip(fgraph.inputs, inputs) if i is batch_last))
     with warnings.catch_warnings():
         # broadcast checks that JAX cannot trace; every shape here is static
         warnings.filterwarnings("ignore", message="Skipping Assert", category=UserWarning)
@@ -211,6 +219,7 @@ class JaxProgram:
     errors_fn: Callable
     batch_size: int
     floatX: str
+    batch_last: bool = False  # minibatches as (n_in, batch_size): see dltspec.layout
     stream: dict | None = None  # split -> dltspec.stream.Chunks, when the data does not fit the budget
     loaded: dict = field(default_factory=dict)  # split -> the chunk on the device
     prefetched: dict = field(default_factory=dict)  # split -> (chunk, future of its device arrays)
@@ -268,7 +277,14 @@ class JaxProgram:
     def put(self, split: str, chunk: int) -> tuple:
         import jax
 
-        return jax.device_put(self.stream[split].read(chunk, self.floatX, padded=True), self.device)
+        chunks = self.stream[split]
+        x, y = chunks.read(chunk, self.floatX, padded=True)
+        if self.batch_last:
+            from .layout import batch_last
+
+            x = batch_last(x.reshape(-1, x.shape[-1]), self.batch_size, self.floatX)
+            chunks.release(chunk)  # copied: the mapped pages are not needed any more
+        return jax.device_put((x, y), self.device)
 
     def reader(self):
         from concurrent.futures import ThreadPoolExecutor
@@ -313,11 +329,17 @@ class JaxProgram:
                             for name, p in zip(self.names, self.params))
 
 
-def batched(x: np.ndarray, y: np.ndarray, batch_size: int, floatX: str) -> tuple[np.ndarray, np.ndarray]:
-    """A split as full minibatches: ``x`` of shape (n_batches, batch_size, n_in), int32 labels."""
+def batched(x: np.ndarray, y: np.ndarray, batch_size: int, floatX: str,
+            last: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """A split as full minibatches: ``x`` of shape (n_batches, batch_size, n_in), or (n_batches, n_in,
+    batch_size) when ``last`` (a copy; see :mod:`dltspec.layout`); int32 labels."""
     n = len(y) // batch_size * batch_size
-    return (np.asarray(x[:n], dtype=floatX).reshape(-1, batch_size, x.shape[1]),
-            np.asarray(y[:n], dtype=np.int32).reshape(-1, batch_size))
+    labels = np.asarray(y[:n], dtype=np.int32).reshape(-1, batch_size)
+    if last:
+        from .layout import batch_last
+
+        return batch_last(x, batch_size, floatX), labels
+    return np.asarray(x[:n], dtype=floatX).reshape(-1, batch_size, x.shape[1]), labels
 
 
 def build(spec: Spec, splits: Splits, floatX: str = "float32", device_name: str | None = None,
@@ -331,7 +353,9 @@ def build(spec: Spec, splits: Splits, floatX: str = "float32", device_name: str 
     import pytensor
     import pytensor.link.jax.dispatch  # noqa: F401 - imported first: it sets jax_enable_x64 from floatX ...
     import pytensor.tensor as pt
+    from pytensor.graph.replace import clone_replace
 
+    from . import layout
     from .compiler import n_out_of, scratch_tempdir, symbolic
 
     jax.config.update("jax_enable_x64", True)  # ... and this must come after it (float64 sums, int64 indices)
@@ -341,9 +365,14 @@ def build(spec: Spec, splits: Splits, floatX: str = "float32", device_name: str 
         y = pt.tensor("y", shape=(batch_size,), dtype="int32")
         graph = symbolic(spec, splits.n_in, n_out_of(spec, splits), x, y)
         params = [p for _, p in graph.model.params]
-        step = (jax_function(params + graph.hyper + [x, y], [graph.updates[p] for p in params] + [graph.cost])
-                if training else None)
-        errors = jax_function(params + [x, y], [graph.errors])
+        step_outputs, error_outputs = [graph.updates[p] for p in params] + [graph.cost], [graph.errors]
+        last = target.platform == "cpu" and layout.pays(x, graph.model.p_y_given_x)
+        if last:  # the same graph on x = xT.T
+            xT = pt.tensor("xT", shape=(splits.n_in, batch_size), dtype=floatX)
+            *step_outputs, errors_output = clone_replace(step_outputs + error_outputs, {x: xT.T})
+            error_outputs, x = [errors_output], xT
+        step = jax_function(params + graph.hyper + [x, y], step_outputs, x if last else None) if training else None
+        errors = jax_function(params + [x, y], error_outputs, x if last else None)
     splits_used = SPLITS if training else ("valid", "test")
     n_batches = {s: splits.size(s) // batch_size for s in SPLITS}
     # three chunks share the budget: the training chunk, the next one being put there, an evaluation chunk
@@ -352,13 +381,14 @@ def build(spec: Spec, splits: Splits, floatX: str = "float32", device_name: str 
         names=[name for name, _ in graph.model.params],
         params=tuple(jax.device_put(p.get_value(), target) for p in params),
         hyper=tuple(jax.device_put(h.get_value(), target) for h in graph.hyper),
-        batches=({s: jax.device_put(batched(*splits.arrays[s], batch_size, floatX), target) for s in splits_used}
-                 if stream is None else {}),
+        batches=({s: jax.device_put(batched(*splits.arrays[s], batch_size, floatX, last), target)
+                  for s in splits_used} if stream is None else {}),
         n_batches=n_batches,
         device=target,
         chunk_fn=chunk_function(step) if training else None,
         errors_fn=errors_function(errors),
         batch_size=batch_size,
         floatX=floatX,
+        batch_last=last,
         stream=stream,
     )

@@ -150,7 +150,9 @@ def test_data_and_parameters_stay_on_the_device():
     arrays = [a for pair in program.batches.values() for a in pair] + list(program.params) + list(program.hyper)
     for a in arrays:
         assert isinstance(a, jax.Array) and a.committed and a.devices() == {program.device}
-    assert program.batches["train"][0].shape == (53, 20, 64) and program.batches["train"][1].dtype == np.int32
+    # 10 classes from minibatches of 20: batch-last on the CPU (dltspec.layout)
+    assert program.batch_last and program.batches["train"][0].shape == (53, 64, 20)
+    assert program.batches["train"][1].shape == (53, 20) and program.batches["train"][1].dtype == np.int32
 
     with pytest.raises(Exception, match="host-to-device"):  # the guard does catch an implicit copy here
         with jax.transfer_guard_host_to_device("disallow"):

@@ -1,0 +1,126 @@
+"""Batch-last minibatches on the JAX path (dltspec.layout): when they are chosen, that the products are
+flipped, that the host copy is right, and that training decides exactly as the batch-first layout does."""
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+import dltspec
+from dltspec import api
+
+from .conftest import DIGITS
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
+
+MLP = DIGITS.replace("classifier logistic { n_out = 10 }", "classifier mlp { hidden = [32]  seed = 3 }")
+LENET = """\
+dataset digits { seed = 0 }
+classifier lenet { kernels = [2, 3]  kernel_size = 2  pool = 1  hidden = [8]  seed = 1 }
+loss nll
+optimizer sgd { learning_rate = 0.1  batch_size = 20 }
+stopping patience { n_epochs = 1 }
+"""
+
+
+def model(text: str, batch_size: int):
+    """The minibatch ``x`` and the model for a spec on the digits (64 features)."""
+    import pytensor.tensor as pt
+
+    from dltspec.compiler import symbolic
+
+    spec = dltspec.read(text=text)
+    x = pt.tensor("x", shape=(batch_size, 64), dtype="float32")
+    y = pt.tensor("y", shape=(batch_size,), dtype="int32")
+    return x, symbolic(spec, 64, 10, x, y).model
+
+
+def forward(text: str, batch_size: int):
+    """The minibatch ``x`` and the model's output."""
+    x, m = model(text, batch_size)
+    return x, m.p_y_given_x
+
+
+@pytest.mark.parametrize("text, batch_size, expected", [
+    (DIGITS, 20, True),  # 10 classes from minibatches of 20
+    (DIGITS, 10, False),  # as wide as the minibatch: nothing to gain
+    (DIGITS, 8, False),
+    (MLP, 20, False),  # a first layer 32 wide
+    (MLP, 64, True),
+    (LENET, 20, False),  # the convolution gathers from x.T: no product reads x
+])
+def test_batch_last_is_chosen_where_the_first_product_is_narrower_than_the_minibatch(text, batch_size, expected):
+    from dltspec.layout import pays
+
+    assert pays(*forward(text, batch_size)) is expected
+
+
+def test_the_flipped_graph_computes_the_same_values():
+    import jax
+    import pytensor.tensor as pt
+    from pytensor.graph.replace import clone_replace
+
+    from dltspec.jax_backend import jax_function
+    from dltspec.layout import Barrier
+
+    x, m = model(DIGITS, 20)
+    params = [p for _, p in m.params]
+    rng = np.random.default_rng(0)
+    values = [rng.normal(size=p.get_value().shape).astype(np.float32) for p in params]
+    xs = rng.random((20, 64), dtype=np.float32)
+    rows = jax.jit(jax_function(params + [x], [m.p_y_given_x]))(*values, xs)[0]
+    xT = pt.tensor("xT", shape=(64, 20), dtype="float32")
+    flipped = jax_function(params + [xT], [clone_replace(m.p_y_given_x, {x: xT.T})], xT)
+    last = jax.jit(flipped)(*values, np.ascontiguousarray(xs.T))[0]
+    assert rows.shape == last.shape == (20, 10)
+    np.testing.assert_allclose(last, rows, rtol=1e-5, atol=1e-7)
+    # the product is W.T @ xT behind a barrier, which XLA cannot fold back into x @ W
+    hlo = jax.jit(flipped).lower(*values, np.ascontiguousarray(xs.T)).as_text()
+    assert "optimization_barrier" in hlo and "dot_general" in hlo
+    assert Barrier().make_node(xT).outputs[0].type == xT.type
+
+
+def test_the_host_copy_is_each_minibatch_transposed_and_page_aligned(tmp_path):
+    from dltspec.layout import batch_last
+
+    x = np.arange(103 * 7, dtype=np.float64).reshape(103, 7)
+    np.save(tmp_path / "x.npy", x)
+    for source in (x, np.load(tmp_path / "x.npy", mmap_mode="r")):
+        for rows in (10, 40, 1 << 14):  # blocks smaller than, a few and all minibatches
+            got = batch_last(source, 10, "float32", rows=rows)
+            assert got.shape == (10, 7, 10) and got.dtype == np.float32 and got.ctypes.data % 4096 == 0
+            assert np.array_equal(got, x[:100].reshape(10, 10, 7).transpose(0, 2, 1).astype(np.float32))
+
+
+def trained(text: str, batch_last: bool, monkeypatch, overrides=(), budget=None):
+    from dltspec import layout
+
+    if not batch_last:
+        monkeypatch.setattr(layout, "pays", lambda x, output: False)
+    spec = dltspec.read(text=text, overrides=list(overrides))
+    training = api.compile_training(spec, backend="jax", device="cpu", budget=budget)
+    assert training.program.batch_last is batch_last
+    return training, training.run()
+
+
+@pytest.mark.parametrize("overrides", [[], ["regularizer.l2.weight=0.001", "stopping.n_epochs=6"]])
+def test_training_batch_last_decides_as_batch_first(monkeypatch, overrides):
+    text = DIGITS if not overrides else DIGITS.replace("loss nll", "loss nll\nregularizer l2 { weight = 0 }")
+    _, first = trained(text, False, monkeypatch, overrides)
+    monkeypatch.undo()
+    _, last = trained(text, True, monkeypatch, overrides)
+    assert [(p.iteration, p.validation_error, p.is_best, p.test_error) for p in last.history] == \
+        [(p.iteration, p.validation_error, p.is_best, p.test_error) for p in first.history]
+    assert (last.best_iteration, last.test_error) == (first.best_iteration, first.test_error)
+    for name in first.params:  # the same products, summed in another order: rounding apart
+        np.testing.assert_allclose(last.params[name], first.params[name], rtol=1e-4, atol=1e-6)
+
+
+def test_a_streamed_batch_last_run_is_bit_identical_to_the_resident_one(monkeypatch):
+    streamed, s_result = trained(DIGITS, True, monkeypatch, budget=60_000)
+    _, r_result = trained(DIGITS, True, monkeypatch)
+    assert streamed.program.stream["train"].n_chunks > 1
+    assert [(p.iteration, p.validation_error) for p in s_result.history] == \
+        [(p.iteration, p.validation_error) for p in r_result.history]
+    assert all(s_result.params[k].tobytes() == r_result.params[k].tobytes() for k in r_result.params)

@@ -4,13 +4,18 @@
     python bench/cpu_epoch.py --data ../shared/data --quick    # a smoke run (1,000 examples, 1 epoch)
 
 1. **Epoch time** (MNIST, the tutorial's hyper-parameters, training only, every minibatch once;
-   median of --epochs epochs after a warm-up epoch) of:
+   median of --epochs epochs after a warm-up epoch; each contender in a process of its own, the
+   contenders taking turns for --rounds rounds, and the median of the rounds reported) of:
    dltspec on PyTensor's Numba backend called once per minibatch as the tutorial does; dltspec's
    JAX path on the CPU (every split resident, one dispatch per epoch); PyTorch on the CPU
    (nn.Linear, F.cross_entropy, optim.SGD, preloaded tensors sliced per minibatch); plain numpy
    (forward and backward written out); and the BLAS floor: the matrix products of an epoch timed
    alone with numpy (forward, weight gradients and back-propagated errors), the part no
    implementation can skip.
+
+   A process each, because libraries leave their threads spinning after a parallel region
+   (PyTorch's OpenMP, OpenBLAS, XLA's pool): measured in one process, an epoch of dltspec's
+   JAX path right after PyTorch's took 1.3x as long as in a fresh process.
 2. **Start-up**: seconds from launching ``dltspec run`` until its first training step has run
    (the line ``first training step done ...``; lazy compilation included), with empty caches
    (cold) and again (warm).
@@ -134,37 +139,80 @@ def cell(value: float, digits: int = 3) -> str:
     return "n/a" if value != value else f"{value:.{digits}f}"  # NaN: not measured
 
 
+CONTENDERS = ("floor", "numpy", "torch", "numba", "jax")
+
+
+def case_spec(model: str, data: Path, overrides: list[str], quick: bool):
+    quick_set = ["dataset.n_train=1000"] if quick else []
+    if model == "lenet":
+        import gpu_lenet
+
+        return gpu_lenet.read_spec(data, quick_set)
+    return read_spec(model, data, overrides + quick_set)
+
+
+def initial_params(spec, splits) -> dict[str, np.ndarray]:
+    """The spec's initial parameters, as every dltspec backend starts from them (nothing compiled)."""
+    import pytensor
+    import pytensor.tensor as pt
+
+    from dltspec.compiler import n_out_of, symbolic
+
+    x, y = pt.matrix("x", dtype="float32"), pt.vector("y", dtype="int32")
+    with pytensor.config.change_flags(floatX="float32"):
+        model = symbolic(spec, splits.n_in, n_out_of(spec, splits), x, y).model
+    return {name: p.get_value() for name, p in model.params}
+
+
+def contender_seconds(contender: str, model: str, overrides: list[str], data: Path, epochs: int,
+                      quick: bool) -> float:
+    """Seconds per epoch of one contender on one model, in this process (see ``--child``)."""
+    spec = case_spec(model, data, overrides, quick)
+    splits = api.load_data(spec)
+    bs = spec.block("optimizer")["batch_size"]
+    if contender == "jax":
+        return median_after_warmup(dltspec_epochs(spec, splits, "cpu", epochs + 1)[0])
+    if contender == "numba":
+        return median_after_warmup(numba_epochs(spec, splits, epochs + 1))
+    initial = initial_params(spec, splits)
+    if contender == "floor":
+        return float("nan") if model == "lenet" else blas_floor(initial, bs, splits.size("train") // bs)
+    if contender == "numpy":
+        return float("nan") if model == "lenet" else median_after_warmup(numpy_epochs(spec, splits, initial, epochs + 1))
+    if model == "lenet":
+        import gpu_lenet
+
+        return median_after_warmup(gpu_lenet.torch_epochs(spec, splits, initial, "cpu", epochs + 1)[0])
+    return median_after_warmup(torch_epochs(spec, splits, initial, "cpu", epochs + 1)[0])
+
+
+def in_child(contender: str, model: str, overrides: list[str], data: Path, epochs: int, quick: bool) -> float:
+    """:func:`contender_seconds` in a fresh process."""
+    argv = [sys.executable, __file__, "--child", contender, model, *overrides, "--data", str(data),
+            "--epochs", str(epochs)] + (["--quick"] if quick else [])
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    return float(re.search(r"^seconds (\S+)$", out, re.M)[1])
+
+
 def epoch_rows(data: Path, args) -> list[str]:
     rows = ["| model, batch | BLAS floor | plain numpy | PyTorch CPU | dltspec Numba, a call per minibatch | "
             "dltspec JAX-CPU, a dispatch per epoch | best dltspec / PyTorch (goal) | best dltspec / floor |",
             "|---|---|---|---|---|---|---|---|"]
     for model, bs, overrides, goal in CASES:
-        quick = ["dataset.n_train=1000"] if args.quick else []
-        if model == "lenet":
-            import gpu_lenet
-
-            spec = gpu_lenet.read_spec(data, quick)
-            epochs = max(1, args.epochs // 3)  # a Numba epoch of LeNet takes minutes on two cores
-        else:
-            spec, epochs = read_spec(model, data, overrides + quick), args.epochs
-        splits = api.load_data(spec)
-        jax_times, initial, _cost, _valid = dltspec_epochs(spec, splits, "cpu", epochs + 1)
-        if model == "lenet":
-            figures = {"floor": float("nan"), "numpy": float("nan"),
-                       "torch": median_after_warmup(gpu_lenet.torch_epochs(spec, splits, initial, "cpu", epochs + 1)[0])}
-        else:
-            figures = {"floor": blas_floor(initial, bs, splits.size("train") // bs),
-                       "numpy": median_after_warmup(numpy_epochs(spec, splits, initial, epochs + 1)),
-                       "torch": median_after_warmup(torch_epochs(spec, splits, initial, "cpu", epochs + 1)[0])}
-        figures["numba"] = median_after_warmup(numba_epochs(spec, splits, epochs + 1))
-        figures["jax"] = median_after_warmup(jax_times)
+        # a Numba epoch of LeNet takes about a minute on two cores: fewer epochs, and one round of it
+        epochs = max(1, args.epochs // 3) if model == "lenet" else args.epochs
+        rounds = {c: [] for c in CONTENDERS}
+        for r in range(args.rounds):
+            for c in CONTENDERS:
+                if not (model == "lenet" and c == "numba" and r):
+                    rounds[c].append(in_child(c, model, overrides, data, epochs, args.quick))
+        figures = {c: statistics.median(v) for c, v in rounds.items()}
         best = min(figures["numba"], figures["jax"])
         met = "met" if best / figures["torch"] <= goal else "not met"
         timed = f" ({epochs} timed epoch{'s' if epochs > 1 else ''})" if epochs != args.epochs else ""
-        rows.append(f"| {model}, {bs}{timed} | " + " | ".join(cell(figures[k]) for k in
-                                                               ("floor", "numpy", "torch", "numba", "jax"))
+        rows.append(f"| {model}, {bs}{timed} | " + " | ".join(cell(figures[k]) for k in CONTENDERS)
                     + f" | {best / figures['torch']:.2f} (≤ {goal}: {met}) | {cell(best / figures['floor'], 1)} |")
-        print(rows[-1], flush=True)
+        print(rows[-1], "  rounds:", {c: [round(t, 4) for t in v] for c, v in rounds.items()}, flush=True)
     return rows
 
 
@@ -230,14 +278,21 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data", help="directory of mnist.pkl.gz")
     p.add_argument("--epochs", type=int, default=5, help="timed epochs after the warm-up (default 5)")
-    p.add_argument("--quick", action="store_true", help="smoke run: 1,000 examples, 1 timed epoch; does not "
-                   "rewrite RESULTS.md")
+    p.add_argument("--rounds", type=int, default=3, help="turns of the contenders, a process each (default 3)")
+    p.add_argument("--quick", action="store_true", help="smoke run: 1,000 examples, 1 timed epoch, 1 round; "
+                   "does not rewrite RESULTS.md")
+    p.add_argument("--child", nargs="+", metavar=("CONTENDER", "MODEL"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.quick:
-        args.epochs = 1
+        args.epochs, args.rounds = 1, 1
+    if args.child:
+        contender, model, *overrides = args.child
+        print(f"seconds {contender_seconds(contender, model, overrides, args.data, args.epochs, args.quick)!r}")
+        return 0
     began = time.perf_counter()
     section = ["## CPU", "", f"Machine: {machine()}.", "",
-               f"### Seconds per MNIST epoch (median of {args.epochs} after a warm-up epoch)", "",
+               f"### Seconds per MNIST epoch (median of {args.epochs} after a warm-up epoch; each contender in "
+               f"a process of its own, taking turns, median of {args.rounds} rounds)", "",
                *epoch_rows(args.data, args), "",
                "### Start-up and memory: `dltspec run specs/logistic_sgd.dlt`, one epoch", "",
                "Start-up is from launching the command to its first training step (goal: ≤ 10 s cold, "

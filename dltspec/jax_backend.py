@@ -51,7 +51,29 @@ def jax_module():
     except ImportError:
         raise DeviceError("the jax backend needs jax: pip install 'dltspec[jax]' "
                           "(for a GPU, jax with CUDA: pip install 'jax[cuda13]')") from None
+    keep_compiled(jax)
     return jax
+
+
+def keep_compiled(jax) -> None:
+    """Keep XLA's compiled programs between runs (JAX's persistent compilation cache), in dltspec's
+    cache folder (``<cache>/jax``), every program however quickly it compiled: a warm start then
+    skips XLA's compilation. A cache JAX was given already (``JAX_COMPILATION_CACHE_DIR``) is left
+    alone, and so is JAX when the folder cannot be written."""
+    import os
+
+    from .files import cache_dir
+
+    if jax.config.jax_compilation_cache_dir:
+        return
+    folder = cache_dir() / "jax"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return
+    if os.access(folder, os.W_OK):
+        jax.config.update("jax_compilation_cache_dir", str(folder))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 
 
 def gpus() -> list:

@@ -89,7 +89,7 @@ def flip_products(fgraph, xT) -> None:
     in2out(flipped, ignore_newtrees=True).rewrite(fgraph)
 
 
-def batch_last(x: np.ndarray, batch_size: int, floatX: str, rows: int = 1 << 14) -> np.ndarray:
+def batch_last(x: np.ndarray, batch_size: int, floatX: str, rows: int = 1 << 11) -> np.ndarray:
     """The full minibatches of ``x`` ``(examples, n_in)`` as a page-aligned ``(n_batches, n_in, batch_size)``
     array of ``floatX``, filled a block of rows at a time (a mapped file is read, never mapped in)."""
     n_batches = len(x) // batch_size

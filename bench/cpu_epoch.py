@@ -209,8 +209,10 @@ def in_child(contender: str, model: str, overrides: list[str], data: Path, epoch
     """:func:`contender_seconds` in a fresh process."""
     argv = [sys.executable, __file__, "--child", contender, model, *overrides, "--data", str(data),
             "--epochs", str(epochs)] + (["--quick"] if quick else [])
-    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
-    return float(re.search(r"^seconds (\S+)$", out, re.M)[1])
+    done = subprocess.run(argv, capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(f"{' '.join(argv)} failed ({done.returncode}):\n{done.stderr}")
+    return float(re.search(r"^seconds (\S+)$", done.stdout, re.M)[1])
 
 
 def epoch_rows(data: Path, args) -> list[str]:
@@ -265,7 +267,8 @@ def startup_rows(data: Path, args) -> list[str]:
     data_bytes = sum(x.size * 4 + y.size * 4 for x, y in splits.arrays.values())  # float32 x, floatX labels
     for backend in ("numba", "jax"):
         with tempfile.TemporaryDirectory() as tmp:
-            env = {**os.environ, "PYTENSOR_FLAGS": f"base_compiledir={tmp}/pytensor",
+            env = {**{k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"},  # cold: no cache
+                   "PYTENSOR_FLAGS": f"base_compiledir={tmp}/pytensor",
                    "DLTSPEC_CACHE_DIR": f"{tmp}/dltspec", "TMP_OUT": tmp}
             cold, _, status = launch(backend, env, data)
             warm = [launch(backend, env, data) for _ in range(1 if args.quick else 3)]

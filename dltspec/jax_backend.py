@@ -51,29 +51,7 @@ def jax_module():
     except ImportError:
         raise DeviceError("the jax backend needs jax: pip install 'dltspec[jax]' "
                           "(for a GPU, jax with CUDA: pip install 'jax[cuda13]')") from None
-    keep_compiled(jax)
     return jax
-
-
-def keep_compiled(jax) -> None:
-    """Keep XLA's compiled programs between runs (JAX's persistent compilation cache), in dltspec's
-    cache folder (``<cache>/jax``), every program however quickly it compiled: a warm start then
-    skips XLA's compilation. A cache JAX was given already (``JAX_COMPILATION_CACHE_DIR``) is left
-    alone, and so is JAX when the folder cannot be written."""
-    import os
-
-    from .files import cache_dir
-
-    if jax.config.jax_compilation_cache_dir:
-        return
-    folder = cache_dir() / "jax"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return
-    if os.access(folder, os.W_OK):
-        jax.config.update("jax_compilation_cache_dir", str(folder))
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 
 
 def gpus() -> list:
@@ -234,7 +212,8 @@ class JaxProgram:
     names: list[str]
     params: tuple  # device arrays, in update order
     hyper: tuple  # learning rate, penalty weights: device scalars
-    batches: dict[str, tuple]  # split -> (x, y) of shapes (n_batches, batch_size, n_in), (n_batches, batch_size)
+    batches: dict[str, tuple]  # split -> (x, y): (n_batches, batch_size, n_in) or batch-last (n_batches, n_in,
+    #                            batch_size), and (n_batches, batch_size)
     n_batches: dict[str, int]
     device: object
     chunk_fn: Callable
@@ -300,13 +279,12 @@ class JaxProgram:
         import jax
 
         chunks = self.stream[split]
-        x, y = chunks.read(chunk, self.floatX, padded=True)
-        if self.batch_last:
-            from .layout import batch_last
+        if not self.batch_last:
+            return jax.device_put(chunks.read(chunk, self.floatX, padded=True), self.device)
+        from .layout import batch_last
 
-            x = batch_last(x.reshape(-1, x.shape[-1]), self.batch_size, self.floatX)
-            chunks.release(chunk)  # copied: the mapped pages are not needed any more
-        return jax.device_put((x, y), self.device)
+        x = batch_last(chunks.rows(chunk)[0], self.batch_size, self.floatX, n_batches=chunks.per_chunk)
+        return jax.device_put((x, chunks.labels(chunk, padded=True)), self.device)
 
     def reader(self):
         from concurrent.futures import ThreadPoolExecutor

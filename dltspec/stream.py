@@ -8,8 +8,9 @@ updates are those of the resident run, so the parameters come out bit-identical.
 
 When the source is a memory-mapped ``.npy`` file of floatX rows, a chunk is the mapping's pages
 themselves (JAX on the CPU uses them without a copy), dropped from the process's memory with
-``madvise`` once the chunk is done; other mapped files are read with ``pread`` into page-aligned
-buffers. Either way the host holds about one chunk, not the pages of the whole file.
+``madvise`` once the chunk is done; other mapped files, and every chunk that the JAX path keeps
+batch-last (:mod:`dltspec.layout`), are read with ``pread`` into page-aligned buffers. Either way
+the host holds about one chunk, not the pages of the whole file.
 """
 from __future__ import annotations
 
@@ -108,23 +109,32 @@ class Chunks:
     def size(self, chunk: int) -> int:
         return min(self.per_chunk, self.n_batches - self.first(chunk))
 
+    def rows(self, chunk: int) -> tuple[np.ndarray, np.ndarray]:
+        """The chunk's rows of ``x`` and ``y`` as views of the source (nothing read yet)."""
+        start = self.first(chunk) * self.batch_size
+        stop = start + self.size(chunk) * self.batch_size
+        return self.x[start:stop], self.y[start:stop]
+
+    def labels(self, chunk: int, padded: bool = False) -> np.ndarray:
+        """The chunk's labels as int32 ``(minibatches, batch_size)``; ``padded``: see :meth:`read`."""
+        y = np.asarray(self.rows(chunk)[1], dtype=np.int32).reshape(-1, self.batch_size)
+        if padded and len(y) < self.per_chunk:
+            y = np.concatenate([y, np.zeros((self.per_chunk - len(y), self.batch_size), y.dtype)])
+        return y
+
     def read(self, chunk: int, floatX: str, padded: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """The chunk's minibatches: x ``(minibatches, batch_size, features)`` as floatX, y int32;
         ``padded``: always ``per_chunk`` minibatches, zeros after the last (every chunk one shape,
         so a JIT compiles once; the padding is never trained on or counted)."""
-        start = self.first(chunk) * self.batch_size
-        stop = start + self.size(chunk) * self.batch_size
+        rows, _ = self.rows(chunk)
         if self.mapped_as(floatX) and not (padded and self.size(chunk) < self.per_chunk):
-            x = np.asarray(self.x[start:stop])  # the mapped pages themselves: no copy (see release)
+            x = np.asarray(rows)  # the mapped pages themselves: no copy (see release)
         else:
-            x = read_rows(self.x, start, stop).astype(floatX, copy=False)
-        y = np.asarray(self.y[start:stop], dtype=np.int32)
-        x, y = x.reshape(-1, self.batch_size, x.shape[1]), y.reshape(-1, self.batch_size)
+            x = read_rows(rows, 0, len(rows)).astype(floatX, copy=False)
+        x = x.reshape(-1, self.batch_size, x.shape[1])
         if padded and len(x) < self.per_chunk:
-            pad = self.per_chunk - len(x)
-            x = np.concatenate([x, np.zeros((pad,) + x.shape[1:], x.dtype)])
-            y = np.concatenate([y, np.zeros((pad,) + y.shape[1:], y.dtype)])
-        return x, y
+            x = np.concatenate([x, np.zeros((self.per_chunk - len(x),) + x.shape[1:], x.dtype)])
+        return x, self.labels(chunk, padded)
 
 
     def mapped_as(self, floatX: str) -> bool:

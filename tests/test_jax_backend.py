@@ -274,21 +274,3 @@ def test_building_leaves_jax_with_64_bit_types_whatever_was_imported_first():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
 
-
-@needs_jax
-def test_compiled_programs_are_kept_in_the_cache_folder_unless_jax_has_one(tmp_path):
-    run = ["run", str(SPECS / "digits.dlt"), "--set", "stopping.n_epochs=1", "--backend", "jax", "--device", "cpu"]
-    env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
-    cache, own = tmp_path / "cache", tmp_path / "own"
-    for _ in range(2):  # the second run finds the programs the first one compiled
-        done = subprocess.run([sys.executable, "-m", "dltspec", *run], cwd=tmp_path, capture_output=True, text=True,
-                              timeout=600, env={**env, "DLTSPEC_CACHE_DIR": str(cache)})
-        assert done.returncode == 0, done.stderr
-    kept = {p.name.split("-")[0] for p in (cache / "jax").iterdir()}
-    assert {"jit_train_chunk", "jit_per_minibatch"} <= kept
-    done = subprocess.run([sys.executable, "-m", "dltspec", *run], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=600, env={**env, "DLTSPEC_CACHE_DIR": str(tmp_path / "other"),
-                                            "JAX_COMPILATION_CACHE_DIR": str(own),
-                                            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"})
-    assert done.returncode == 0, done.stderr
-    assert not (tmp_path / "other" / "jax").exists() and any(own.iterdir())

@@ -91,6 +91,9 @@ def test_the_host_copy_is_each_minibatch_transposed_and_page_aligned(tmp_path):
             got = batch_last(source, 10, "float32", rows=rows)
             assert got.shape == (10, 7, 10) and got.dtype == np.float32 and got.ctypes.data % 4096 == 0
             assert np.array_equal(got, x[:100].reshape(10, 10, 7).transpose(0, 2, 1).astype(np.float32))
+        padded = batch_last(source[:35], 10, "float32", n_batches=5, rows=20)  # 3 full minibatches, then zeros
+        assert padded.shape == (5, 7, 10) and not padded[3:].any()
+        assert np.array_equal(padded[:3], x[:30].reshape(3, 10, 7).transpose(0, 2, 1).astype(np.float32))
 
 
 def trained(text: str, batch_last: bool, monkeypatch, overrides=(), budget=None):
@@ -109,7 +112,11 @@ def test_training_batch_last_decides_as_batch_first(monkeypatch, overrides):
     text = DIGITS if not overrides else DIGITS.replace("loss nll", "loss nll\nregularizer l2 { weight = 0 }")
     _, first = trained(text, False, monkeypatch, overrides)
     monkeypatch.undo()
-    _, last = trained(text, True, monkeypatch, overrides)
+    training, last = trained(text, True, monkeypatch, overrides)
+    program = training.program  # the training step's product is flipped too, behind its barrier
+    hlo = program.chunk_fn.lower(program.params, program.hyper, *program.batches["train"], program.scalar(0),
+                                 program.scalar(1)).as_text()
+    assert "optimization_barrier" in hlo
     assert [(p.iteration, p.validation_error, p.is_best, p.test_error) for p in last.history] == \
         [(p.iteration, p.validation_error, p.is_best, p.test_error) for p in first.history]
     assert (last.best_iteration, last.test_error) == (first.best_iteration, first.test_error)

@@ -67,6 +67,7 @@ def test_a_memory_mapped_source_is_streamed_from_its_file(tmp_path):
     training, result, _ = trained(spec, "jax", None)  # the budget comes from the spec
     chunks = training.program.stream["train"]
     assert file_position(chunks.x) is not None  # a view of the mapped file: read a chunk at a time
+    assert training.program.batch_last  # each chunk read from the file into a batch-last copy
     resident = dltspec.train(dltspec.read(text=text, base_dir=tmp_path), backend="jax", device="cpu")
     assert all(result.params[k].tobytes() == resident.params[k].tobytes() for k in resident.params)
 

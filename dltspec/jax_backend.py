@@ -365,14 +365,14 @@ def build(spec: Spec, splits: Splits, floatX: str = "float32", device_name: str 
         y = pt.tensor("y", shape=(batch_size,), dtype="int32")
         graph = symbolic(spec, splits.n_in, n_out_of(spec, splits), x, y)
         params = [p for _, p in graph.model.params]
-        step_outputs, error_outputs = [graph.updates[p] for p in params] + [graph.cost], [graph.errors]
+        outputs = [graph.updates[p] for p in params] + [graph.cost, graph.errors]  # the step's, then errors
         last = target.platform == "cpu" and layout.pays(x, graph.model.p_y_given_x)
         if last:  # the same graph on x = xT.T
             xT = pt.tensor("xT", shape=(splits.n_in, batch_size), dtype=floatX)
-            *step_outputs, errors_output = clone_replace(step_outputs + error_outputs, {x: xT.T})
-            error_outputs, x = [errors_output], xT
-        step = jax_function(params + graph.hyper + [x, y], step_outputs, x if last else None) if training else None
-        errors = jax_function(params + [x, y], error_outputs, x if last else None)
+            outputs, x = clone_replace(outputs, {x: xT.T}), xT
+        flipped = x if last else None
+        step = jax_function(params + graph.hyper + [x, y], outputs[:-1], flipped) if training else None
+        errors = jax_function(params + [x, y], outputs[-1:], flipped)
     splits_used = SPLITS if training else ("valid", "test")
     n_batches = {s: splits.size(s) // batch_size for s in SPLITS}
     # three chunks share the budget: the training chunk, the next one being put there, an evaluation chunk

@@ -31,7 +31,7 @@ from pytensor.link.jax.dispatch import jax_funcify
 from pytensor.tensor.elemwise import DimShuffle
 from pytensor.tensor.math import Dot
 
-from .stream import aligned_empty, file_position, read_rows
+from .stream import aligned_empty, in_memory
 
 
 def is_transpose(variable, of) -> bool:
@@ -55,9 +55,8 @@ def pays(x, output) -> bool:
     model's forward output): every use of ``x`` is a product ``x @ W`` with fewer columns than ``x``
     has rows."""
     uses = [node for node in io_toposort([x], [output]) if any(i is x for i in node.inputs)]
-    narrow = [node for node in uses if isinstance(node.op, Dot) and node.inputs[0] is x
-              and (columns(node.inputs[1]) or x.type.shape[0]) < x.type.shape[0]]
-    return bool(uses) and len(narrow) == len(uses)
+    return bool(uses) and all(isinstance(node.op, Dot) and node.inputs[0] is x
+                              and (columns(node.inputs[1]) or 0) in range(1, x.type.shape[0]) for node in uses)
 
 
 class Barrier(Op):
@@ -107,8 +106,7 @@ def batch_last(x: np.ndarray, batch_size: int, floatX: str, n_batches: int | Non
     per = max(1, rows // batch_size)  # minibatches a block
 
     def fill(first: int) -> None:
-        part = x[first * batch_size:min(first + per, full) * batch_size]
-        block = read_rows(part, 0, len(part)) if file_position(part) is not None else part
+        block = in_memory(x, first * batch_size, min(first + per, full) * batch_size)
         out[first:first + len(block) // batch_size] = block.reshape(-1, batch_size, x.shape[1]).transpose(0, 2, 1)
 
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="dltspec-batch-last") as pool:

@@ -186,10 +186,13 @@ def chunked(arrays: dict[str, tuple[np.ndarray, np.ndarray]], used: tuple[str, .
     return {s: Chunks(*arrays[s], batch_size, m) for s in used}
 
 
+def in_memory(x: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """Rows ``start:stop`` of ``x`` in memory: read from the file when ``x`` is a mapped view (its pages
+    are never mapped in, so host memory stays bounded), else the slice itself (no copy)."""
+    return read_rows(x, start, stop) if file_position(x) is not None else x[start:stop]
+
+
 def row_blocks(x: np.ndarray, rows: int):
-    """``x`` in blocks of ``rows`` rows, each in memory: read from the file when ``x`` is a mapped view
-    (its pages are never mapped in, so host memory stays bounded), else sliced."""
-    mapped = file_position(x) is not None
+    """``x`` in blocks of ``rows`` rows, each :func:`in_memory`."""
     for start in range(0, len(x), rows):
-        stop = min(start + rows, len(x))
-        yield read_rows(x, start, stop) if mapped else x[start:stop]
+        yield in_memory(x, start, min(start + rows, len(x)))

@@ -1,6 +1,6 @@
 """The CPU side of the speed issue, side by side in one run; rewrites the CPU section of bench/RESULTS.md.
 
-    python bench/cpu_epoch.py --data ../shared/data            # about 10 minutes on 2 cores
+    python bench/cpu_epoch.py --data ../shared/data            # about 15 minutes on 2 cores
     python bench/cpu_epoch.py --data ../shared/data --quick    # a smoke run (1,000 examples, 1 epoch)
 
 1. **Epoch time** (MNIST, the tutorial's hyper-parameters, training only, every minibatch once;
@@ -122,33 +122,33 @@ def gemm_seconds(m: int, k: int, n: int, repeat: int) -> float:
     return statistics.median(times)
 
 
-def products(spec, initial: dict, bs: int) -> list[tuple[int, int, int]]:
-    """The ``(m, k, n)`` matrix products of one minibatch, layer by layer: the forward product, the
-    weight gradient and (above the first layer) the back-propagated error. A convolution counts as
-    dltspec computes it, one im2col product: ``(out_h * out_w * bs, channels * kh * kw) @ (.., kernels)``."""
-    shapes, image = [], None
-    if spec.block("classifier")["kind"] == "lenet":
-        from dltspec.shapes import image_shape
+def products(spec, bs: int) -> list[tuple[int, int, int]]:
+    """The ``(m, k, n)`` matrix products of one minibatch, layer by layer (from the shapes ``dltspec check``
+    infers): the forward product, the weight gradient and (above the first layer) the back-propagated error.
+    A convolution counts as dltspec computes it, one im2col product:
+    ``(out_h * out_w * bs, channels * kh * kw) @ (.., kernels)``."""
+    from dltspec.shapes import product, summary
 
-        image, pool = image_shape(spec.data), spec.block("classifier")["pool"]
-    convs = sorted(name[:-2] for name in initial if name.startswith("conv") and name.endswith(".W"))
-    for name in convs:
-        kernels, channels, kh, kw = initial[f"{name}.W"].shape
-        out_h, out_w = image[1] - kh + 1, image[2] - kw + 1
-        shapes.append((out_h * out_w * bs, channels * kh * kw, kernels))
-        image = (kernels, out_h // pool, out_w // pool)
-    dense = [W.shape for W, _ in layer_sizes({k: v for k, v in initial.items() if not k.startswith("conv")})]
-    shapes += [(bs, n_in, n_out) for n_in, n_out in dense]
+    layers, _ = summary(spec.data)
+    block = spec.block("classifier")
+    shapes = []
+    for prev, layer in zip(layers, layers[1:]):
+        if layer.name.startswith("conv"):
+            pool, k = block["pool"], block["kernel_size"]
+            out_h, out_w = layer.shape[1] * pool, layer.shape[2] * pool
+            shapes.append((out_h * out_w * bs, prev.shape[0] * k * k, layer.shape[0]))
+        else:
+            shapes.append((bs, product(prev.shape), layer.shape[0]))
     out = []
     for i, (m, k, n) in enumerate(shapes):
         out += [(m, k, n), (k, m, n)] + ([(m, n, k)] if i else [])
     return out
 
 
-def blas_floor(spec, initial: dict, bs: int, n_batches: int) -> float:
+def blas_floor(spec, bs: int, n_batches: int) -> float:
     """Seconds of an epoch's matrix products alone (:func:`products`), each timed with numpy's BLAS."""
     total = 0.0
-    for m, k, n in products(spec, initial, bs):
+    for m, k, n in products(spec, bs):
         repeat = max(5, min(200, 2000 // max(1, m * k * n // 1_000_000)))
         total += gemm_seconds(m, k, n, repeat)
     return total * n_batches
@@ -193,11 +193,11 @@ def contender_seconds(contender: str, model: str, overrides: list[str], data: Pa
         return median_after_warmup(dltspec_epochs(spec, splits, "cpu", epochs + 1)[0])
     if contender == "numba":
         return median_after_warmup(numba_epochs(spec, splits, epochs + 1))
-    initial = initial_params(spec, splits)
     if contender == "floor":
-        return blas_floor(spec, initial, bs, splits.size("train") // bs)
+        return blas_floor(spec, bs, splits.size("train") // bs)
+    initial = initial_params(spec, splits)
     if contender == "numpy":
-        return float("nan") if model == "lenet" else median_after_warmup(numpy_epochs(spec, splits, initial, epochs + 1))
+        return median_after_warmup(numpy_epochs(spec, splits, initial, epochs + 1))
     if model == "lenet":
         import gpu_lenet
 
@@ -225,9 +225,10 @@ def epoch_rows(data: Path, args) -> list[str]:
         rounds = {c: [] for c in CONTENDERS}
         for r in range(args.rounds):
             for c in CONTENDERS:
-                if not (model == "lenet" and c == "numba" and r):
-                    rounds[c].append(in_child(c, model, overrides, data, epochs, args.quick))
-        figures = {c: statistics.median(v) for c, v in rounds.items()}
+                if model == "lenet" and (c == "numpy" or (c == "numba" and r)):  # no numpy LeNet
+                    continue
+                rounds[c].append(in_child(c, model, overrides, data, epochs, args.quick))
+        figures = {c: statistics.median(v) if v else float("nan") for c, v in rounds.items()}
         best = min(figures["numba"], figures["jax"])
         met = "met" if best / figures["torch"] <= goal else "not met"
         timed = f" ({epochs} timed epoch{'s' if epochs > 1 else ''})" if epochs != args.epochs else ""

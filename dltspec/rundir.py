@@ -112,8 +112,8 @@ class RunDir:
     def summary(self) -> dict:
         """``summary.json``, or ``{}`` where there is none yet (a run killed before writing it) or it is damaged."""
         try:
-            summary = json.loads(self.file(SUMMARY).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            summary = self.read_json(SUMMARY)
+        except RunError:
             return {}
         return summary if isinstance(summary, dict) else {}
 

@@ -41,7 +41,8 @@ def diagnose(text: str, file: str = "<string>", base_dir: Path | str | None = No
     Syntax errors do not stop it: the blocks that parsed are still validated against the
     schema (a block dropped for a syntax error is not reported missing); the checks across
     blocks run once the syntax and the schema are clean. A spec with a ``sweep`` block has every
-    variant checked too (``max_variants``: only the first so many, for an editor).
+    variant checked too (``max_variants``: only the first so many, for an editor; ``0``: none, for a
+    caller that checks them itself with :func:`dltspec.sweep.checked_variants`).
     """
     source = Source(file, text, Path(base_dir) if base_dir is not None else Path.cwd(), tuple(overrides))
     instance, positions, diagnostics = validated(text, file, source.overrides)
@@ -49,7 +50,7 @@ def diagnose(text: str, file: str = "<string>", base_dir: Path | str | None = No
         return None, sorted(diagnostics, key=Diagnostic.sort_key)
     spec = Spec(with_defaults(instance), positions, source)
     diagnostics += rules.check(spec)
-    if "sweep" in spec.data and not has_errors(diagnostics):
+    if "sweep" in spec.data and max_variants != 0 and not has_errors(diagnostics):
         from .sweep import check_variants
 
         diagnostics += check_variants(spec, diagnostics, max_variants)

@@ -395,17 +395,10 @@ def check_one(path: str, args) -> tuple[list[Diagnostic], object, str | None]:
         return exc.diagnostics, lambda f: [], None
     if spec is not None and args.data:
         from .sweep import checked_variants
+        from .sweep_run import with_data
 
-        try:
-            api.load_data(spec)
-        except SpecError as exc:
-            return diagnostics + exc.diagnostics, lines, text
         ready, found = checked_variants(spec, diagnostics)
-        if ready and not has_errors(found):
-            from .sweep_run import with_data
-
-            found += with_data(spec, ready)[1]
-        diagnostics = sorted(diagnostics + found, key=Diagnostic.sort_key)
+        diagnostics = sorted(diagnostics + found + with_data(spec, ready)[1], key=Diagnostic.sort_key)
     return diagnostics, lines, text
 
 

@@ -165,29 +165,48 @@ class Planned:
 
 def with_data(spec: Spec, ready: list[tuple[Variant, Spec]]) -> tuple[list[tuple[Variant, Spec, Path | None]],
                                                                        list[Diagnostic]]:
-    """The valid variants (``ready``, from :func:`dltspec.sweep.checked_variants`) checked against
-    their data, as ``dltspec check --data`` checks a spec: those that pass, with the file or folder
-    their data is read from, and every problem, each at the sweep value that produced it. A dataset
-    is loaded again only when a variant's ``dataset`` block differs from the one before (only one is
-    kept: a sweep over a dataset's seed never holds them all)."""
+    """The spec as written, then its valid variants (``ready``, from :func:`dltspec.sweep.checked_variants`),
+    checked against their data as ``dltspec check --data`` checks a spec: the variants that pass, with
+    the file or folder their data is read from, and every problem. A problem of the spec's own data is
+    reported once, where it is written; a variant's, at the sweep value that produced it. The variants
+    are taken data set by data set, so each is loaded once, and one at a time (a sweep over a data
+    set's seed never holds them all)."""
+    from itertools import groupby
+
     from . import check as rules
     from . import data as datasets
 
-    last: tuple[str, object] | None = None
-    passed, problems = [], []
-    for variant, checked in ready:
-        dataset = json.dumps(checked.block("dataset"), sort_keys=True)
-        if last is None or last[0] != dataset:
-            try:
-                last = (dataset, datasets.load(checked.block("dataset"), checked.source.base_dir))
-            except datasets.DataError as exc:
-                problems.append((api.data_diagnostic(checked, exc), variant))
-                last = None
-                continue
-        found = [d for d in rules.check_data(checked, last[1]) if d.is_error]
-        problems += [(d, variant) for d in found]
-        if not found:
-            passed.append((variant, checked, last[1].source))
+    try:
+        own = api.load_data(spec)
+    except SpecError as exc:
+        return [], exc.diagnostics
+    if not ready:
+        return [], []
+
+    def dataset_of(checked: Spec) -> str:
+        return json.dumps(checked.block("dataset"), sort_keys=True)
+
+    def order(item: tuple[Variant, Spec]) -> tuple[bool, str]:  # the spec's own data set first: loaded already
+        return dataset_of(item[1]) != dataset_of(spec), dataset_of(item[1])
+
+    passed, problems, splits = [], [], None
+    for (other, _), group in groupby(sorted(ready, key=order), key=order):
+        group = list(group)
+        splits = None  # the data set before is dropped first
+        try:
+            splits = datasets.load(group[0][1].block("dataset"), group[0][1].source.base_dir) if other else own
+        except datasets.DataError as exc:
+            problems += [(api.data_diagnostic(checked, exc), variant) for variant, checked in group]
+            continue
+        finally:
+            own = None
+        for variant, checked in group:
+            found = [d for d in rules.check_data(checked, splits) if d.is_error]
+            problems += [(d, variant) for d in found]
+            if not found:
+                passed.append((variant, checked, splits.source))
+    passed.sort(key=lambda p: p[0].index)
+    problems.sort(key=lambda p: p[1].index)  # each problem names the first variant that has it
     return passed, merged(problems, len(spec.source.overrides), len(variants(spec)), spec.positions)
 
 

@@ -359,3 +359,41 @@ def test_check_data_places_a_variants_data_problem_at_its_value(write_spec, caps
     err = capsys.readouterr().err
     assert err.startswith(f"{path}:6:45: error: sweep variant 2 (dataset.valid_fraction=0.95): ")
     assert "[DLT306]" in err and "--set" not in err
+
+
+def test_a_problem_of_the_specs_own_data_is_reported_once_where_it_is_written(write_spec, capsys):
+    text = sweep_spec("sweep grid { optimizer.learning_rate = [0.01, 0.02, 0.03] }\n",
+                      DIGITS.replace("dataset digits { seed = 0 }", 'dataset npy { path = "missing" }'))
+    path = write_spec(text)
+    for command in (["check", "--data", str(path)], ["sweep", str(path), "--out", str(path.parent / "out")]):
+        assert main(command) == 1
+        errors = [line for line in capsys.readouterr().err.splitlines() if ": error: " in line]
+        assert len(errors) == 1 and errors[0].startswith(f"{path}:1:"), errors
+
+
+def test_check_data_keeps_the_variants_problems_beside_a_data_problem(write_spec, capsys):
+    text = sweep_spec("sweep grid { optimizer.learning_rate = [0.1, -0.1] }\n",
+                      DIGITS.replace("dataset digits { seed = 0 }", 'dataset npy { path = "missing" }'))
+    assert main(["check", "--data", str(write_spec(text))]) == 1
+    err = capsys.readouterr().err
+    assert "[DLT203]" in err and "sweep variant 2 (optimizer.learning_rate=-0.1)" in err
+    assert err.count(": error: ") == 2
+
+
+def test_a_warning_about_the_sweep_is_given_once(write_spec, capsys):
+    path = write_spec(sweep_spec("sweep grid { retries = 2 }\n"))
+    for command in (["check", "--data", str(path)], ["sweep", str(path), "--list"]):
+        assert main(command) == 0
+        assert capsys.readouterr().err.count("[DLT703]") == 1
+
+
+def test_each_data_set_of_a_sweep_is_loaded_once(write_spec, monkeypatch, capsys):
+    from dltspec import data as datasets
+
+    loaded = []
+    real = datasets.load
+    monkeypatch.setattr(datasets, "load", lambda block, *a, **k: loaded.append(block["seed"]) or real(block, *a, **k))
+    path = write_spec(sweep_spec("sweep grid {\n    dataset.seed = [0, 1]\n"
+                                 "    optimizer.learning_rate = [0.01, 0.02, 0.03]\n}\n"))
+    assert main(["check", "--data", str(path)]) == 0
+    assert sorted(loaded) == [0, 1]  # the spec's own (seed 0) serves its variants too

@@ -16,7 +16,7 @@ import math
 import random
 import re
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from .diagnostics import Diagnostic, Span, error, has_errors, warning
 from .spec import Positions, Spec
@@ -78,11 +78,11 @@ def swept_keys(sweep: dict) -> list[str]:
 
 # -- grid --------------------------------------------------------------------------
 
-def grid_variants(sweep: dict, positions: Positions) -> list[Variant]:
+def grid_variants(sweep: dict, positions: Positions) -> Iterator[Variant]:
     """Every combination of the listed values; the last key varies fastest."""
     columns = [[Choice(key, value, positions.value(("sweep", key, i)), positions.key(("sweep", key)))
                 for i, value in enumerate(sweep[key])] for key in swept_keys(sweep)]
-    return [Variant(n, tuple(row)) for n, row in enumerate(itertools.product(*columns), start=1)]
+    return (Variant(n, tuple(row)) for n, row in enumerate(itertools.product(*columns), start=1))
 
 
 def grid_size(sweep: dict) -> int:
@@ -128,27 +128,35 @@ def draw(rng: random.Random, key: str, spec_value, positions: Positions) -> Choi
     return Choice(key, RANGES[spec_value["$call"]](rng, low, high), positions.value(("sweep", key)), key_span)
 
 
-def random_variants(sweep: dict, positions: Positions) -> list[Variant]:
+def random_variants(sweep: dict, positions: Positions) -> Iterator[Variant]:
     """``count`` variants drawn with ``seed``: every key drawn in turn, variant after variant."""
     rng = random.Random(sweep["seed"])
     keys = swept_keys(sweep)
-    return [Variant(n, tuple(draw(rng, key, sweep[key], positions) for key in keys))
-            for n in range(1, sweep["count"] + 1)]
+    return (Variant(n, tuple(draw(rng, key, sweep[key], positions) for key in keys))
+            for n in range(1, sweep["count"] + 1))
 
 
-#: sweep kind -> the function that lists its variants
-EXPANSIONS: dict[str, Callable[[dict, Positions], list[Variant]]] = {
+#: sweep kind -> the function that yields its variants, in order
+EXPANSIONS: dict[str, Callable[[dict, Positions], Iterator[Variant]]] = {
     "grid": grid_variants, "random": random_variants,
 }
 
 
-def variants(spec: Spec) -> list[Variant]:
+def nominal_size(sweep: dict) -> int:
+    """The variants a sweep asks for, before duplicates are dropped: a grid's combinations, a random
+    sweep's ``count``."""
+    return grid_size(sweep) if sweep["kind"] == "grid" else sweep["count"]
+
+
+def variants(spec: Spec, limit: int | None = None) -> list[Variant]:
     """The variants of the spec's sweep, duplicates dropped (a random sweep may draw one twice),
-    numbered from 1 in order."""
+    numbered from 1 in order; ``limit``: only the first so many (the rest are not drawn)."""
     sweep = spec.data["sweep"]
     unique: dict[tuple[str, ...], Variant] = {}
     for variant in EXPANSIONS[sweep["kind"]](sweep, spec.positions):
         unique.setdefault(variant.overrides, variant)
+        if limit is not None and len(unique) == limit:
+            break
     return [replace(variant, index=n) for n, variant in enumerate(unique.values(), start=1)]
 
 
@@ -285,21 +293,20 @@ def checked_variants(spec: Spec, known: list[Diagnostic] = (),
              + target_problems(sweep, spec.positions))
     if has_errors(found):
         return [], found
-    all_variants = variants(spec)
+    checked = variants(spec, limit)  # with a limit, the rest are not even drawn: an editor stays quick
+    total = len(checked) if limit is None else nominal_size(sweep)
     base = {(d.code, d.message) for d in known}
-    checked = all_variants[:limit] if limit is not None else all_variants
     problems, ready = [], []
     for variant in checked:
         variant_checked, diagnostics = variant_spec(spec, variant)
         problems += [(d, variant) for d in diagnostics if (d.code, d.message) not in base]
         if variant_checked is not None:
             ready.append((variant, variant_checked))
-    found += merged(problems, len(spec.source.overrides), len(all_variants), spec.positions)
-    found += same_model_problems(spec, ready)
-    if 0 < len(checked) < len(all_variants):
-        note = f"the first {len(checked):,} of the {len(all_variants):,} variants were checked; dltspec check checks all"
-        found = [replace(d, notes=d.notes + (note,)) if d.message.startswith("sweep variant") else d for d in found]
-    return ready, found
+    of_variants = merged(problems, len(spec.source.overrides), total, spec.positions) + same_model_problems(spec, ready)
+    if 0 < len(checked) < total:
+        note = f"the first {len(checked):,} of the {total:,} variants were checked; dltspec check checks all"
+        of_variants = [replace(d, notes=d.notes + (note,)) for d in of_variants]
+    return ready, found + of_variants
 
 
 def check_variants(spec: Spec, known: list[Diagnostic] = (), limit: int | None = None) -> list[Diagnostic]:

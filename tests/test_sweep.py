@@ -397,3 +397,20 @@ def test_each_data_set_of_a_sweep_is_loaded_once(write_spec, monkeypatch, capsys
                                  "    optimizer.learning_rate = [0.01, 0.02, 0.03]\n}\n"))
     assert main(["check", "--data", str(path)]) == 0
     assert sorted(loaded) == [0, 1]  # the spec's own (seed 0) serves its variants too
+
+
+def test_the_variant_limit_is_the_schemas():
+    from dltspec.schema import schema
+
+    assert schema()["definitions"]["sweep.random"]["properties"]["count"]["maximum"] == MAX_VARIANTS
+
+
+def test_the_editor_draws_only_the_variants_it_checks(monkeypatch):
+    import dltspec.sweep as sweep
+
+    draws = []
+    real = sweep.draw
+    monkeypatch.setattr(sweep, "draw", lambda *a: draws.append(1) or real(*a))
+    text = sweep_spec("sweep random { count = 10000  optimizer.learning_rate = log_uniform(0.001, 0.1) }\n")
+    _spec, found = api.diagnose(text, "s.dlt", max_variants=20)
+    assert found == [] and len(draws) == 20  # not the 10,000 that dltspec check draws

@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from dltspec.sweep_run import WORKER_ENV  # noqa: E402
+from dltspec.sweep_run import WORKER_ENV, local_workers  # noqa: E402
 from results import publish  # noqa: E402
 
 BEGIN, END = "<!-- sweep:begin (bench/sweep_speedup.py rewrites this section) -->", "<!-- sweep:end -->"
@@ -84,23 +84,30 @@ def sequential(spec_path: str, out: str) -> None:
         assert record["status"] == "finished", record
 
 
-def loop_seconds(command: list[str], env: dict) -> float:
-    """The training loop's seconds, as ``dltspec run --json`` reports them at its end."""
+def timed(command: list[str], env: dict) -> tuple[float, str]:
+    """The seconds ``command`` took, start to exit, and its standard output; a failure ends the bench."""
+    start = time.perf_counter()
     done = subprocess.run(command, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{done.stdout}{done.stderr}")
-    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")][-1]["seconds"]
+    return seconds, done.stdout
 
 
-def ceiling(spec: Path, work: Path, repeats: int) -> tuple[float, float]:
+def loop_seconds(command: list[str], env: dict) -> float:
+    """The training loop's seconds, as ``dltspec run --json`` reports them at its end."""
+    out = timed(command, env)[1]
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")][-1]["seconds"]
+
+
+def ceiling(spec: Path, work: Path, repeats: int, cores: int) -> tuple[float, float]:
     """``(alone, together)``: the loop seconds of the sweep's first variant trained single-threaded
-    alone, and (the mean) of one copy per core trained at the same time."""
+    alone, and (the mean) of ``cores`` copies trained at the same time."""
     import dltspec
     from dltspec.sweep import variants
 
     first = variants(dltspec.read(spec))[0]
     env = {**os.environ, **WORKER_ENV}
-    cores = len(os.sched_getaffinity(0))
 
     def command(n: int) -> list[str]:
         return [sys.executable, "-m", "dltspec", "run", str(spec), "--backend", "jax", "--json",
@@ -114,15 +121,6 @@ def ceiling(spec: Path, work: Path, repeats: int) -> tuple[float, float]:
     return statistics.median(alone), statistics.median(together)
 
 
-def timed(command: list[str], env: dict) -> float:
-    start = time.perf_counter()
-    done = subprocess.run(command, env=env, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed:\n{done.stdout}{done.stderr}")
-    return seconds
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", choices=SPECS, default="mnist", help="the workload (default: mnist, a 10,000-"
@@ -131,11 +129,13 @@ def main() -> None:
                         "values: one table row each (the longer the variants, the less the start-up counts)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-write", action="store_true", help="print, do not rewrite bench/RESULTS.md")
-    parser.add_argument("--sequential", nargs=2, metavar=("SPEC", "OUT"), help=argparse.SUPPRESS)
+    parser.add_argument("--sequential", metavar="SPEC", help=argparse.SUPPRESS)  # with --out: as dltspec sweep
+    parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.sequential:
-        return sequential(*args.sequential)
+        return sequential(args.sequential, args.out)
     work = Path(tempfile.mkdtemp(prefix="dltspec-sweep-bench-"))
+    cores = local_workers()  # the local cluster's workers
     env = {**os.environ}
     modes = {
         "one after another": ([sys.executable, __file__, "--sequential"], env),
@@ -150,15 +150,12 @@ def main() -> None:
         for repeat in range(args.repeats):
             for mode, (command, mode_env) in modes.items():
                 out = work / f"{epochs}-{len(times[mode])}-{mode.replace(' ', '_').replace(',', '')}"
-                full = ([*command, str(spec), str(out)] if "--sequential" in command
-                        else [*command, str(spec), "--out", str(out)])
-                times[mode].append(timed(full, mode_env))
+                times[mode].append(timed([*command, str(spec), "--out", str(out)], mode_env)[0])
                 print(f"{epochs} epochs, repeat {repeat + 1}: {mode}: {times[mode][-1]:.1f} s", file=sys.stderr)
         median = {mode: statistics.median(values) for mode, values in times.items()}
         sweep = median["dltspec sweep"]
         rows += [f"| {epochs} | {mode} | {median[mode]:.1f} s | {median[mode] / sweep:.2f}x |" for mode in modes]
-        ceilings.append((epochs, ceiling(spec, work, args.repeats)))
-    cores = len(os.sched_getaffinity(0))
+        ceilings.append((epochs, ceiling(spec, work, args.repeats, cores)))
     section = [
         "## Sweeps: 8 variants on the local cluster against one after another",
         "",

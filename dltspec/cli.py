@@ -86,10 +86,11 @@ class StopRequest:
     """SIGINT and SIGTERM ask the loop to stop after the minibatches in flight (the loop checkpoints
     there); a second SIGINT stops at once."""
 
-    def __init__(self):
+    def __init__(self, at_once: bool = False):
         self.signal: int | None = None
         self.announced = False
         self.previous: dict = {}
+        self.at_once = at_once  # raise KeyboardInterrupt at the first signal (nothing polls it)
 
     def __call__(self) -> bool:
         """Asked by the loop between chunks; says so the first time it stops (not from the handler:
@@ -101,7 +102,8 @@ class StopRequest:
         return self.signal is not None
 
     def handle(self, signum, frame) -> None:
-        if self.signal is not None and signum == signal.SIGINT:
+        if self.at_once or (self.signal is not None and signum == signal.SIGINT):
+            self.signal = self.signal or signum
             raise KeyboardInterrupt
         self.signal = signum
 
@@ -317,21 +319,16 @@ def sweep_in(sweep_dir, spec, planned, args) -> int:
             return EXIT_USAGE
         say(f"running {len(todo)} on {'the cluster at ' + args.scheduler if args.scheduler else 'a local cluster'} "
             f"({len(client.scheduler_info().get('workers', {}))} workers); results in {out}")
-        stopped_by = []
-
-        def stop(signum, frame):  # SIGTERM as Ctrl-C: close the cluster, never leave its workers behind
-            stopped_by.append(signum)
-            raise KeyboardInterrupt
-
-        previous = signal.signal(signal.SIGTERM, stop)
+        stop = StopRequest(at_once=True)  # SIGTERM as Ctrl-C: close the cluster, never leave its workers behind
         try:
-            run_tasks(client, todo, spec.data["sweep"]["retries"], on_record)
+            with stop:
+                run_tasks(client, todo, spec.data["sweep"]["retries"], on_record)
         except KeyboardInterrupt:
             with contextlib.suppress(OSError):  # the tables as far as it got (results.jsonl has every record)
                 sweep_dir.write_tables(ranked(planned, records), keys)
             print(f"dltspec sweep: interrupted with {done} of {len(planned)} variants ended (results in {out}); "
                   "run the same command again to go on", file=sys.stderr)
-            return 128 + int(stopped_by[0] if stopped_by else signal.SIGINT)
+            return stop.exit_code
         except Exception as exc:  # noqa: BLE001 - a full disk, a scheduler gone: one line, what ended is kept
             from .sweep_run import reason_of
 
@@ -339,7 +336,6 @@ def sweep_in(sweep_dir, spec, planned, args) -> int:
                   f"{getattr(exc, 'strerror', None) or reason_of(exc)}", file=sys.stderr)
             return EXIT_ERRORS
         finally:
-            signal.signal(signal.SIGTERM, previous)
             client.close()
             if cluster is not None:
                 cluster.close()

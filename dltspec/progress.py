@@ -58,8 +58,8 @@ class Rate:
 class Lines(Observer):
     """A line per validation point, and one when the first minibatch has trained."""
 
-    def __init__(self, out: TextIO = sys.stdout, started_at: float | None = None):
-        self.out, self.started_at, self.rate, self.first = out, started_at, Rate(), True
+    def __init__(self, out: TextIO | None = None, started_at: float | None = None):  # None: sys.stdout, as it is now
+        self.out, self.started_at, self.rate, self.first = out or sys.stdout, started_at, Rate(), True
 
     def started(self, training):
         self.rate.start(training)
@@ -81,8 +81,8 @@ class Bar(Lines):
     costs nothing measurable however short the chunks are.
     """
 
-    def __init__(self, out: TextIO = sys.stderr, started_at: float | None = None, interval: float = 0.1):
-        super().__init__(out, started_at)
+    def __init__(self, out: TextIO | None = None, started_at: float | None = None, interval: float = 0.1):
+        super().__init__(out or sys.stderr, started_at)
         self.bar, self.epoch, self.postfix, self.interval, self.drawn = None, None, "", interval, 0.0
 
     def chunk(self, training):
@@ -128,8 +128,8 @@ class Bar(Lines):
 class Events(Observer):
     """JSON events on standard output, one object per line."""
 
-    def __init__(self, out: TextIO = sys.stdout):
-        self.out, self.rate = out, Rate()
+    def __init__(self, out: TextIO | None = None):
+        self.out, self.rate = out or sys.stdout, Rate()
 
     def emit(self, event: str, **fields) -> None:
         from .rundir import json_value
@@ -161,10 +161,10 @@ STYLES: dict[str, Callable[[float | None], Observer]] = {
 }
 
 
-def style_for(quiet: bool, as_json: bool, stream: TextIO = sys.stderr) -> str:
+def style_for(quiet: bool, as_json: bool, stream: TextIO | None = None) -> str:
     """``json`` or ``quiet`` when asked; else a bar on a terminal, lines elsewhere (pipes, CI)."""
     if as_json:
         return "json"
     if quiet:
         return "quiet"
-    return "bar" if stream.isatty() else "lines"
+    return "bar" if (stream or sys.stderr).isatty() else "lines"

@@ -365,3 +365,13 @@ def test_notes_follow_the_message():
     found = lsp_diagnostic(warning("DLT302", "too big", Span("f", 2, 3, 2, 5), "a note", "another"), ["", "ab😀d"])
     assert found.message == "too big\nnote: a note\nnote: another"
     assert found.range == types.Range(types.Position(1, 2), types.Position(1, 5))
+
+
+def test_only_a_name_in_value_position_opens_a_call():
+    from dltspec.lsp import read_around
+
+    call = "sweep random { optimizer.learning_rate = log_uniform(0.001, 0.1)  optimizer.batch_size = [10, 20] }\n"
+    assert read_around(call, call.index("0.001"))[0].where == "value"  # an argument of the call
+    assert read_around(call, call.index("optimizer.batch_size"))[0].where == "key"  # after it: the next key
+    stray = "optimizer sgd { learning_rate ( batch_size = 2\n"
+    assert read_around(stray, stray.index("batch_size"))[0].where == "key"  # a stray '(' opens nothing

@@ -448,3 +448,14 @@ def test_predict_refuses_images_whose_pixel_scale_is_unknown(tmp_path, capsys):
     code, _out, err = run_lines(capsys, "predict", str(tmp_path / "r"), str(tmp_path / "i.png"))
     assert code == 1 and "how a npz data set's x relates to pixels is not known" in err
 
+
+
+def test_the_progress_streams_are_the_ones_of_the_moment():
+    from contextlib import redirect_stderr, redirect_stdout
+
+    from dltspec.progress import Bar, JsonEvents, Lines, style_for
+
+    err, out = io.StringIO(), io.StringIO()
+    with redirect_stderr(err), redirect_stdout(out):
+        assert style_for(False, False) == "lines"  # the stream of now, not the one at import: not a terminal
+        assert Lines().out is out and JsonEvents().out is out and Bar().out is err

@@ -453,9 +453,9 @@ def test_predict_refuses_images_whose_pixel_scale_is_unknown(tmp_path, capsys):
 def test_the_progress_streams_are_the_ones_of_the_moment():
     from contextlib import redirect_stderr, redirect_stdout
 
-    from dltspec.progress import Bar, JsonEvents, Lines, style_for
+    from dltspec.progress import Bar, Events, Lines, style_for
 
     err, out = io.StringIO(), io.StringIO()
     with redirect_stderr(err), redirect_stdout(out):
         assert style_for(False, False) == "lines"  # the stream of now, not the one at import: not a terminal
-        assert Lines().out is out and JsonEvents().out is out and Bar().out is err
+        assert Lines().out is out and Events().out is out and Bar().out is err

@@ -287,7 +287,7 @@ class Program:
 
 
 def n_out_of(spec: Spec, splits: Splits) -> int:
-    return spec.block("classifier").get("n_out") or max(splits.n_classes, 2)
+    return splits.n_out(spec.block("classifier"))
 
 
 def build(spec: Spec, splits: Splits, backend: str = "numba", floatX: str = "float32",

@@ -52,6 +52,10 @@ class Splits:
     def size(self, split: str) -> int:
         return len(self.arrays[split][1])
 
+    def n_out(self, classifier: dict) -> int:
+        """The classifier's number of classes: its ``n_out``, else the data's (at least 2)."""
+        return classifier.get("n_out") or max(self.n_classes, 2)
+
 
 def search_dirs(base_dir: Path) -> list[Path]:
     """Where a relative data path is looked up: the spec's directory, then ``$DLTSPEC_DATA``."""

@@ -8,12 +8,15 @@ from pathlib import Path
 CACHE_ENV = "DLTSPEC_CACHE_DIR"
 
 
-def write_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
+def write_atomic(path: Path, data: bytes, mode: int | None = None, sync: bool = True) -> None:
     """Write ``data`` to ``path`` so that a crash never leaves a half-written file there.
 
     The bytes go to a temporary file in the same directory, which is flushed,
     fsync'ed and renamed over ``path``; the directory is fsync'ed after. ``mode``
     sets the new file's permission bits (default: the temporary file's, 0o600).
+    ``sync=False`` skips both fsyncs, for files that check themselves (a cache entry
+    with a checksum): a process killed mid-write still leaves no half file, but after
+    a power loss the renamed file may be empty or torn.
     """
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
@@ -24,7 +27,8 @@ def write_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
             if mode is not None:
                 os.fchmod(f.fileno(), mode)
             f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -32,6 +36,8 @@ def write_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
         except FileNotFoundError:
             pass
         raise
+    if not sync:
+        return
     try:
         dir_fd = os.open(directory, os.O_RDONLY)
     except OSError:  # pragma: no cover - directories that cannot be opened (some platforms)

@@ -38,6 +38,7 @@ from .compiler_options import default_backend
 from .data import SPLITS, Splits
 from .spec import Spec
 from .train import ChunkCost
+from .xla_cache import Cached, Program, Store
 
 
 
@@ -281,7 +282,7 @@ class JaxProgram:
         chunks = self.stream[split]
         if not self.batch_last:
             return jax.device_put(chunks.read(chunk, self.floatX, padded=True), self.device)
-        from .layout import batch_last
+        from .stream import batch_last
 
         x = batch_last(chunks.rows(chunk)[0], self.batch_size, self.floatX, n_batches=chunks.per_chunk)
         return jax.device_put((x, chunks.labels(chunk, padded=True)), self.device)
@@ -336,34 +337,38 @@ def batched(x: np.ndarray, y: np.ndarray, batch_size: int, floatX: str,
     n = len(y) // batch_size * batch_size
     labels = np.asarray(y[:n], dtype=np.int32).reshape(-1, batch_size)
     if last:
-        from .layout import batch_last
+        from .stream import batch_last
 
         return batch_last(x, batch_size, floatX), labels
     return np.asarray(x[:n], dtype=floatX).reshape(-1, batch_size, x.shape[1]), labels
 
 
-def build(spec: Spec, splits: Splits, floatX: str = "float32", device_name: str | None = None,
-          training: bool = True, budget: int | None = None) -> JaxProgram:
-    """The spec compiled for JAX on ``device_name`` (see :func:`device`), every split put there once;
-    or, when they do not fit ``budget`` bytes, a chunk of each at a time (:mod:`dltspec.stream`)."""
-    from .stream import chunked
+@dataclass
+class Traced:
+    """The spec's model as pure JAX functions of its PyTensor graph, and the values it starts from."""
 
-    jax = jax_module()
-    target = device(device_name)
+    program: Program  # names, initial values, layout
+    step: Callable | None  # (*params, *hyper, x, y) -> (*new params, cost); None when not training
+    errors: Callable  # (*params, x, y) -> [zero-one loss]
+
+
+def trace(spec: Spec, splits: Splits, floatX: str, target, training: bool) -> Traced:
+    """Build the spec's PyTensor graph and turn it into JAX functions (:func:`jax_function`) for ``target``:
+    on the CPU batch-last where that pays (:mod:`dltspec.layout`)."""
     import pytensor
     import pytensor.link.jax.dispatch  # noqa: F401 - imported first: it sets jax_enable_x64 from floatX ...
     import pytensor.tensor as pt
     from pytensor.graph.replace import clone_replace
 
     from . import layout
-    from .compiler import n_out_of, scratch_tempdir, symbolic
+    from .compiler import scratch_tempdir, symbolic
 
-    jax.config.update("jax_enable_x64", True)  # ... and this must come after it (float64 sums, int64 indices)
+    jax_module().config.update("jax_enable_x64", True)  # ... and this must come after it (float64 sums, int64 indices)
     batch_size = spec.block("optimizer")["batch_size"]
     with pytensor.config.change_flags(floatX=floatX), scratch_tempdir():  # no sources left in $TMPDIR
         x = pt.tensor("x", shape=(batch_size, splits.n_in), dtype=floatX)
         y = pt.tensor("y", shape=(batch_size,), dtype="int32")
-        graph = symbolic(spec, splits.n_in, n_out_of(spec, splits), x, y)
+        graph = symbolic(spec, splits.n_in, splits.n_out(spec.block("classifier")), x, y)
         params = [p for _, p in graph.model.params]
         outputs = [graph.updates[p] for p in params] + [graph.cost, graph.errors]  # the step's, then errors
         last = target.platform == "cpu" and layout.pays(x, graph.model.p_y_given_x)
@@ -373,20 +378,59 @@ def build(spec: Spec, splits: Splits, floatX: str = "float32", device_name: str 
         flipped = x if last else None
         step = jax_function(params + graph.hyper + [x, y], outputs[:-1], flipped) if training else None
         errors = jax_function(params + [x, y], outputs[-1:], flipped)
+    program = Program([name for name, _ in graph.model.params], [p.get_value() for p in params],
+                      [h.get_value() for h in graph.hyper], bool(last))
+    return Traced(program, step, errors)
+
+
+def store_for(spec: Spec, splits: Splits, floatX: str, target, training: bool) -> Store:
+    """Where the compiled program of this spec, data shape, float type and device is kept (:mod:`dltspec.xla_cache`)."""
+    model = {k: v for k, v in spec.data.items() if k not in ("stopping", "save", "run", "sweep")}
+    return Store.of(model, target, floatX=floatX, training=training, n_in=splits.n_in,
+                    n_out=splits.n_out(spec.block("classifier")))
+
+
+def build(spec: Spec, splits: Splits, floatX: str = "float32", device_name: str | None = None,
+          training: bool = True, budget: int | None = None) -> JaxProgram:
+    """The spec compiled for JAX on ``device_name`` (see :func:`device`), every split put there once;
+    or, when they do not fit ``budget`` bytes, a chunk of each at a time (:mod:`dltspec.stream`).
+
+    A program this machine compiled before comes from the cache (:mod:`dltspec.xla_cache`) without
+    building its PyTensor graph; the graph is built only where an executable must be compiled.
+    """
+    from functools import cache
+
+    from .stream import chunked
+
+    jax = jax_module()
+    target = device(device_name)
+    jax.config.update("jax_enable_x64", True)  # float64 sums, int64 indices (trace() sets it again after PyTensor)
+    traced = cache(lambda: trace(spec, splits, floatX, target, training))
+    store = store_for(spec, splits, floatX, target, training)
+    program = store.read()
+    if program is None:
+        program = traced().program
+        store.write(program)
+
+    def cached(name: str, make: Callable) -> Cached:
+        return Cached(make, target, name, store, dict(program.signatures.get(name, {})))
+
+    batch_size = spec.block("optimizer")["batch_size"]
+    last = program.batch_last
     splits_used = SPLITS if training else ("valid", "test")
     n_batches = {s: splits.size(s) // batch_size for s in SPLITS}
     # three chunks share the budget: the training chunk, the next one being put there, an evaluation chunk
     stream = chunked(splits.arrays, splits_used, batch_size, floatX, budget, buffers=3)
     return JaxProgram(
-        names=[name for name, _ in graph.model.params],
-        params=tuple(jax.device_put(p.get_value(), target) for p in params),
-        hyper=tuple(jax.device_put(h.get_value(), target) for h in graph.hyper),
+        names=program.names,
+        params=tuple(jax.device_put(p, target) for p in program.params),
+        hyper=tuple(jax.device_put(h, target) for h in program.hyper),
         batches=({s: jax.device_put(batched(*splits.arrays[s], batch_size, floatX, last), target)
                   for s in splits_used} if stream is None else {}),
         n_batches=n_batches,
         device=target,
-        chunk_fn=chunk_function(step) if training else None,
-        errors_fn=errors_function(errors),
+        chunk_fn=cached("train_chunk", lambda: chunk_function(traced().step)) if training else None,
+        errors_fn=cached("errors", lambda: errors_function(traced().errors)),
         batch_size=batch_size,
         floatX=floatX,
         batch_last=last,

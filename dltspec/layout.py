@@ -12,6 +12,9 @@ time of the batch-first layout, logistic/20 0.86x; the MLP (a first layer 500 wi
 of 20) 1.14x, so it keeps the batch-first layout; LeNet's times were equal (its convolutions read
 the input batch-last already), and it keeps the batch-first layout too.
 
+The host copy into that layout is :func:`dltspec.stream.batch_last` (it needs no PyTensor: a program
+read from the compile cache uses it without building the graph).
+
 The rule (:func:`pays`), on the model's output: the minibatch is used only by products ``x @ W``
 whose output is narrower than the minibatch. The product's value is the same;
 only XLA's order of summation may differ, by rounding (the decisions of the tutorial's runs are the
@@ -19,10 +22,6 @@ same, see ``tests/test_layout.py``).
 """
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
-
-import numpy as np
 from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 from pytensor.graph.rewriting.basic import in2out, node_rewriter
@@ -30,8 +29,6 @@ from pytensor.graph.traversal import io_toposort
 from pytensor.link.jax.dispatch import jax_funcify
 from pytensor.tensor.elemwise import DimShuffle
 from pytensor.tensor.math import Dot
-
-from .stream import aligned_empty, in_memory
 
 
 def is_transpose(variable, of) -> bool:
@@ -90,25 +87,3 @@ def flip_products(fgraph, xT) -> None:
         return None
 
     in2out(flipped, ignore_newtrees=True).rewrite(fgraph)
-
-
-def batch_last(x: np.ndarray, batch_size: int, floatX: str, n_batches: int | None = None,
-               rows: int = 1 << 11) -> np.ndarray:
-    """The full minibatches of ``x`` ``(examples, n_in)`` as a page-aligned ``(n_batches, n_in, batch_size)``
-    array of ``floatX``; ``n_batches`` more than ``x`` holds: zeros after the last.
-
-    Blocks of ``rows`` rows are copied by a thread per core (numpy copies without the GIL; on two
-    cores MNIST's training split took 0.19 s instead of 0.34 s, most of it the first touch of the new
-    pages); a view of a mapped file is read from the file, its pages never mapped in."""
-    full = len(x) // batch_size
-    out = aligned_empty((max(full, n_batches or 0), x.shape[1], batch_size), floatX)
-    out[full:] = 0
-    per = max(1, rows // batch_size)  # minibatches a block
-
-    def fill(first: int) -> None:
-        block = in_memory(x, first * batch_size, min(first + per, full) * batch_size)
-        out[first:first + len(block) // batch_size] = block.reshape(-1, batch_size, x.shape[1]).transpose(0, 2, 1)
-
-    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="dltspec-batch-last") as pool:
-        list(pool.map(fill, range(0, full, per)))
-    return out

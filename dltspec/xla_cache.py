@@ -1,22 +1,32 @@
-"""XLA's compiled programs on the JAX path, kept on disk: a warm ``dltspec run`` loads them instead of compiling.
+"""Compiled programs on the JAX path, kept on disk: a warm ``dltspec run`` neither builds the PyTensor
+graph nor waits for XLA (logistic regression on MNIST, two cores: first training step after 1.2-1.8 s
+instead of 2.3-3.1 s).
 
-A program is lowered as usual (PyTensor's graph through JAX to StableHLO; milliseconds) and its
-executable looked up under ``<cache>/xla`` by a key made of the lowered program's text and of what
-else decides the executable: jax and jaxlib's versions, the device and its platform version, the
-host CPU, and the ``XLA_FLAGS``/``JAX_*`` environment. Loading one takes about 0.015 s where XLA
-compiles the logistic regression's training function in about 0.4 s on two cores.
+Two levels, both under ``<cache>/xla`` (see :func:`dltspec.files.cache_dir`):
+
+- **Executables** (``<key>.xla``), keyed by the lowered program's text and by what else decides the
+  executable: jax and jaxlib's versions, the device and its platform version, the host CPU and the
+  ``XLA_FLAGS``/``JAX_*`` environment (:func:`machine`). Loading one takes about 0.015 s where XLA
+  compiles the logistic regression's training function in about 0.4 s.
+- **Programs** (``programs/<key>.npz``, :class:`Store`), keyed by the spec's model, sizes, float type,
+  device, dltspec's own modules and PyTensor's version and configuration: the parameters' names and
+  initial values, the data layout, and for each function the argument signatures seen and their
+  executables' keys. A hit skips importing PyTensor and its JAX dispatch, building, rewriting and
+  tracing the graph (about a second); a signature not seen before (another data shape) builds the
+  graph then, and compiles or loads that one executable.
 
 dltspec keeps these itself rather than turning on JAX's persistent cache (see the README's Caches):
 
-- an entry is written whole or not at all (a temporary file renamed into place), and carries a
-  checksum of its bytes, checked before XLA reads them: a damaged entry is removed and the
-  program compiled again, never handed to XLA;
+- an entry is written whole or not at all (a temporary file renamed into place); an executable
+  carries a checksum of its bytes, checked before XLA reads them, and a program is a zip with
+  checksums of its members: a damaged entry is dropped and rebuilt, never handed to XLA;
 - an executable is written only after it was read back once in this process. Where the platform
   rejects its own executables (JAX's CPU loader on some Intel AVX-512 CPUs, jax-ml/jax#38445) the
   cache marks this machine and stops trying, silently, instead of failing on every run;
-- at most :data:`MAX_ENTRIES` entries are kept, the least recently used removed first.
+- at most :data:`MAX_ENTRIES` of each kind are kept, the least recently used removed first.
 
-``DLTSPEC_XLA_CACHE=0`` turns it off; a cache folder that cannot be written only costs the compile.
+``DLTSPEC_XLA_CACHE=0`` turns it off (a test that changes dltspec's code in its own process must, as
+the cache cannot see such a change); a cache folder that cannot be written only costs the compile.
 """
 from __future__ import annotations
 
@@ -51,6 +61,7 @@ def folder() -> Path:
     return cache_dir() / "xla"
 
 
+@lru_cache(maxsize=1)
 def host_cpu() -> str:
     """The host CPU's model and feature flags (an executable is compiled for them)."""
     try:
@@ -114,11 +125,19 @@ def prune(where: Path, keep: int = MAX_ENTRIES, suffix: str = SUFFIX) -> None:
         remove(path)
 
 
+def rejection(device) -> Path:
+    """The file that marks this machine as one whose executables cannot be read back."""
+    return folder() / f"rejected-{digest(machine(device))[:16]}"
+
+
+def rejected(device) -> bool:
+    return rejection(device).exists()
+
+
 def stored(key: str, in_tree, out_tree, device):
     """The executable kept under ``key``, or None (not there, damaged, refused by XLA, or this
     machine marked as one whose executables cannot be read back). A damaged or refused entry is removed."""
-    about = machine(device)
-    if (folder() / f"rejected-{digest(about)[:16]}").exists():
+    if rejected(device):
         return None
     path = folder() / f"{key}{SUFFIX}"
     try:
@@ -144,7 +163,7 @@ def stored(key: str, in_tree, out_tree, device):
 def compiled(lowered, device) -> tuple[object, str | None]:
     """The executable of ``lowered`` on ``device`` and its key: read from the cache, else compiled and
     kept there (key None: the cache is off)."""
-    if not enabled():
+    if not enabled() or rejected(device):
         return lowered.compile(), None
     key = digest(lowered.as_text(), machine(device))
     executable = stored(key, lowered.in_tree, lowered.out_tree, device)
@@ -166,7 +185,7 @@ def keep(executable, in_tree, out_tree, device, key: str) -> None:
     except Exception:  # noqa: BLE001 - this platform cannot read its own executables: stop trying here
         try:
             where.mkdir(parents=True, exist_ok=True)
-            write_atomic(where / f"rejected-{digest(machine(device))[:16]}", b"", sync=False)
+            write_atomic(rejection(device), b"", sync=False)
         except OSError:
             pass
         return

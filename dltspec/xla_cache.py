@@ -181,6 +181,9 @@ def keep(executable, in_tree, out_tree, device, key: str) -> None:
     where = folder()
     try:
         payload = serialize(executable)[0]
+    except Exception:  # noqa: BLE001 - not every executable can be written (e.g. one with host callbacks)
+        return
+    try:
         load(payload, in_tree, out_tree, device)
     except Exception:  # noqa: BLE001 - this platform cannot read its own executables: stop trying here
         try:

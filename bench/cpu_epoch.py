@@ -248,7 +248,8 @@ def launch(backend: str, env: dict, data: Path) -> tuple[float | None, int, int]
     first training step, its peak RSS in KiB and its exit status."""
     argv = [sys.executable, "-m", "dltspec", "run", str(ROOT / "specs" / "logistic_sgd.dlt"),
             "--set", f'dataset.path="{(data / "mnist.pkl.gz").resolve()}"', "--set", "stopping.n_epochs=1",
-            "--backend", backend, "--save", str(Path(env["TMP_OUT"]) / "p.pkl")]
+            "--backend", backend, "--save", str(Path(env["TMP_OUT"]) / "p.pkl"),
+            "--out", tempfile.mkdtemp(prefix="run-", dir=env["TMP_OUT"]) + "/run"]  # not ./runs
     start = time.perf_counter()
     # through a small launcher: a child forked from this big process would count its pages in its peak RSS
     proc = subprocess.Popen([sys.executable, "-c", LAUNCHER, *argv], stdout=subprocess.PIPE,

@@ -17,6 +17,9 @@ with its own jitted functions:
   is taken on the host as :meth:`dltspec.compiler.Program.error` takes it;
 - the parameters stay on the device; a snapshot of the best is a reference to
   immutable device arrays, copied to the host only when asked (:meth:`JaxProgram.arrays`).
+- a program this machine built before is read from :mod:`dltspec.xla_cache` (its executables,
+  and what it starts from) without building the PyTensor graph: :func:`trace` runs only when an
+  executable must be compiled.
 
 JAX runs with 64-bit types enabled (a process-wide JAX setting; PyTensor's JAX dispatch
 sets it too when imported under float64) so that integer and mean arithmetic is

@@ -89,6 +89,23 @@ def test_a_write_killed_half_way_never_replaces_the_file(tmp_path, monkeypatch):
     assert path.read_bytes() == b"old contents" and os.listdir(tmp_path) == ["best.pkl"]
 
 
+def test_a_write_without_sync_is_still_atomic_and_calls_no_fsync(tmp_path, monkeypatch):
+    """``sync=False`` (cache entries that carry their own checksum): renamed into place, never fsync'ed."""
+    path = tmp_path / "entry.xla"
+    files.write_atomic(path, b"old contents")
+
+    def no_fsync(fd):
+        raise AssertionError("fsync called")
+
+    monkeypatch.setattr(files.os, "fsync", no_fsync)
+    files.write_atomic(path, b"new contents", sync=False)
+    assert path.read_bytes() == b"new contents" and os.listdir(tmp_path) == ["entry.xla"]
+    monkeypatch.setattr(files.os, "replace", lambda src, dst: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        files.write_atomic(path, b"newer", sync=False)
+    assert path.read_bytes() == b"new contents" and os.listdir(tmp_path) == ["entry.xla"]
+
+
 def test_reading_checkpoints(tmp_path):
     run = RunDir.create("x", tmp_path / "r")
     with pytest.raises(RunError, match="no checkpoint yet"):

@@ -41,7 +41,7 @@ from .compiler_options import default_backend
 from .data import SPLITS, Splits
 from .spec import Spec
 from .train import ChunkCost
-from .xla_cache import Cached, Program, Store
+from .xla_cache import Cached, Store, StoredProgram
 
 
 
@@ -350,7 +350,7 @@ def batched(x: np.ndarray, y: np.ndarray, batch_size: int, floatX: str,
 class Traced:
     """The spec's model as pure JAX functions of its PyTensor graph, and the values it starts from."""
 
-    program: Program  # names, initial values, layout
+    program: StoredProgram  # names, initial values, layout
     step: Callable | None  # (*params, *hyper, x, y) -> (*new params, cost); None when not training
     errors: Callable  # (*params, x, y) -> [zero-one loss]
 
@@ -359,14 +359,18 @@ def trace(spec: Spec, splits: Splits, floatX: str, target, training: bool) -> Tr
     """Build the spec's PyTensor graph and turn it into JAX functions (:func:`jax_function`) for ``target``:
     on the CPU batch-last where that pays (:mod:`dltspec.layout`)."""
     import pytensor
-    import pytensor.link.jax.dispatch  # noqa: F401 - imported first: it sets jax_enable_x64 from floatX ...
+
+    with pytensor.config.change_flags(floatX="float64"):
+        # its first import sets jax_enable_x64 from floatX: as float64, it leaves it on (float64 sums, int64
+        # indices); never off for a moment, which could change what another thread puts on the device
+        import pytensor.link.jax.dispatch  # noqa: F401
     import pytensor.tensor as pt
     from pytensor.graph.replace import clone_replace
 
     from . import layout
     from .compiler import scratch_tempdir, symbolic
 
-    jax_module().config.update("jax_enable_x64", True)  # ... and this must come after it (float64 sums, int64 indices)
+    jax_module().config.update("jax_enable_x64", True)  # as build() set it (the import above may have been earlier)
     batch_size = spec.block("optimizer")["batch_size"]
     with pytensor.config.change_flags(floatX=floatX), scratch_tempdir():  # no sources left in $TMPDIR
         x = pt.tensor("x", shape=(batch_size, splits.n_in), dtype=floatX)
@@ -381,7 +385,7 @@ def trace(spec: Spec, splits: Splits, floatX: str, target, training: bool) -> Tr
         flipped = x if last else None
         step = jax_function(params + graph.hyper + [x, y], outputs[:-1], flipped) if training else None
         errors = jax_function(params + [x, y], outputs[-1:], flipped)
-    program = Program([name for name, _ in graph.model.params], [p.get_value() for p in params],
+    program = StoredProgram([name for name, _ in graph.model.params], [p.get_value() for p in params],
                       [h.get_value() for h in graph.hyper], bool(last))
     return Traced(program, step, errors)
 
@@ -407,7 +411,7 @@ def build(spec: Spec, splits: Splits, floatX: str = "float32", device_name: str 
 
     jax = jax_module()
     target = device(device_name)
-    jax.config.update("jax_enable_x64", True)  # float64 sums, int64 indices (trace() sets it again after PyTensor)
+    jax.config.update("jax_enable_x64", True)  # float64 sums, int64 indices, before anything is put on the device
     traced = cache(lambda: trace(spec, splits, floatX, target, training))
     store = store_for(spec, splits, floatX, target, training)
     program = store.read()

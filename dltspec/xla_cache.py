@@ -35,7 +35,9 @@ import io
 import json
 import os
 import platform
+import stat
 import sys
+import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -74,14 +76,15 @@ def host_cpu() -> str:
 
 
 def machine(device) -> str:
-    """Everything besides the program that decides its executable on ``device``."""
+    """Everything besides the program that decides its executable on ``device``: versions, the device,
+    the host CPU, the environment and JAX's configuration as it is now (``jax.config.update`` included)."""
     import jax
     import jaxlib
 
     environment = sorted((k, v) for k, v in os.environ.items() if k.startswith(("XLA_", "JAX_")) or k == "LIBTPU_INIT_ARGS")
     return "\n".join([f"jax {jax.__version__} jaxlib {jaxlib.__version__} python {sys.version_info[:2]}",
                       f"device {device} {device.platform} {device.device_kind} {device.client.platform_version}",
-                      host_cpu(), repr(environment)])
+                      host_cpu(), repr(environment), repr(sorted(jax.config.values.items()))])
 
 
 def digest(*parts: str) -> str:
@@ -105,7 +108,7 @@ def payload_of(entry: bytes) -> bytes | None:
 def load(payload: bytes, in_tree, out_tree, device):
     from jax.experimental.serialize_executable import deserialize_and_load
 
-    return deserialize_and_load(payload, in_tree, out_tree, execution_devices=[device])
+    return deserialize_and_load(payload, in_tree, out_tree, backend=device.client, execution_devices=[device])
 
 
 def remove(path: Path) -> None:
@@ -116,13 +119,36 @@ def remove(path: Path) -> None:
 
 
 def prune(where: Path, keep: int = MAX_ENTRIES, suffix: str = SUFFIX) -> None:
-    """Remove the least recently used entries beyond ``keep`` (a hit refreshes an entry's time)."""
+    """Remove the least recently used entries beyond ``keep`` (a hit refreshes an entry's time), and the
+    temporary files of writes killed half-way, once an hour old."""
+    entries = []
     try:
-        entries = [(p.stat().st_mtime, p) for p in where.glob(f"*{suffix}")]
+        found = list(where.iterdir())
     except OSError:
         return
+    for path in found:
+        try:
+            modified = path.stat().st_mtime
+        except OSError:  # removed meanwhile
+            continue
+        if path.name.endswith(suffix) and not path.name.startswith("."):
+            entries.append((modified, path))
+        elif path.name.startswith(".") and path.name.endswith(".tmp") and modified < time.time() - 3600:
+            remove(path)
     for _, path in sorted(entries, reverse=True)[keep:]:
         remove(path)
+
+
+def trusted(where: Path) -> bool:
+    """Whether ``where`` is a folder that only this user can write (made so if missing): XLA's executables
+    are read back with pickle (jax's), so an entry someone else could write could run their code."""
+    try:
+        where.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = where.stat()
+    except OSError:
+        return False
+    owner = not hasattr(os, "getuid") or st.st_uid == os.getuid()
+    return stat.S_ISDIR(st.st_mode) and owner and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
 
 
 def rejection(device) -> Path:
@@ -131,13 +157,22 @@ def rejection(device) -> Path:
 
 
 def rejected(device) -> bool:
-    return rejection(device).exists()
+    try:
+        return rejection(device).exists()
+    except OSError:  # cannot even look: as if rejected
+        return True
+
+
+def active(device) -> bool:
+    """Whether the cache is used for ``device``: on, in a folder of this user's, on a machine that reads
+    its executables back."""
+    return enabled() and trusted(folder()) and not rejected(device)
 
 
 def stored(key: str, in_tree, out_tree, device):
     """The executable kept under ``key``, or None (not there, damaged, refused by XLA, or this
     machine marked as one whose executables cannot be read back). A damaged or refused entry is removed."""
-    if rejected(device):
+    if not active(device):
         return None
     path = folder() / f"{key}{SUFFIX}"
     try:
@@ -162,8 +197,8 @@ def stored(key: str, in_tree, out_tree, device):
 
 def compiled(lowered, device) -> tuple[object, str | None]:
     """The executable of ``lowered`` on ``device`` and its key: read from the cache, else compiled and
-    kept there (key None: the cache is off)."""
-    if not enabled() or rejected(device):
+    kept there (key None: the cache is not used here, see :func:`active`)."""
+    if not active(device):
         return lowered.compile(), None
     key = digest(lowered.as_text(), machine(device))
     executable = stored(key, lowered.in_tree, lowered.out_tree, device)
@@ -174,8 +209,9 @@ def compiled(lowered, device) -> tuple[object, str | None]:
 
 
 def keep(executable, in_tree, out_tree, device, key: str) -> None:
-    """Write ``executable`` under ``key`` once it has been read back here; else mark the machine as one
-    whose executables cannot be read back (nothing is tried there again)."""
+    """Write ``executable`` under ``key`` once it has been read back here. Where a CPU cannot read back its
+    own executables (jax-ml/jax#38445), mark the machine: nothing is tried there again. Elsewhere a failure
+    only leaves this one out (it may be passing, such as a GPU short of memory)."""
     from jax.experimental.serialize_executable import serialize
 
     where = folder()
@@ -185,15 +221,14 @@ def keep(executable, in_tree, out_tree, device, key: str) -> None:
         return
     try:
         load(payload, in_tree, out_tree, device)
-    except Exception:  # noqa: BLE001 - this platform cannot read its own executables: stop trying here
-        try:
-            where.mkdir(parents=True, exist_ok=True)
-            write_atomic(rejection(device), b"", sync=False)
-        except OSError:
-            pass
+    except Exception:  # noqa: BLE001 - XLA refused what it just wrote
+        if device.platform == "cpu":
+            try:
+                write_atomic(rejection(device), b"", sync=False)
+            except OSError:
+                pass
         return
     try:
-        where.mkdir(parents=True, exist_ok=True)
         write_atomic(where / f"{key}{SUFFIX}", entry_bytes(payload), sync=False)  # a torn entry fails its checksum
     except OSError:
         return
@@ -244,7 +279,7 @@ def structure(data):
 @dataclass
 class Cached:
     """A jitted function whose executables come from the cache: one per argument :func:`signature`,
-    looked up once per process and then called directly.
+    looked up at its first call and then called directly.
 
     ``make()`` returns the jitted function; it is called only when an executable must be compiled
     (a program read from a :class:`Store` may never need it). ``known`` maps signatures to what the
@@ -285,28 +320,38 @@ class Cached:
             self.store.add(self.name, key, self.known[key])
         return executable
 
-    def lower(self, *args):
-        return self.jitted.lower(*args)
-
 
 @lru_cache(maxsize=1)
-def sources() -> str:
-    """A digest of dltspec's own modules: the graph a spec becomes is theirs to decide."""
-    h = hashlib.sha256()
-    for path in sorted(Path(__file__).parent.glob("*.py")):
-        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    return h.hexdigest()
-
-
-def pytensor_setup() -> str:
-    """PyTensor's version and configuration (its rewrites decide the program), read without importing it."""
-    from importlib.metadata import PackageNotFoundError, version
-
+def sources_digest() -> str | None:
+    """A digest of dltspec's own modules (the graph a spec becomes is theirs to decide); None when they
+    cannot be read as sources (an installation without them: programs are then not kept)."""
+    h, found = hashlib.sha256(), sorted(Path(__file__).parent.glob("*.py"))
     try:
-        found = version("pytensor")
-    except PackageNotFoundError:  # pragma: no cover - a source tree
-        found = "unknown"
-    parts = [found, os.environ.get("PYTENSOR_FLAGS", ""), os.environ.get("PYTENSORRC", "")]
+        for path in found:
+            h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    except OSError:
+        return None
+    return h.hexdigest() if found else None
+
+
+def libraries() -> str:
+    """PyTensor's version, where it is and when its package was changed, its configuration (its rewrites
+    decide the program), and numpy's version (initial values are drawn with it); read without importing them."""
+    from importlib.metadata import PackageNotFoundError, version
+    from importlib.util import find_spec
+
+    parts = []
+    for package in ("pytensor", "numpy"):
+        try:
+            parts.append(f"{package} {version(package)}")
+        except PackageNotFoundError:  # pragma: no cover - a source tree
+            parts.append(f"{package} unknown")
+    try:
+        origin = find_spec("pytensor").origin
+        parts.append(f"{origin} {os.stat(origin).st_mtime_ns}")
+    except (AttributeError, TypeError, OSError, ValueError):  # pragma: no cover - not installed as files
+        parts.append("pytensor: no files")
+    parts += [os.environ.get("PYTENSOR_FLAGS", ""), os.environ.get("PYTENSORRC", "")]
     for name in os.environ.get("PYTENSORRC", "~/.pytensorrc:~/.pytensorrc.txt").split(os.pathsep):
         try:
             parts.append(Path(name).expanduser().read_text(errors="replace"))
@@ -316,7 +361,7 @@ def pytensor_setup() -> str:
 
 
 @dataclass
-class Program:
+class StoredProgram:
     """What the store keeps of a spec's program: its parameters' names, initial values and
     hyper-parameters, its data layout, and per function the signatures seen and their executables."""
 
@@ -334,7 +379,7 @@ class Store:
 
     Its key is everything the program is made from: the spec's blocks that shape the model (not
     ``stopping``, ``save``, ``run``, ``sweep``), the input and output sizes, ``floatX``, the device,
-    dltspec's own modules (:func:`sources`), PyTensor's version and configuration, and
+    dltspec's own modules (:func:`sources_digest`), PyTensor and numpy (:func:`libraries`), and
     :func:`machine`. The arrays' shapes are not in it: each shape's executable has its own signature.
     """
 
@@ -342,13 +387,16 @@ class Store:
 
     @classmethod
     def of(cls, model: dict, device, **figures) -> "Store":
-        if not enabled():
+        """The store of the program of ``model`` (the spec's blocks that shape it) and ``figures``
+        (sizes, float type) on ``device``; one that keeps nothing when the cache is not used."""
+        code = sources_digest()
+        if code is None or not active(device):
             return cls(None)
         key = digest(json.dumps(model, sort_keys=True, default=str), json.dumps(figures, sort_keys=True),
-                     sources(), pytensor_setup(), machine(device))
+                     code, libraries(), machine(device))
         return cls(folder() / "programs" / f"{key}.npz")
 
-    def read(self) -> Program | None:
+    def read(self) -> StoredProgram | None:
         """The program kept here, or None (none, damaged, or the cache is off)."""
         if self.path is None:
             return None
@@ -357,7 +405,7 @@ class Store:
                 meta = json.loads(bytes(z["meta"]).decode("utf-8"))
                 params = [z[f"param{i}"] for i in range(len(meta["names"]))]
                 hyper = [z[f"hyper{i}"] for i in range(meta["n_hyper"])]
-            program = Program(list(meta["names"]), params, hyper, bool(meta["batch_last"]), dict(meta["signatures"]))
+            program = StoredProgram(list(meta["names"]), params, hyper, bool(meta["batch_last"]), dict(meta["signatures"]))
         except Exception:  # noqa: BLE001 - missing, torn (the zip's checksums), or not ours: built anew
             return None
         try:
@@ -366,7 +414,7 @@ class Store:
             pass
         return program
 
-    def write(self, program: Program) -> None:
+    def write(self, program: StoredProgram) -> None:
         if self.path is None:
             return
         meta = {"names": program.names, "n_hyper": len(program.hyper), "batch_last": program.batch_last,
@@ -383,11 +431,12 @@ class Store:
         prune(self.path.parent, suffix=".npz")
 
     def add(self, name: str, signature_: str, entry: dict) -> None:
-        """Record that function ``name``'s executable for ``signature_`` is ``entry``."""
+        """Record that function ``name``'s executable for ``signature_`` is ``entry``. Processes that add at
+        once (sweep workers) may lose one another's additions: a lost one is compiled or read again later."""
         program = self.read()
         if program is not None:
             program.signatures.setdefault(name, {})[signature_] = entry
             self.write(program)
 
 
-__all__ = ["ENV", "Cached", "Program", "Store", "compiled", "enabled", "folder", "payload_of", "signature"]
+__all__ = ["ENV", "Cached", "StoredProgram", "Store", "compiled", "enabled", "folder", "payload_of", "signature"]

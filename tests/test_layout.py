@@ -115,7 +115,7 @@ def test_training_batch_last_decides_as_batch_first(monkeypatch, overrides):
     monkeypatch.undo()
     training, last = trained(text, True, monkeypatch, overrides)
     program = training.program  # the training step's product is flipped too, behind its barrier
-    hlo = program.chunk_fn.lower(program.params, program.hyper, *program.batches["train"], program.scalar(0),
+    hlo = program.chunk_fn.jitted.lower(program.params, program.hyper, *program.batches["train"], program.scalar(0),
                                  program.scalar(1)).as_text()
     assert "optimization_barrier" in hlo
     assert [(p.iteration, p.validation_error, p.is_best, p.test_error) for p in last.history] == \

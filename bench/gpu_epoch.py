@@ -1,7 +1,9 @@
 """Time one epoch of the tutorial's logistic regression and MLP on MNIST: dltspec's JAX path (one
 dispatch per epoch, every split resident on the device) against PyTorch eager (same model, same
-initial parameters, same minibatch order, one Python step per minibatch); then reproduce the
-tutorial's figures with the JAX path. Writes a Markdown report to --out, section by section.
+initial parameters, same minibatch order, one Python step per minibatch); time ``dltspec run``'s
+start-up on the device with the compile cache cold, warm and off (and whether the device's executables
+could be kept: the cache reads each back once); then reproduce the tutorial's figures with the JAX
+path. Writes a Markdown report to --out, section by section.
 
     python3 bench/gpu_epoch.py --data .data --out $OUT/RESULTS.md            # on a GPU machine
     python bench/gpu_epoch.py --data ../shared/data --device cpu --quick --out /tmp/r.md   # smoke run
@@ -12,9 +14,13 @@ it covers training only (every minibatch once), synchronised with the device at 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
+import re
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -224,6 +230,35 @@ def reproduce(report: Report, model: str, data: Path, args, overrides=()) -> Non
                      args.device, PUBLISHED[model if overrides or model != "mlp" else "mlp full"])
 
 
+def first_step(data: Path, device: str, env: dict) -> str:
+    """Seconds from launching ``dltspec run`` on the logistic spec (one epoch) to its first training step."""
+    argv = [sys.executable, "-m", "dltspec", "run", str(SPECS["logistic"]), "--device", device,
+            "--set", f'dataset.path="{(data / "mnist.pkl.gz").resolve()}"', "--set", "stopping.n_epochs=1",
+            "--out", tempfile.mkdtemp(dir=env["DLTSPEC_CACHE_DIR"] + "-runs") + "/run"]
+    done = subprocess.run(argv, capture_output=True, text=True, env=env)
+    found = re.search(r"first training step done ([0-9.]+) s", done.stdout)
+    return f"{found[1]} s" if found else f"failed (exit {done.returncode}: {done.stderr.strip().splitlines()[-1:]})"
+
+
+def startup_section(report: Report, data: Path, args) -> None:
+    """Start-up of ``dltspec run`` on this device with dltspec's compile cache (dltspec/xla_cache.py) empty,
+    then warm, then warm with the cache off; and what the cache kept (its executables read back here)."""
+    report.add("## Start-up: `dltspec run specs/logistic_sgd.dlt`, one epoch", "",
+               "Seconds from launch to the first training step, in a fresh cache folder: cold, then warm twice, "
+               "then with `DLTSPEC_XLA_CACHE=0` (PyTensor's graph built and XLA compiling, as before the cache).", "",
+               "| cold | warm | warm | warm, cache off | executables kept | programs kept | machine marked |",
+               "|---|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "DLTSPEC_CACHE_DIR": f"{tmp}/cache"}
+        os.makedirs(f"{tmp}/cache-runs")
+        times = [first_step(data, args.device, env) for _ in range(3)]
+        times.append(first_step(data, args.device, {**env, "DLTSPEC_XLA_CACHE": "0"}))
+        xla = Path(tmp, "cache", "xla")
+        kept = [len(list(xla.glob("*.xla"))), len(list(xla.glob("programs/*.npz"))),
+                "yes" if list(xla.glob("rejected-*")) else "no"]
+    report.add(f"| {' | '.join(times)} | {' | '.join(str(k) for k in kept)} |", "")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, required=True, help="directory holding mnist.pkl.gz")
@@ -242,6 +277,7 @@ def main(argv=None) -> int:
     report.add("# dltspec on JAX: epoch times and reproductions", "",
                f"Card: {card(args.device)}", "", f"Versions: {versions(args.device)}", "")
     per_epoch = epoch_table(report, args.data, args)
+    startup_section(report, args.data, args)
     report.add("## Reproductions with the JAX path", "",
                "| spec | best validation | test | epochs | best iteration | first validations (%) | "
                "training time | tutorial |", "|---|---|---|---|---|---|---|---|")

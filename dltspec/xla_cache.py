@@ -147,8 +147,9 @@ def trusted(where: Path) -> bool:
         st = where.stat()
     except OSError:
         return False
-    owner = not hasattr(os, "getuid") or st.st_uid == os.getuid()
-    return stat.S_ISDIR(st.st_mode) and owner and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    if not hasattr(os, "getuid"):  # Windows: mode bits do not tell who may write (ACLs do); a profile's are private
+        return stat.S_ISDIR(st.st_mode)
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
 
 
 def rejection(device) -> Path:

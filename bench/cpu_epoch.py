@@ -176,11 +176,11 @@ def initial_params(spec, splits) -> dict[str, np.ndarray]:
     import pytensor
     import pytensor.tensor as pt
 
-    from dltspec.compiler import n_out_of, symbolic
+    from dltspec.compiler import symbolic
 
     x, y = pt.matrix("x", dtype="float32"), pt.vector("y", dtype="int32")
     with pytensor.config.change_flags(floatX="float32"):
-        model = symbolic(spec, splits.n_in, n_out_of(spec, splits), x, y).model
+        model = symbolic(spec, splits.n_in, splits.n_out(spec.block("classifier")), x, y).model
     return {name: p.get_value() for name, p in model.params}
 
 

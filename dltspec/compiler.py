@@ -286,10 +286,6 @@ class Program:
             p.set_value(np.asarray(values[name], dtype=self.floatX))
 
 
-def n_out_of(spec: Spec, splits: Splits) -> int:
-    return splits.n_out(spec.block("classifier"))
-
-
 def build(spec: Spec, splits: Splits, backend: str = "numba", floatX: str = "float32",
           training: bool = True, budget: int | None = None) -> Program:
     """Compile the spec's error functions over ``splits``, and its training step if ``training``;
@@ -365,7 +361,7 @@ def _build(spec: Spec, splits: Splits, backend: str, floatX: str, training: bool
     mode = BACKENDS[backend]()
     batch_size = spec.block("optimizer")["batch_size"]
     index = pt.lscalar("index")
-    graph = symbolic(spec, splits.n_in, n_out_of(spec, splits), pt.matrix("x"), pt.ivector("y"))
+    graph = symbolic(spec, splits.n_in, splits.n_out(spec.block("classifier")), pt.matrix("x"), pt.ivector("y"))
 
     bs = scalar(batch_size, dtype="int64", name="batch_size")
     batch = slice(index * bs, (index + 1) * bs)

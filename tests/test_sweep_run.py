@@ -286,3 +286,84 @@ def test_a_record_after_a_torn_line_is_kept_and_a_second_sweep_in_the_same_direc
             SweepDir(sweep_dir.path).lock()
     with SweepDir(sweep_dir.path).lock():  # released
         pass
+
+
+class FakeClient:
+    """A client of a cluster that is never asked to run anything (``run_tasks`` is replaced)."""
+
+    closed = False
+
+    def scheduler_info(self):
+        return {"workers": {"w0": {}}}
+
+    def close(self):
+        self.closed = True
+
+
+def failed_record(planned) -> dict:
+    return {"key": planned.key, "status": "failed", "reason": "stands for a variant that ended"}
+
+
+def test_a_random_sweep_says_what_it_drew_twice_and_a_cluster_that_cannot_start_is_a_usage_error(
+        tmp_path, capsys, monkeypatch):
+    from dltspec import sweep_run
+
+    spec = tmp_path / "r.dlt"
+    spec.write_text(SPEC.replace("sweep grid {", "sweep random {\n    count = 5\n    seed = 3")
+                    .replace("    classifier.hidden = [[16], [24]]\n", ""), encoding="utf-8")
+    assert main(["sweep", str(spec), "--list"]) == 0
+    n = len(capsys.readouterr().out.splitlines())
+    assert n in (1, 2)  # two learning rates drawn five times
+
+    def refused(*args, **kwargs):
+        raise OSError(98, "Address already in use")
+
+    monkeypatch.setattr(sweep_run.dask_modules()[1], "LocalCluster", refused)
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "out"), "--backend", "jax"]) == 2
+    out, err = capsys.readouterr()
+    assert out == f"sweep r: {n} variants (random; {5 - n} drawn twice, trained once); jax float32\n"
+    assert err == "dltspec sweep: cannot start a local Dask cluster: OSError: [Errno 98] Address already in use\n"
+
+
+def test_a_sweep_stopped_by_a_failure_of_its_own_says_how_far_it_got(tmp_path, capsys, monkeypatch):
+    from dltspec import sweep_run
+
+    spec = tmp_path / "s.dlt"
+    spec.write_text(SPEC, encoding="utf-8")
+    client = FakeClient()
+    monkeypatch.setattr(sweep_run, "connect", lambda *args: (client, None))
+
+    def disk_full(client, todo, retries, on_record):
+        on_record(failed_record(todo[0]))
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(sweep_run, "run_tasks", disk_full)
+    out = tmp_path / "out"
+    assert main(["sweep", str(spec), "--out", str(out), "--backend", "jax"]) == 1
+    assert capsys.readouterr().err == (f"dltspec sweep: stopped with 1 of 4 variants ended (results in {out}): "
+                                       "No space left on device\n")
+    assert client.closed and len(sweep_run.SweepDir(out).records()) == 1  # what ended is kept
+
+
+def test_results_tables_that_cannot_be_written_are_an_error(tmp_path, capsys, monkeypatch):
+    from dltspec import sweep_run
+
+    spec = tmp_path / "s.dlt"
+    spec.write_text(SPEC, encoding="utf-8")
+    monkeypatch.setattr(sweep_run, "connect", lambda *args: (FakeClient(), None))
+
+    def every_variant_then_a_full_disk(client, todo, retries, on_record):
+        for planned in todo:
+            on_record(failed_record(planned))
+
+        def full(self, rows, keys):
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(sweep_run.SweepDir, "write_tables", full)
+
+    monkeypatch.setattr(sweep_run, "run_tasks", every_variant_then_a_full_disk)
+    out = tmp_path / "out"
+    assert main(["sweep", str(spec), "--out", str(out), "--backend", "jax", "-q"]) == 1
+    assert capsys.readouterr().err == (f"dltspec sweep: cannot write the results tables in {out}: "
+                                       "No space left on device\n")
+    assert len(sweep_run.SweepDir(out).records()) == 4

@@ -266,11 +266,15 @@ def cmd_sweep(args) -> int:
     try:
         sweep_dir = SweepDir.create(out)
         lock = sweep_dir.lock()
-        sweep_dir.write_plan(spec, planned)
     except (SweepError, OSError) as exc:
         print(f"dltspec sweep: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
         return EXIT_USAGE
-    with lock:
+    with lock:  # released however the sweep ends, a plan that cannot be written included
+        try:
+            sweep_dir.write_plan(spec, planned)
+        except OSError as exc:
+            print(f"dltspec sweep: cannot write the plan in {out}: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_USAGE
         return sweep_in(sweep_dir, spec, planned, args)
 
 

@@ -367,3 +367,21 @@ def test_results_tables_that_cannot_be_written_are_an_error(tmp_path, capsys, mo
     assert capsys.readouterr().err == (f"dltspec sweep: cannot write the results tables in {out}: "
                                        "No space left on device\n")
     assert len(sweep_run.SweepDir(out).records()) == 4
+
+
+def test_a_plan_that_cannot_be_written_is_a_usage_error_and_releases_the_directory(tmp_path, capsys, monkeypatch):
+    from dltspec import sweep_run
+
+    spec = tmp_path / "s.dlt"
+    spec.write_text(SPEC, encoding="utf-8")
+    out = tmp_path / "out"
+
+    def full(self, spec, planned):
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(sweep_run.SweepDir, "write_plan", full)
+        assert main(["sweep", str(spec), "--out", str(out), "--backend", "jax"]) == 2
+    assert capsys.readouterr().err == f"dltspec sweep: cannot write the plan in {out}: No space left on device\n"
+    with sweep_run.SweepDir(out).lock():  # not held by the failed command
+        pass

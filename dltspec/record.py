@@ -118,7 +118,9 @@ class Writer:
     asked for again before it started is replaced by the newer one (when checkpoints come faster
     than the disk takes them, only the newest is written: it supersedes the others).
     A write that fails stops the writes after it; the error is raised by the next :meth:`submit`
-    or :meth:`drain`, as a :class:`RunError` that names the file.
+    or :meth:`drain`, as a :class:`RunError` that names the file. :meth:`close` ends the thread once
+    what was asked for is written (a process that trains run after run, a sweep's worker, keeps no
+    thread per run).
     """
 
     def __init__(self):
@@ -126,15 +128,19 @@ class Writer:
 
         self.pending: dict[str, Callable[[], None]] = {}
         self.busy = False
+        self.closed = False
         self.error: RunError | None = None
         self.changed = threading.Condition()
-        threading.Thread(target=self.work, name="dltspec-run-writer", daemon=True).start()
+        self.thread = threading.Thread(target=self.work, name="dltspec-run-writer", daemon=True)
+        self.thread.start()
 
     def work(self) -> None:
         while True:
             with self.changed:
-                while not self.pending:
+                while not self.pending and not self.closed:
                     self.changed.wait()
+                if not self.pending:  # closed, and everything written
+                    return
                 key = next(iter(self.pending))
                 job = self.pending.pop(key)
                 self.busy = True
@@ -157,6 +163,8 @@ class Writer:
     def submit(self, key: str, job: Callable[[], None]) -> None:
         self.raise_error()
         with self.changed:
+            if self.closed:
+                raise RuntimeError("this run's writer is closed")
             self.pending[key] = job
             self.changed.notify_all()
 
@@ -166,6 +174,12 @@ class Writer:
             while self.pending or self.busy:
                 self.changed.wait()
         self.raise_error()
+
+    def close(self) -> None:
+        """End the thread after the writes asked for (no more may be asked)."""
+        with self.changed:
+            self.closed = True
+            self.changed.notify_all()
 
 
 class Recorder(Observer):
@@ -242,7 +256,10 @@ class Recorder(Observer):
     def finished(self, result: Result, training: Training) -> None:
         if result.stopped_by != "diverged":  # a diverged state is not worth going on from: keep the last good one
             self.checkpoint(training)
-        self.writer.drain()
+        try:
+            self.writer.drain()
+        finally:
+            self.writer.close()
         with disk(str(self.run.file(BEST))):
             if self.metrics is not None:
                 self.metrics.close()
@@ -252,6 +269,7 @@ class Recorder(Observer):
 
     def failed(self, training: Training, message: str) -> None:
         """Say in the summary that writing failed, if the disk still lets us."""
+        self.writer.close()
         try:
             if self.metrics is not None:
                 self.metrics.close()

@@ -105,3 +105,36 @@ def test_the_writer_writes_in_order_and_keeps_only_the_newest_of_a_kind():
     with pytest.raises(RunError):
         writer.submit("best.pkl", lambda: done.append("never"))
     assert "never" not in done
+
+
+def test_the_writer_ends_its_thread_when_closed_after_what_was_asked_for():
+    import threading
+
+    from dltspec.record import Writer
+
+    writer, done, gate = Writer(), [], threading.Event()
+    writer.submit("slow", lambda: gate.wait(5) and done.append("slow"))
+    writer.submit("checkpoint.pkl", lambda: done.append("checkpoint"))
+    writer.close()
+    assert writer.thread.is_alive()  # still writing
+    gate.set()
+    writer.thread.join(5)
+    assert not writer.thread.is_alive() and done == ["slow", "checkpoint"]
+    with pytest.raises(RuntimeError, match="closed"):
+        writer.submit("best.pkl", lambda: None)
+
+
+def test_a_finished_run_leaves_no_writer_thread(tmp_path):
+    import threading
+
+    from dltspec.record import start_run
+
+    spec = dltspec.read(text=DIGITS, overrides=["stopping.n_epochs=1"])
+    before = {t for t in threading.enumerate() if t.name == "dltspec-run-writer"}
+    for i in range(3):  # run after run in one process, as a sweep's worker trains them
+        run, recorder = start_run(spec, tmp_path / f"run{i}", "jax", "float32", "cpu")
+        training = api.compile_training(spec, backend="jax", device="cpu")
+        training.run(recorder)
+        recorder.writer.thread.join(5)
+        assert (run.path / "best.pkl").exists()
+    assert {t for t in threading.enumerate() if t.name == "dltspec-run-writer"} == before

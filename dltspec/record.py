@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import os
 import socket
 import sys
@@ -24,7 +23,7 @@ from .diagnostics import Diagnostic, Span, SpecError, error, warning
 from .params import ParamsError
 from .params import save as save_params
 from .progress import Rate, metric_record
-from .rundir import BEST, CHECKPOINT, METRICS, RUN, SUMMARY, RunDir, RunError, json_value
+from .rundir import BEST, CHECKPOINT, METRICS, RUN, SUMMARY, RunDir, RunError, metrics_line
 from .spec import Spec
 from .train import ValidationPoint
 from .validate import instance_text
@@ -211,7 +210,7 @@ class Recorder(Observer):
     def validation(self, point: ValidationPoint, training: Training) -> None:
         record = metric_record(point, training, self.rate.of(point, training.batch_size))
         with disk(str(self.run.file(METRICS))):
-            self.metrics.write(json.dumps(json_value(record)) + "\n")
+            self.metrics.write(metrics_line(record))
             self.metrics.flush()
         n = training.state.validations
         if point.is_best:

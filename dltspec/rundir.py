@@ -39,6 +39,11 @@ class RunError(Exception):
     """A run directory that cannot be created, read or resumed."""
 
 
+def metrics_line(record: dict) -> str:
+    """One record of ``metrics.jsonl``: a line of JSON, non-finite numbers spelled out."""
+    return json.dumps(json_value(record)) + "\n"
+
+
 def json_value(value):
     """``value`` with non-finite floats as strings ("nan", "inf"): JSON has no such numbers."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -122,13 +127,9 @@ class RunDir:
 
     # -- metrics -------------------------------------------------------------------
 
-    def append_metrics(self, record: dict) -> None:
-        """Append one record as a line (durable once :meth:`sync_metrics` has run)."""
-        with open(self.file(METRICS), "a", encoding="utf-8") as f:
-            f.write(json.dumps(json_value(record)) + "\n")
-
     def metrics_log(self):
-        """``metrics.jsonl`` open for appending (a text file; write a line and flush it per record)."""
+        """``metrics.jsonl`` open for appending (a text file; write a :func:`metrics_line` and flush it per
+        record; durable once :meth:`sync_metrics` has run)."""
         return open(self.file(METRICS), "a", encoding="utf-8")
 
     def sync_metrics(self) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from dltspec import files
-from dltspec.rundir import CHECKPOINT_FORMAT, RunDir, RunError, json_value, new_path, runs_under
+from dltspec.rundir import CHECKPOINT_FORMAT, RunDir, RunError, json_value, metrics_line, new_path, runs_under
 
 
 def test_new_run_directories_never_collide(tmp_path):
@@ -30,8 +30,9 @@ def test_out_must_be_new_or_empty(tmp_path):
 
 def test_metrics_are_appended_and_a_torn_last_line_is_ignored(tmp_path):
     run = RunDir.create("x", tmp_path / "r")
-    for k in range(3):
-        run.append_metrics({"iteration": k, "validation_error": 0.5, "cost": float("nan")})
+    with run.metrics_log() as f:  # as the recorder writes them
+        for k in range(3):
+            f.write(metrics_line({"iteration": k, "validation_error": 0.5, "cost": float("nan")}))
     run.sync_metrics()
     with open(run.file("metrics.jsonl"), "a") as f:
         f.write('{"iteration": 3, "valid')  # killed mid-write

@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from gpu_epoch import dltspec_epochs, median_after_warmup, read_spec, torch_epochs  # noqa: E402
+from gpu_epoch import dltspec_epochs, launch, median_after_warmup, read_spec, torch_epochs  # noqa: E402
 from results import rewrite_section  # noqa: E402
 
 import dltspec  # noqa: E402
@@ -237,29 +237,6 @@ def epoch_rows(data: Path, args) -> list[str]:
                     + f" | {best / figures['torch']:.2f} (≤ {goal}: {met}) | {cell(best / figures['floor'], 2)} |")
         print(rows[-1], "  rounds:", {c: [round(t, 4) for t in v] for c, v in rounds.items()}, flush=True)
     return rows
-
-
-LAUNCHER = ("import os, subprocess, sys; p = subprocess.Popen(sys.argv[1:]); _, status, usage = os.wait4(p.pid, 0); "
-            "print(f'peak-rss-kib {usage.ru_maxrss}', file=sys.stderr); sys.exit(os.waitstatus_to_exitcode(status))")
-
-
-def launch(backend: str, env: dict, data: Path) -> tuple[float | None, int, int]:
-    """Run ``dltspec run`` on the logistic spec for one epoch; return the seconds from launch to its
-    first training step, its peak RSS in KiB and its exit status."""
-    argv = [sys.executable, "-m", "dltspec", "run", str(ROOT / "specs" / "logistic_sgd.dlt"),
-            "--set", f'dataset.path="{(data / "mnist.pkl.gz").resolve()}"', "--set", "stopping.n_epochs=1",
-            "--backend", backend, "--save", str(Path(env["TMP_OUT"]) / "p.pkl"),
-            "--out", tempfile.mkdtemp(prefix="run-", dir=env["TMP_OUT"]) + "/run"]  # not ./runs
-    start = time.perf_counter()
-    # through a small launcher: a child forked from this big process would count its pages in its peak RSS
-    proc = subprocess.Popen([sys.executable, "-c", LAUNCHER, *argv], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
-    ready = None
-    for line in proc.stdout:
-        if line.startswith("first training step done") and ready is None:
-            ready = time.perf_counter() - start
-    peak = int(re.search(r"peak-rss-kib (\d+)", proc.stderr.read())[1])
-    return ready, peak, proc.wait()
 
 
 #: start-up contenders: label, backend, environment; the last is the JAX path with dltspec's compile cache off

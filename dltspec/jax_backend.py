@@ -21,8 +21,8 @@ with its own jitted functions:
   and what it starts from) without building the PyTensor graph: :func:`trace` runs only when an
   executable must be compiled.
 
-JAX runs with 64-bit types enabled (a process-wide JAX setting; PyTensor's JAX dispatch
-sets it too when imported under float64) so that integer and mean arithmetic is
+JAX runs with 64-bit types enabled (a process-wide JAX setting, which PyTensor's JAX dispatch
+would turn off under float32: :func:`jax_dispatch` imports it so that it does not) so that integer and mean arithmetic is
 PyTensor's; data and parameters keep ``floatX``.
 
 Nothing here imports jax or PyTensor until a program is built or a device is looked up,
@@ -132,15 +132,29 @@ def as_declared(convert: Callable) -> Callable:
     return convert_node
 
 
+def jax_dispatch():
+    """PyTensor's JAX dispatch module, imported so that it leaves ``jax_enable_x64`` on.
+
+    Its first import sets the flag from PyTensor's floatX, off for float32; imported as float64 it
+    is never off, not even for a moment in which another thread (the chunk reader) puts data on the
+    device. Every import of it in dltspec goes through here (``layout`` imports it after this).
+    """
+    import pytensor
+
+    with pytensor.config.change_flags(floatX="float64"):
+        from pytensor.link.jax import dispatch
+    return dispatch
+
+
 def jax_function(inputs: list, outputs: list, batch_last=None) -> Callable:
     """A pure JAX function of ``inputs`` returning ``outputs`` (a list): the graph rewritten as
     PyTensor's JAX mode rewrites it, then converted op by op with PyTensor's ``jax_funcify``.
     ``batch_last``: the input that holds a minibatch batch-last, whose products are then
     flipped (:func:`dltspec.layout.flip_products`)."""
+    dispatch = jax_dispatch()
     import pytensor
     from pytensor.compile.mode import get_mode
     from pytensor.graph.fg import FunctionGraph
-    from pytensor.link.jax.dispatch import jax_funcify, jax_typify
     from pytensor.link.utils import fgraph_to_python
 
     mode = get_mode("JAX")
@@ -154,7 +168,7 @@ def jax_function(inputs: list, outputs: list, batch_last=None) -> Callable:
     with warnings.catch_warnings():
         # broadcast checks that JAX cannot trace; every shape here is static
         warnings.filterwarnings("ignore", message="Skipping Assert", category=UserWarning)
-        return fgraph_to_python(fgraph, as_declared(jax_funcify), type_conversion_fn=jax_typify,
+        return fgraph_to_python(fgraph, as_declared(dispatch.jax_funcify), type_conversion_fn=dispatch.jax_typify,
                                 fgraph_name="dltspec_jax_fgraph")
 
 
@@ -358,19 +372,14 @@ class Traced:
 def trace(spec: Spec, splits: Splits, floatX: str, target, training: bool) -> Traced:
     """Build the spec's PyTensor graph and turn it into JAX functions (:func:`jax_function`) for ``target``:
     on the CPU batch-last where that pays (:mod:`dltspec.layout`)."""
+    jax_dispatch()  # before layout, which imports it too
     import pytensor
-
-    with pytensor.config.change_flags(floatX="float64"):
-        # its first import sets jax_enable_x64 from floatX: as float64, it leaves it on (float64 sums, int64
-        # indices); never off for a moment, which could change what another thread puts on the device
-        import pytensor.link.jax.dispatch  # noqa: F401
     import pytensor.tensor as pt
     from pytensor.graph.replace import clone_replace
 
     from . import layout
     from .compiler import scratch_tempdir, symbolic
 
-    jax_module().config.update("jax_enable_x64", True)  # as build() set it (the import above may have been earlier)
     batch_size = spec.block("optimizer")["batch_size"]
     with pytensor.config.change_flags(floatX=floatX), scratch_tempdir():  # no sources left in $TMPDIR
         x = pt.tensor("x", shape=(batch_size, splits.n_in), dtype=floatX)

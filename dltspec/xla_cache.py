@@ -310,7 +310,7 @@ class Cached:
 
     def executable(self, key: str, args):
         entry = self.known.get(key)
-        if entry is not None and enabled():
+        if entry is not None:  # (an entry is known only where the cache is used: see Store.of)
             executable = stored(entry["key"], structure(entry["in"]), structure(entry["out"]), self.device)
             if executable is not None:
                 return executable

@@ -274,3 +274,19 @@ def test_building_leaves_jax_with_64_bit_types_whatever_was_imported_first():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
 
+
+
+@needs_jax
+def test_pytensors_jax_dispatch_never_switches_64_bit_types_off():
+    """Every import of the dispatch goes through ``jax_dispatch``: a JAX function made before any build
+    (as ``dltspec predict`` makes one), with PyTensor configured for float32, leaves 64-bit types on."""
+    import subprocess
+
+    code = ("import jax, pytensor.tensor as pt; from dltspec.jax_backend import jax_function; "
+            "x = pt.vector('x', dtype='float32'); f = jax_function([x], [x * 2]); "
+            "assert jax.config.jax_enable_x64, 'x64 off'; import numpy as np; "
+            "assert f(np.ones(3, 'float32'))[0].dtype == np.float32")
+    flags = ",".join(f for f in (os.environ.get("PYTENSOR_FLAGS"), "floatX=float32") if f)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTENSOR_FLAGS": flags})
+    assert done.returncode == 0, done.stderr

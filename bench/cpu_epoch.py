@@ -264,11 +264,13 @@ def startup_rows(data: Path, args) -> list[str]:
             for i, (_label, backend, _extra) in enumerate(STARTUP):
                 warm[i].append(launch(backend, envs[i], data))
     for (label, _backend, _extra), first, runs in zip(STARTUP, cold, warm):
-        ready = statistics.median(w[0] for w in runs if w[0] is not None)
+        ready = sorted(w[0] for w in runs if w[0] is not None)
+        failed = len(runs) - len(ready)
         rss = max(w[1] for w in runs) * 1024
-        rows.append(f"| {label} | {first:.1f} s | {ready:.1f} s ({min(w[0] for w in runs):.1f}-"
-                    f"{max(w[0] for w in runs):.1f}) | {rss / 2**20:.0f} MiB | "
-                    f"{data_bytes / 2**20:.0f} MiB | {rss / data_bytes:.2f} |")
+        warm_cell = (f"{statistics.median(ready):.1f} s ({ready[0]:.1f}-{ready[-1]:.1f})" if ready else "")
+        warm_cell += f"{'; ' if ready else ''}{failed} failed" if failed else ""
+        rows.append(f"| {label} | {'failed' if first is None else f'{first:.1f} s'} | {warm_cell} | "
+                    f"{rss / 2**20:.0f} MiB | {data_bytes / 2**20:.0f} MiB | {rss / data_bytes:.2f} |")
         print(rows[-1], flush=True)
     return rows
 

@@ -56,7 +56,7 @@ CASES = [("logistic", 600, [], 0.6), ("logistic", 20, ["optimizer.batch_size=20"
 
 def numba_epochs(spec, splits, n_epochs: int) -> list[float]:
     """Seconds of each epoch of PyTensor's Numba backend, one compiled call per minibatch."""
-    from dltspec.compiler import build
+    from dltspec.backends.pytensor_backend import build
 
     program = build(spec, splits, backend="numba")
     n = program.n_batches["train"]
@@ -128,7 +128,7 @@ def products(spec, bs: int) -> list[tuple[int, int, int]]:
     infers): the forward product, the weight gradient and (above the first layer) the back-propagated error.
     A convolution counts as dltspec computes it, one im2col product:
     ``(out_h * out_w * bs, channels * kh * kw) @ (.., kernels)``."""
-    from dltspec.shapes import product, summary
+    from dltspec.model.shapes import product, summary
 
     layers, _ = summary(spec.data)
     block = spec.block("classifier")
@@ -176,7 +176,7 @@ def initial_params(spec, splits) -> dict[str, np.ndarray]:
     import pytensor
     import pytensor.tensor as pt
 
-    from dltspec.compiler import symbolic
+    from dltspec.model.graph import symbolic
 
     x, y = pt.matrix("x", dtype="float32"), pt.vector("y", dtype="int32")
     with pytensor.config.change_flags(floatX="float32"):

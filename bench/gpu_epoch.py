@@ -60,7 +60,7 @@ def read_spec(model: str, data: Path, overrides=()) -> dltspec.Spec:
 def dltspec_epochs(spec, splits, device: str, n_epochs: int):
     """Seconds of each epoch on the JAX path (the first compiles), the initial parameters and
     the first epoch's mean cost."""
-    from dltspec.jax_backend import build
+    from dltspec.backends.jax_backend import build
 
     program = build(spec, splits, floatX="float32", device_name=device)
     initial = program.values()
@@ -161,7 +161,7 @@ def versions(device: str) -> str:
 def card(device: str) -> str:
     import jax
 
-    from dltspec.jax_backend import device as jax_device
+    from dltspec.backends.jax_backend import device as jax_device
 
     name = jax_device(device).device_kind
     try:

@@ -26,10 +26,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import dltspec  # noqa: E402
 from dltspec import api  # noqa: E402
-from dltspec.progress import Bar, Lines  # noqa: E402
-from dltspec.record import Recorder  # noqa: E402
-from dltspec.rundir import RunDir  # noqa: E402
-from dltspec.train import LoopState, Patience  # noqa: E402
+from dltspec.training.progress import Bar, Lines  # noqa: E402
+from dltspec.training.record import Recorder  # noqa: E402
+from dltspec.training.rundir import RunDir  # noqa: E402
+from dltspec.training.loop import LoopState, Patience  # noqa: E402
 from results import publish  # noqa: E402
 
 BEGIN, END = "<!-- logging:begin (bench/logging_overhead.py rewrites this section) -->", "<!-- logging:end -->"

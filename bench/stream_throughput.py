@@ -85,7 +85,7 @@ def child(folder: Path, n_train: int, budget: int | None, what: str) -> dict:
 
 
 def main(argv=None) -> int:
-    from dltspec.stream import parse_size
+    from dltspec.data.stream import parse_size
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--gigabytes", type=float, default=2.0, help="size of the training features (default 2)")

@@ -8,7 +8,7 @@ The sweep is 4 learning rates x 2 hidden layers of an MLP. Each repeat times, as
 from process start to exit, in turn:
 
 - ``one after another``: one process plans the sweep and trains every variant in turn with the
-  function a Dask worker runs (``dltspec.sweep_run.train_variant``), with the machine's default
+  function a Dask worker runs (``dltspec.sweeps.tasks.train_variant``), with the machine's default
   threading (XLA and BLAS may use every core for one variant);
 - ``one after another, 1 thread``: the same, each variant single-threaded as a sweep worker is;
 - ``dltspec sweep``: the command, on a local cluster of one single-threaded worker per core.
@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from dltspec.sweep_run import WORKER_ENV, local_workers  # noqa: E402
+from dltspec.sweeps.tasks import WORKER_ENV, local_workers  # noqa: E402
 from results import publish  # noqa: E402
 
 BEGIN, END = "<!-- sweep:begin (bench/sweep_speedup.py rewrites this section) -->", "<!-- sweep:end -->"
@@ -74,8 +74,8 @@ WORKLOADS = {"mnist": "MNIST, 10,000 training examples, hidden [300] or [500]",
 def sequential(spec_path: str, out: str) -> None:
     """Plan the sweep and train every variant in turn in this process (what ``--sequential`` runs)."""
     import dltspec
-    from dltspec.sweep import checked_variants
-    from dltspec.sweep_run import plan, train_variant, with_data
+    from dltspec.sweeps.variants import checked_variants
+    from dltspec.sweeps.tasks import plan, train_variant, with_data
 
     spec = dltspec.read(spec_path)
     passed, _problems = with_data(spec, checked_variants(spec)[0])
@@ -104,7 +104,7 @@ def ceiling(spec: Path, work: Path, repeats: int, cores: int) -> tuple[float, fl
     """``(alone, together)``: the loop seconds of the sweep's first variant trained single-threaded
     alone, and (the mean) of ``cores`` copies trained at the same time."""
     import dltspec
-    from dltspec.sweep import variants
+    from dltspec.sweeps.variants import variants
 
     first = variants(dltspec.read(spec))[0]
     env = {**os.environ, **WORKER_ENV}

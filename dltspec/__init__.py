@@ -1,11 +1,11 @@
 """dltspec: declare, check and train the Deep Learning Tutorials' classifiers from a small spec file.
 
-The pipeline, one stage per module: :mod:`~dltspec.parse` -> :mod:`~dltspec.validate`
--> :mod:`~dltspec.check` -> :mod:`~dltspec.compiler` -> :mod:`~dltspec.train`.
+The pipeline, one stage per module: :mod:`~dltspec.lang.parse` -> :mod:`~dltspec.lang.validate`
+-> :mod:`~dltspec.lang.rules` -> :mod:`~dltspec.backends.pytensor_backend` -> :mod:`~dltspec.training.loop`.
 Only the last two import PyTensor.
 """
-from .api import Result, diagnose, evaluate, load_data, read, save, train
-from .diagnostics import Diagnostic, Severity, Span, SpecError
+from dltspec.api import Result, diagnose, evaluate, load_data, read, save, train
+from dltspec.diagnostics import Diagnostic, Severity, Span, SpecError
 
 __version__ = "0.1.0"
 __all__ = ["Diagnostic", "Result", "Severity", "Span", "SpecError", "diagnose", "evaluate", "load_data",

@@ -20,17 +20,17 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
 
-from . import check as rules
-from .diagnostics import Diagnostic, Span, SpecError, error, has_errors
-from .parse import MAX_SPEC_CHARS, parse_partial, too_large
-from .spec import Source, Spec
-from .train import LoopState, Patience, ValidationPoint, run_chunks
-from .validate import apply_override, schema_errors, to_instance, with_defaults
+from dltspec import checks as rules
+from dltspec.diagnostics import Diagnostic, Span, SpecError, error, has_errors
+from dltspec.lang.parse import MAX_SPEC_CHARS, parse_partial, too_large
+from dltspec.lang.spec import Source, Spec
+from dltspec.training.loop import LoopState, Patience, ValidationPoint, run_chunks
+from dltspec.lang.validate import apply_override, schema_errors, to_instance, with_defaults
 
 if TYPE_CHECKING:  # numpy, the data loaders and the parameter files are imported when used: not by `check`
     import numpy as np
 
-    from . import data as datasets
+    from dltspec.data import loaders as datasets
 
 
 def diagnose(text: str, file: str = "<string>", base_dir: Path | str | None = None,
@@ -42,7 +42,7 @@ def diagnose(text: str, file: str = "<string>", base_dir: Path | str | None = No
     schema (a block dropped for a syntax error is not reported missing); the checks across
     blocks run once the syntax and the schema are clean. A spec with a ``sweep`` block has every
     variant checked too (``max_variants``: only the first so many, for an editor; ``0``: none, for a
-    caller that checks them itself with :func:`dltspec.sweep.checked_variants`).
+    caller that checks them itself with :func:`dltspec.sweeps.variants.checked_variants`).
     """
     source = Source(file, text, Path(base_dir) if base_dir is not None else Path.cwd(), tuple(overrides))
     instance, positions, diagnostics = validated(text, file, source.overrides)
@@ -51,7 +51,7 @@ def diagnose(text: str, file: str = "<string>", base_dir: Path | str | None = No
     spec = Spec(with_defaults(instance), positions, source)
     diagnostics += rules.check(spec)
     if "sweep" in spec.data and max_variants != 0 and not has_errors(diagnostics):
-        from .sweep import check_variants
+        from dltspec.sweeps.variants import check_variants
 
         diagnostics += check_variants(spec, diagnostics, max_variants)
     return (None if has_errors(diagnostics) else spec), sorted(diagnostics, key=Diagnostic.sort_key)
@@ -74,9 +74,9 @@ def validated(text: str, file: str, overrides: Iterable[str]) -> tuple[dict | No
 
 
 def layers(text: str, file: str = "<string>", overrides: Iterable[str] = ()) -> list | None:
-    """The model summary's layers (:class:`dltspec.shapes.Layer`, input first, up to the first shape
+    """The model summary's layers (:class:`dltspec.model.shapes.Layer`, input first, up to the first shape
     problem) of a spec whose blocks are valid; ``None`` if they are not. Imports neither PyTensor nor numpy."""
-    from . import shapes
+    from dltspec.model import shapes
 
     instance, _positions, diagnostics = validated(text, file, overrides)
     if instance is None or has_errors(diagnostics):
@@ -122,8 +122,8 @@ def data_diagnostic(spec: Spec, exc: datasets.DataError) -> Diagnostic:
 
 def load_data(spec: Spec, download: bool = False) -> datasets.Splits:
     """Load the spec's data set and run the checks that need its shapes; :class:`SpecError` on problems.
-    ``download``: a missing ``dataset mnist`` may be downloaded (see :mod:`dltspec.fetch`)."""
-    from . import data as datasets
+    ``download``: a missing ``dataset mnist`` may be downloaded (see :mod:`dltspec.data.fetch`)."""
+    from dltspec.data import loaders as datasets
 
     try:
         splits = datasets.load(spec.block("dataset"), spec.source.base_dir, download=download)
@@ -206,14 +206,14 @@ def build_program(spec: Spec, splits: datasets.Splits, backend: str, floatX: str
     a chunk of the data at a time when it does not fit ``budget`` bytes (default: the spec's
     ``run.device_memory``, else no limit)."""
     if budget is None and spec.data.get("run", {}).get("device_memory") is not None:
-        from .stream import parse_size
+        from dltspec.data.stream import parse_size
 
         budget = parse_size(spec.data["run"]["device_memory"])
     if backend == "jax":
-        from .jax_backend import build as build_jax
+        from dltspec.backends.jax_backend import build as build_jax
 
         return build_jax(spec, splits, floatX=floatX, device_name=device, training=training, budget=budget)
-    from .compiler import build  # PyTensor is imported only when something is trained
+    from dltspec.backends.pytensor_backend import build  # PyTensor is imported only when something is trained
 
     return build(spec, splits, backend=backend, floatX=floatX, training=training, budget=budget)
 
@@ -313,7 +313,7 @@ class Training:
         parameters do not fit this spec's model, DLT504 if its training split has another number of
         minibatches: neither can go on, forced or not.
         """
-        from . import params as param_files
+        from dltspec.training import params as param_files
 
         expected = {name: value.shape for name, value in self.program.values().items()}
         for key in ("params", "best_params"):
@@ -481,7 +481,7 @@ def training_metadata(training: Training) -> dict:
 
 def save(result: Result, path: Path | str | None = None) -> Path:
     """Write the best parameters and metadata atomically; return the path written."""
-    from . import params as param_files
+    from dltspec.training import params as param_files
 
     path = Path(path) if path is not None else output_path(result.spec)
     try:
@@ -494,7 +494,7 @@ def save(result: Result, path: Path | str | None = None) -> Path:
 def evaluate(spec: Spec, params_path: Path | str, *, backend: str = "numba", floatX: str = "float32",
              device: str | None = None, budget: int | None = None) -> dict[str, float]:
     """Load saved parameters into the compiled model; return ``{"valid": error, "test": error}``."""
-    from . import params as param_files
+    from dltspec.training import params as param_files
 
     where = Span.point(str(params_path))
     try:

@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from . import __version__, api
-from .diagnostics import Diagnostic, Span, SpecError, error, has_errors
-from .render import text as render_text
-from .spec import Source
+from dltspec import __version__, api
+from dltspec.diagnostics import Diagnostic, Span, SpecError, error, has_errors
+from dltspec.render import text as render_text
+from dltspec.lang.spec import Source
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 0, 1, 2, 3, 130, 141
 STARTED = time.perf_counter()  # when the command's module was imported: its start, near enough
@@ -72,7 +72,7 @@ def read_spec(args):
 def resolve_placement(args) -> bool:
     """Set ``args.backend`` and ``args.device`` from ``--backend`` and ``--device``; on failure
     print one line and return ``False``."""
-    from .jax_backend import DeviceError, placement
+    from dltspec.backends.jax_backend import DeviceError, placement
 
     try:
         args.backend, args.device = placement(args.backend, args.device)
@@ -144,8 +144,8 @@ def announce(spec: api.Spec, splits, args) -> None:
 
 
 def cmd_run(args) -> int:
-    from .progress import STYLES, style_for
-    from .record import RunError, open_run, resume, start_run
+    from dltspec.training.progress import STYLES, style_for
+    from dltspec.training.record import RunError, open_run, resume, start_run
 
     if args.resume and args.out:
         return usage("run", "--out and --resume cannot be used together: a resumed run goes on in its own "
@@ -177,7 +177,7 @@ def cmd_run(args) -> int:
         return EXIT_USAGE
     if style in ("bar", "lines"):
         if "sweep" in spec.data:
-            from .sweep import variants
+            from dltspec.sweeps.variants import variants
 
             print(f"{spec.name}: trained as written; its sweep block is for `dltspec sweep {args.spec}` "
                   f"({len(variants(spec))} variants)", flush=True)
@@ -234,7 +234,7 @@ def finish_run(args, result: api.Result, run, save_to: Path | None, lines, stop:
 
 
 def cmd_sweep(args) -> int:
-    from .sweep import checked_variants
+    from dltspec.sweeps.variants import checked_variants
 
     spec, diagnostics, lines, _text = diagnose_path(args.spec, args.set, max_variants=0)  # the variants: next
     ready, found = checked_variants(spec, diagnostics) if spec is not None else ([], [])
@@ -248,7 +248,7 @@ def cmd_sweep(args) -> int:
         for variant, _checked in ready:
             print(f"{variant.index:>4}  {variant.label}")
         return EXIT_OK
-    from .sweep_run import DEFAULT_ROOT, SweepDir, SweepError, dask_modules, plan, with_data
+    from dltspec.sweeps.tasks import DEFAULT_ROOT, SweepDir, SweepError, dask_modules, plan, with_data
 
     try:
         dask_modules()
@@ -281,8 +281,8 @@ def cmd_sweep(args) -> int:
 def sweep_in(sweep_dir, spec, planned, args) -> int:
     """The rest of ``dltspec sweep``, holding the sweep directory's lock: train what has not ended,
     record it, print the ranked table."""
-    from .sweep import swept_keys
-    from .sweep_run import ENDED, SweepError, connect, ranked, run_tasks, table
+    from dltspec.sweeps.variants import swept_keys
+    from dltspec.sweeps.tasks import ENDED, SweepError, connect, ranked, run_tasks, table
 
     out = sweep_dir.path
     keys = swept_keys(spec.data["sweep"])
@@ -334,7 +334,7 @@ def sweep_in(sweep_dir, spec, planned, args) -> int:
                   "run the same command again to go on", file=sys.stderr)
             return stop.exit_code
         except Exception as exc:  # noqa: BLE001 - a full disk, a scheduler gone: one line, what ended is kept
-            from .sweep_run import reason_of
+            from dltspec.sweeps.tasks import reason_of
 
             print(f"dltspec sweep: stopped with {done} of {len(planned)} variants ended (results in {out}): "
                   f"{getattr(exc, 'strerror', None) or reason_of(exc)}", file=sys.stderr)
@@ -394,8 +394,8 @@ def check_one(path: str, args) -> tuple[list[Diagnostic], object, str | None]:
     except SpecError as exc:
         return exc.diagnostics, lambda f: [], None
     if spec is not None and args.data:
-        from .sweep import checked_variants
-        from .sweep_run import with_data
+        from dltspec.sweeps.variants import checked_variants
+        from dltspec.sweeps.tasks import with_data
 
         ready, found = checked_variants(spec, diagnostics)
         diagnostics = sorted(diagnostics + found + with_data(spec, ready)[1], key=Diagnostic.sort_key)
@@ -404,7 +404,7 @@ def check_one(path: str, args) -> tuple[list[Diagnostic], object, str | None]:
 
 def print_shapes(text: str, path: str, overrides) -> None:
     """The model summary of a spec whose blocks are valid (its layers up to a shape error, if any)."""
-    from .shapes import table
+    from dltspec.model.shapes import table
 
     found = api.layers(text, path if path != "-" else "<stdin>", overrides)
     if found is not None:
@@ -427,7 +427,7 @@ def cmd_check(args) -> int:
         if args.format == "text":
             report(diagnostics, lines)
     if args.format != "text":
-        from .formats import FORMATS
+        from dltspec.formats import FORMATS
 
         output = FORMATS[args.format](sorted(everything, key=Diagnostic.sort_key))
         print(output) if output else None
@@ -436,7 +436,7 @@ def cmd_check(args) -> int:
 
 
 def cmd_fmt(args) -> int:
-    from .fmt import fmt_paths
+    from dltspec.lang.fmt import fmt_paths
 
     paths = spec_paths(args.specs, "fmt")
     if paths is None:
@@ -451,7 +451,7 @@ def run_and_params(args, command: str):
     ``best.pkl`` or the snapshot ``--snapshot N``. Returns ``None`` (a usage error, reported) when
     there is no parameter file to use.
     """
-    from .rundir import RunDir, RunError, is_run
+    from dltspec.training.rundir import RunDir, RunError, is_run
 
     if Path(args.spec).is_dir():
         if not is_run(Path(args.spec)):
@@ -491,8 +491,8 @@ def cmd_eval(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from . import params as param_files
-    from .predict import InputError, examples, n_in_of, predictions, probabilities_function
+    from dltspec.training import params as param_files
+    from dltspec.predict import InputError, examples, n_in_of, predictions, probabilities_function
 
     params_path = run_and_params(args, "predict")
     if params_path is None:
@@ -521,7 +521,7 @@ def cmd_predict(args) -> int:
 
 
 def run_dirs(names: Sequence[str], command: str):
-    from .rundir import RunDir, RunError
+    from dltspec.training.rundir import RunDir, RunError
 
     try:
         return [RunDir.open(Path(name)) for name in names]
@@ -530,8 +530,8 @@ def run_dirs(names: Sequence[str], command: str):
 
 
 def cmd_plot(args) -> int:
-    from .pictures import PictureError, curves_png
-    from .sweep_run import SWEEP
+    from dltspec.pictures import PictureError, curves_png
+    from dltspec.sweeps.tasks import SWEEP
 
     if (Path(args.run) / SWEEP).is_file():
         return plot_sweep(args)
@@ -550,8 +550,8 @@ def cmd_plot(args) -> int:
 
 def plot_sweep(args) -> int:
     """``dltspec plot SWEEP``: best validation error against each swept value."""
-    from .pictures import PictureError, sweep_png
-    from .sweep_run import RESULTS_JSON, SweepDir, SweepError
+    from dltspec.pictures import PictureError, sweep_png
+    from dltspec.sweeps.tasks import RESULTS_JSON, SweepDir, SweepError
 
     if args.compare:
         return usage("plot", "--compare draws runs on the same axes; a sweep is drawn on its own") or EXIT_USAGE
@@ -572,10 +572,11 @@ def plot_sweep(args) -> int:
 
 
 def cmd_filters(args) -> int:
-    from . import params as param_files
-    from .pictures import PictureError, filters_png
-    from .predict import InputError, image_shape_of, n_in_of
-    from .rundir import RunError
+    from dltspec.training import params as param_files
+    from dltspec.pictures import PictureError, filters_png
+    from dltspec.predict import InputError, image_shape_of, n_in_of
+    from dltspec.model import shapes
+    from dltspec.training.rundir import RunError
 
     runs = run_dirs([args.run], "filters")
     if runs is None:
@@ -588,7 +589,8 @@ def cmd_filters(args) -> int:
         shape = image_shape_of(spec, n_in_of(spec, values))
         name = "filters.png" if args.snapshot is None else f"filters-iter-{args.snapshot}.png"
         out = Path(args.output) if args.output else run.file(name)
-        layer, n = filters_png(values, shape, out)
+        first = shapes.network(spec.data).params()[0].name  # the first layer's weights, as the layer names them
+        layer, n = filters_png(values, shape, out, name=first)
     except (RunError, param_files.ParamsError, PictureError, InputError, OSError) as exc:
         print(f"dltspec filters: {getattr(exc, 'message', None) or getattr(exc, 'strerror', None) or exc}",
               file=sys.stderr)
@@ -598,8 +600,8 @@ def cmd_filters(args) -> int:
 
 
 def cmd_fetch(args) -> int:
-    from .data import DataError, mnist_from_idx
-    from .fetch import FetchError, fetch_mnist
+    from dltspec.data.loaders import DataError, mnist_from_idx
+    from dltspec.data.fetch import FetchError, fetch_mnist
 
     try:
         folder = fetch_mnist(Path(args.to) if args.to else None, args.mirror, args.timeout, args.retries)
@@ -618,7 +620,7 @@ def percent(value) -> str:
 
 
 def cmd_runs(args) -> int:
-    from .rundir import runs_under
+    from dltspec.training.rundir import runs_under
 
     root = Path(args.dir)
     if not root.exists():
@@ -642,11 +644,11 @@ def cmd_runs(args) -> int:
 
 def cmd_schema(args) -> int:
     if args.markdown:
-        from .reference import markdown
+        from dltspec.lang.reference import markdown
 
         print(markdown(), end="")
         return EXIT_OK
-    from .schema import schema
+    from dltspec.lang.schema import schema
 
     print(json.dumps(schema(), indent=2))
     return EXIT_OK
@@ -654,7 +656,7 @@ def cmd_schema(args) -> int:
 
 def cmd_lsp(args) -> int:
     try:
-        from .lsp import serve
+        from dltspec.lsp import serve
     except ImportError as exc:
         if exc.name not in ("pygls", "lsprotocol") and not str(exc.name).startswith(("pygls.", "lsprotocol.")):
             raise
@@ -672,7 +674,7 @@ def count(text: str) -> int:
 
 
 def memory_size(text: str) -> int:
-    from .stream import SizeError, parse_size
+    from dltspec.data.stream import SizeError, parse_size
 
     try:
         return parse_size(text)
@@ -688,7 +690,7 @@ def add_params_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_spec_args(p: argparse.ArgumentParser, what: str = "the .dlt spec file ('-' reads standard input)") -> None:
-    from .compiler_options import BACKEND_NAMES, DEVICES, FLOATX
+    from dltspec.backends.options import BACKEND_NAMES, DEVICES, FLOATX
 
     p.add_argument("spec", help=what)
     p.add_argument("--set", action="append", default=[], metavar="BLOCK.KEY=VALUE",

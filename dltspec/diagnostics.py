@@ -57,6 +57,7 @@ CODES: dict[str, str] = {
     "DLT308": "pool does not fit or divide its input",
     "DLT309": "image shape missing or not matching the data",
     "DLT310": "validation split given twice",
+    "DLT311": "an optimizer setting that needs another",
     "DLT401": "data file not found",
     "DLT402": "data file unreadable or malformed",
     "DLT403": "unsafe pickle refused",

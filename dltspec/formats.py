@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Iterable
 from urllib.parse import quote
 
-from . import __version__
-from .diagnostics import CODES, Diagnostic
+from dltspec import __version__
+from dltspec.diagnostics import CODES, Diagnostic
 
 
 def as_json(diagnostics: Iterable[Diagnostic]) -> str:

@@ -21,12 +21,13 @@ from urllib.parse import unquote, urlparse
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 
-from . import __version__, schema as vocab
-from .api import diagnose
-from .diagnostics import Diagnostic, Severity, Span
-from .parse import scan
-from .reference import constraint
-from .validate import format_value
+from dltspec import __version__
+from dltspec.lang import schema as vocab
+from dltspec.api import diagnose
+from dltspec.diagnostics import Diagnostic, Severity, Span
+from dltspec.lang.parse import scan
+from dltspec.lang.reference import constraint
+from dltspec.lang.validate import format_value
 
 UTF8, UTF16, UTF32 = "utf-8", "utf-16", "utf-32"
 SOURCE = "dltspec"
@@ -147,7 +148,7 @@ class Token:
     end: int
 
 
-#: the grammar's terminals (:func:`dltspec.parse.scan`) as the kinds of token the reader tells apart
+#: the grammar's terminals (:func:`dltspec.lang.parse.scan`) as the kinds of token the reader tells apart
 KINDS = {"NAME": "name", "DOTTED_NAME": "name", "STRING": "string", "SIGNED_FLOAT": "number", "SIGNED_INT": "number", "COMMENT": "comment",
          "LBRACE": "punct", "RBRACE": "punct", "LSQB": "punct", "RSQB": "punct", "EQUAL": "punct", "COMMA": "punct",
          "SEMICOLON": "punct", "LPAR": "punct", "RPAR": "punct"}

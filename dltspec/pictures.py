@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import write_atomic
-from .rundir import RunDir
+from dltspec.files import write_atomic
+from dltspec.training.rundir import RunDir
 
 
 class PictureError(Exception):
@@ -44,19 +44,22 @@ def grid_shape(n: int) -> tuple[int, int]:
     return int(np.ceil(n / cols)), cols
 
 
-def first_layer_tiles(params: dict[str, np.ndarray], image_shape: tuple[int, int, int]) -> tuple[str, np.ndarray]:
-    """``(name, tiles (n, h, w))``: the first layer's filters. A convolution's kernels (first input
-    channel); a dense layer's columns as images of the input's shape."""
-    for name in ("conv0.W", "hidden0.W", "output.W"):
-        if name in params:
-            W = params[name]
-            if W.ndim == 4:
-                return name, W[:, 0]
-            channels, h, w = image_shape
-            if W.shape[0] != h * w * channels:
-                raise PictureError(f"{name} takes {W.shape[0]} inputs, not images of {h}x{w}")
-            return name, W.T.reshape(W.shape[1], channels, h, w)[:, 0]
-    raise PictureError(f"no first-layer weights among the parameters ({', '.join(params)})")
+def first_layer_tiles(params: dict[str, np.ndarray], image_shape: tuple[int, int, int],
+                      name: str | None = None) -> tuple[str, np.ndarray]:
+    """``(name, tiles (n, h, w))``: the first layer's filters, ``params[name]`` (default: the first
+    weight of ``params``, which are in layer order). A convolution's kernels (first input channel);
+    a dense layer's columns as images of the input's shape."""
+    if name is None:
+        name = next((key for key, value in params.items() if np.ndim(value) >= 2), None)
+    if name is None or name not in params:
+        raise PictureError(f"no first-layer weights among the parameters ({', '.join(params)})")
+    W = params[name]
+    if W.ndim == 4:
+        return name, W[:, 0]
+    channels, h, w = image_shape
+    if W.shape[0] != h * w * channels:
+        raise PictureError(f"{name} takes {W.shape[0]} inputs, not images of {h}x{w}")
+    return name, W.T.reshape(W.shape[1], channels, h, w)[:, 0]
 
 
 def png_bytes(pixels: np.ndarray, zoom: int) -> bytes:
@@ -71,9 +74,10 @@ def png_bytes(pixels: np.ndarray, zoom: int) -> bytes:
 
 
 def filters_png(params: dict[str, np.ndarray], image_shape: tuple[int, int, int], out: Path,
-                max_tiles: int = 400) -> tuple[str, int]:
-    """Write the first layer's filters as a PNG grid of tiles; return the layer's name and the tile count."""
-    name, tiles = first_layer_tiles(params, image_shape)
+                max_tiles: int = 400, name: str | None = None) -> tuple[str, int]:
+    """Write the first layer's filters (``params[name]``) as a PNG grid of tiles; return the layer's name
+    and the tile count."""
+    name, tiles = first_layer_tiles(params, image_shape, name)
     tiles = tiles[:max_tiles]
     pixels = tile_raster_images(tiles, grid_shape(len(tiles)))
     zoom = max(1, 240 // max(pixels.shape))  # small kernels (5x5, 8x8) are made visible

@@ -7,7 +7,7 @@ were (MNIST: ``value / 256``; digits: ``value / 255``; IDX: the block's ``scale`
 that is mostly light (dark ink on paper) is inverted, unless ``invert`` says otherwise.
 
 Only the model's forward pass is compiled, from the same symbolic graph as training
-(:func:`dltspec.compiler.symbolic`); no data set is loaded.
+(:func:`dltspec.backends.pytensor_backend.symbolic`); no data set is loaded.
 """
 from __future__ import annotations
 
@@ -17,24 +17,15 @@ from typing import Callable
 
 import numpy as np
 
-from . import shapes
-from .params import ParamsError, mismatch
-from .spec import Spec
-
-#: dataset kind -> the factor from an 8-bit pixel to the data set's x, given its block (None: unknown)
-PIXEL_SCALE: dict[str, Callable[[dict], float | None]] = {
-    "mnist": lambda block: 1 / 256,
-    "pickle": lambda block: 1 / 256,
-    "digits": lambda block: 1 / 255,
-    "idx": lambda block: block["scale"],  # IDX files hold the 8-bit pixels themselves
-    "npz": lambda block: None,
-    "npy": lambda block: None,
-}
-
+from dltspec.model import shapes
+from dltspec.training.params import ParamsError, mismatch
+from dltspec.lang.spec import Spec
 
 def pixel_scale(block: dict) -> float:
     """How an image's 8-bit pixels become the data set's x; :class:`InputError` where that is not known."""
-    scale = PIXEL_SCALE[block["kind"]](block)
+    from dltspec.data.kinds import KINDS
+
+    scale = KINDS[block["kind"]].pixel_scale(block)
     if scale is None:
         raise InputError(f"how a {block['kind']} data set's x relates to pixels is not known: give .npy inputs "
                          "scaled as its x")
@@ -117,21 +108,30 @@ def n_in_of(spec: Spec, params: dict[str, np.ndarray]) -> int:
     n_in = shapes.n_in_of(spec.data)
     if n_in is not None:
         return n_in
-    first = params.get("hidden0.W", params.get("output.W"))
-    return int(first.shape[0])
+    first = shapes.network(spec.data).params()[0].name  # a dense stack's first W: (n_in, units)
+    return int(params[first].shape[0]) if first in params else 0
+
+
+def n_out_of(spec: Spec, params: dict[str, np.ndarray]) -> int:
+    """Output size: the last layer's parameters' (its bias, one per class), else the spec's."""
+    last = shapes.network(spec.data).params()[-1].name
+    if last in params:
+        return int(params[last].shape[0])
+    return shapes.n_out_of(spec.data) or 2
 
 
 def probabilities_function(spec: Spec, params: dict[str, np.ndarray], backend: str,
                            floatX: str = "float32") -> Callable[[np.ndarray], np.ndarray]:
     """``f(x)``: P(y | x) for the rows of ``x`` (``batch_size`` at a time, padded) with ``params``;
-    :class:`dltspec.params.ParamsError` (DLT502) if they do not fit the spec's model."""
+    :class:`dltspec.training.params.ParamsError` (DLT502) if they do not fit the spec's model."""
     import pytensor
     import pytensor.tensor as pt
 
-    from .compiler import BACKENDS, scratch_tempdir, symbolic
+    from dltspec.backends.pytensor_backend import BACKENDS, scratch_tempdir
+    from dltspec.model.graph import symbolic
 
     batch_size = spec.block("optimizer")["batch_size"]
-    n_in, n_out = n_in_of(spec, params), int(params["output.b"].shape[0]) if "output.b" in params else 2
+    n_in, n_out = n_in_of(spec, params), n_out_of(spec, params)
     with pytensor.config.change_flags(floatX=floatX), scratch_tempdir():
         x = pt.tensor("x", shape=(batch_size, n_in), dtype=floatX)
         graph = symbolic(spec, n_in, n_out, x, pt.ivector("y"))
@@ -143,7 +143,7 @@ def probabilities_function(spec: Spec, params: dict[str, np.ndarray], backend: s
         if backend == "jax":
             import jax
 
-            from .jax_backend import jax_function
+            from dltspec.backends.jax_backend import jax_function
 
             forward = jax.jit(jax_function(shared + [x], [graph.model.p_y_given_x]))
             values = [np.asarray(params[name], dtype=floatX) for name, _ in graph.model.params]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Callable, Iterable
 
-from .diagnostics import Diagnostic
+from dltspec.diagnostics import Diagnostic
 
 
 def caret_lines(diagnostic: Diagnostic, lines: list[str]) -> list[str]:

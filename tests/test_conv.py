@@ -9,7 +9,8 @@ import pytest
 import torch
 
 import dltspec
-from dltspec import api, conv
+from dltspec import api
+from dltspec.model import conv
 
 from .conftest import SPECS, mnist_path
 
@@ -76,7 +77,7 @@ def test_numba_matches_pytorch(outputs_and_gradients):
 def test_jax_matches_pytorch(outputs_and_gradients):
     import jax
 
-    from dltspec.jax_backend import jax_function
+    from dltspec.backends.jax_backend import jax_function
 
     jax.config.update("jax_enable_x64", True)
     (inputs, outputs), values, expected = outputs_and_gradients
@@ -97,7 +98,7 @@ def lenet_slice():
 
 @pytest.mark.mnist
 def test_lenet_initialisation_follows_the_tutorial(lenet_slice):
-    from dltspec.compiler import build
+    from dltspec.backends.pytensor_backend import build
 
     spec, splits = lenet_slice
     values = build(spec, splits, training=False).values()
@@ -134,8 +135,8 @@ def test_lenet_trains_on_a_slice_of_mnist(lenet_slice):
 def test_the_compiled_model_has_the_parameters_check_counts(name):
     """shapes.summary (what `check --shapes` prints) and the compiled graph agree, layer by layer."""
 
-    from dltspec import shapes
-    from dltspec.compiler import symbolic
+    from dltspec.model import shapes
+    from dltspec.model.graph import symbolic
 
     spec = dltspec.read(SPECS / name)
     layers, misfit = shapes.summary(spec.data)

@@ -4,7 +4,7 @@ import pickle
 import numpy as np
 import pytest
 
-from dltspec import data
+from dltspec.data import loaders as data
 
 from .conftest import mnist_path
 

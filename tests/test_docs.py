@@ -1,8 +1,8 @@
 """The README's reference is generated from the schema and must stay in step with it."""
 import re
 
-from dltspec.reference import markdown
-from dltspec.schema import block_kinds, schema, variants
+from dltspec.lang.reference import markdown
+from dltspec.lang.schema import block_kinds, schema, variants
 
 from .conftest import ROOT
 

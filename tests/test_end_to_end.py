@@ -54,7 +54,7 @@ def test_evaluate_refuses_parameters_of_another_model(digits_result, tmp_path):
 
 
 def test_mlp_initialisation_follows_the_tutorial():
-    from dltspec.compiler import build
+    from dltspec.backends.pytensor_backend import build
 
     spec = dltspec.read(text=DIGITS.replace("classifier logistic { n_out = 10 }",
                                             "classifier mlp { hidden = [30, 20]  activation = sigmoid  seed = 7 }"))

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dltspec import data
+from dltspec.data import loaders as data
 from dltspec.cli import main
-from dltspec.fetch import MNIST_MD5, FetchError, fetch_mnist
+from dltspec.data.fetch import MNIST_MD5, FetchError, fetch_mnist
 
 from .conftest import mnist_path
 

@@ -13,8 +13,8 @@ from lark import Lark
 
 from dltspec.cli import main
 from dltspec.diagnostics import SpecError
-from dltspec.fmt import comments_of, document_meaning, format_document, format_text
-from dltspec.parse import GRAMMAR, parse
+from dltspec.lang.fmt import comments_of, document_meaning, format_document, format_text
+from dltspec.lang.parse import GRAMMAR, parse
 
 from .conftest import ROOT, SPECS
 

@@ -16,7 +16,7 @@ import pytest
 
 import dltspec
 from dltspec import api
-from dltspec.train import ChunkCost, Patience, run_chunks, run_loop
+from dltspec.training.loop import ChunkCost, Patience, run_chunks, run_loop
 
 from .conftest import SPECS
 
@@ -47,7 +47,7 @@ PATIENCE_STOPS = ["stopping.patience=60", "stopping.patience_increase=1.5", "sto
 
 def pytensor_loop(spec, backend: str, floatX: str):
     """The reference: PyTensor, one compiled call per minibatch, through :func:`run_loop`."""
-    from dltspec.compiler import build
+    from dltspec.backends.pytensor_backend import build
 
     program = build(spec, api.load_data(spec), backend=backend, floatX=floatX)
     policy = Patience.from_block(spec.block("stopping"), program.n_batches["train"])
@@ -102,7 +102,7 @@ def test_float32_mlp_makes_the_same_decisions_as_pytensor_numba():
 
 
 def jax_program(text: str, overrides=(), floatX="float32"):
-    from dltspec.jax_backend import build
+    from dltspec.backends.jax_backend import build
 
     spec = dltspec.read(text=text, overrides=list(overrides))
     return spec, build(spec, api.load_data(spec), floatX=floatX, device_name="cpu")
@@ -150,7 +150,7 @@ def test_data_and_parameters_stay_on_the_device():
     arrays = [a for pair in program.batches.values() for a in pair] + list(program.params) + list(program.hyper)
     for a in arrays:
         assert isinstance(a, jax.Array) and a.committed and a.devices() == {program.device}
-    # 10 classes from minibatches of 20: batch-last on the CPU (dltspec.layout)
+    # 10 classes from minibatches of 20: batch-last on the CPU (dltspec.backends.layout)
     assert program.batch_last and program.batches["train"][0].shape == (53, 64, 20)
     assert program.batches["train"][1].shape == (53, 20) and program.batches["train"][1].dtype == np.int32
 
@@ -181,7 +181,7 @@ def test_evaluate_with_jax_matches_pytensor(tmp_path):
 
 
 def test_placement_follows_backend_and_device(monkeypatch):
-    from dltspec import jax_backend
+    from dltspec.backends import jax_backend
 
     monkeypatch.setattr(jax_backend, "gpus", lambda: [])
     monkeypatch.setattr(jax_backend, "jax_module", lambda: None)
@@ -206,7 +206,7 @@ def test_placement_follows_backend_and_device(monkeypatch):
 
 
 def test_without_jax_the_jax_backend_is_a_one_line_error(monkeypatch):
-    from dltspec import jax_backend
+    from dltspec.backends import jax_backend
 
     monkeypatch.setitem(sys.modules, "jax", None)  # import jax raises ImportError
     assert jax_backend.gpus() == [] and jax_backend.placement(None, "auto") == ("numba", None)
@@ -215,7 +215,7 @@ def test_without_jax_the_jax_backend_is_a_one_line_error(monkeypatch):
 
 
 def test_dltspec_imports_no_jax():
-    code = "import sys, dltspec, dltspec.cli, dltspec.jax_backend; assert 'jax' not in sys.modules"
+    code = "import sys, dltspec, dltspec.cli, dltspec.backends.jax_backend; assert 'jax' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
 
 
@@ -268,7 +268,7 @@ def test_building_leaves_jax_with_64_bit_types_whatever_was_imported_first():
     must switch them on after it (without that, a float32 LeNet ran a different course on a GPU)."""
     import subprocess
 
-    code = ("import jax, dltspec; from dltspec import api; from dltspec.jax_backend import build; "
+    code = ("import jax, dltspec; from dltspec import api; from dltspec.backends.jax_backend import build; "
             f"spec = dltspec.read(text={LOGISTIC!r}); build(spec, api.load_data(spec), floatX='float32', "
             "device_name='cpu'); assert jax.config.jax_enable_x64, 'x64 off'")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
@@ -282,7 +282,7 @@ def test_pytensors_jax_dispatch_never_switches_64_bit_types_off():
     (as ``dltspec predict`` makes one), with PyTensor configured for float32, leaves 64-bit types on."""
     import subprocess
 
-    code = ("import jax, pytensor.tensor as pt; from dltspec.jax_backend import jax_function; "
+    code = ("import jax, pytensor.tensor as pt; from dltspec.backends.jax_backend import jax_function; "
             "x = pt.vector('x', dtype='float32'); f = jax_function([x], [x * 2]); "
             "assert jax.config.jax_enable_x64, 'x64 off'; import numpy as np; "
             "assert f(np.ones(3, 'float32'))[0].dtype == np.float32")

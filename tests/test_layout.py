@@ -1,4 +1,4 @@
-"""Batch-last minibatches on the JAX path (dltspec.layout): when they are chosen, that the products are
+"""Batch-last minibatches on the JAX path (dltspec.backends.layout): when they are chosen, that the products are
 flipped, that the host copy is right, and that training decides exactly as the batch-first layout does."""
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def model(text: str, batch_size: int):
     """The minibatch ``x`` and the model for a spec on the digits (64 features)."""
     import pytensor.tensor as pt
 
-    from dltspec.compiler import symbolic
+    from dltspec.model.graph import symbolic
 
     spec = dltspec.read(text=text)
     x = pt.tensor("x", shape=(batch_size, 64), dtype="float32")
@@ -51,7 +51,7 @@ def forward(text: str, batch_size: int):
     (LENET, 20, False),  # the convolution gathers from x.T: no product reads x
 ])
 def test_batch_last_is_chosen_where_the_first_product_is_narrower_than_the_minibatch(text, batch_size, expected):
-    from dltspec.layout import pays
+    from dltspec.backends.layout import pays
 
     assert pays(*forward(text, batch_size)) is expected
 
@@ -61,8 +61,8 @@ def test_the_flipped_graph_computes_the_same_values():
     import pytensor.tensor as pt
     from pytensor.graph.replace import clone_replace
 
-    from dltspec.jax_backend import jax_function
-    from dltspec.layout import Barrier
+    from dltspec.backends.jax_backend import jax_function
+    from dltspec.backends.layout import Barrier
 
     x, m = model(DIGITS, 20)
     params = [p for _, p in m.params]
@@ -82,7 +82,7 @@ def test_the_flipped_graph_computes_the_same_values():
 
 
 def test_the_host_copy_is_each_minibatch_transposed_and_page_aligned(tmp_path):
-    from dltspec.stream import batch_last
+    from dltspec.data.stream import batch_last
 
     x = np.arange(103 * 7, dtype=np.float64).reshape(103, 7)
     np.save(tmp_path / "x.npy", x)
@@ -97,7 +97,7 @@ def test_the_host_copy_is_each_minibatch_transposed_and_page_aligned(tmp_path):
 
 
 def trained(text: str, batch_last: bool, monkeypatch, overrides=(), budget=None):
-    from dltspec import layout
+    from dltspec.backends import layout
 
     if not batch_last:  # a rule changed in this process: the compile cache cannot know, so it is off
         monkeypatch.setattr(layout, "pays", lambda x, output: False)

@@ -340,7 +340,7 @@ def test_textmate_grammar_names_the_schemas_kinds_and_its_patterns_match():
     import json
     import re
 
-    from dltspec.schema import block_kinds
+    from dltspec.lang.schema import block_kinds
 
     grammar = json.loads((ROOT / "editors" / "dlt.tmLanguage.json").read_text(encoding="utf-8"))
     assert grammar["scopeName"] == "source.dlt" and grammar["fileTypes"] == ["dlt"]

@@ -4,7 +4,7 @@ import pickle
 import numpy as np
 import pytest
 
-from dltspec import params
+from dltspec.training import params
 
 
 def test_save_and_load_round_trip(tmp_path):

@@ -1,4 +1,4 @@
-from dltspec.parse import MAX_SPEC_CHARS, MAX_SYNTAX_ERRORS, parse, parse_partial, parse_value
+from dltspec.lang.parse import MAX_SPEC_CHARS, MAX_SYNTAX_ERRORS, parse, parse_partial, parse_value
 
 from .conftest import SPECS
 
@@ -115,7 +115,7 @@ def test_a_spec_over_the_size_limit_is_refused_at_once():
 
 
 def test_the_built_parser_is_cached_and_a_bad_cache_is_rebuilt(tmp_path, monkeypatch):
-    from dltspec import parse as parse_module
+    from dltspec.lang import parse as parse_module
 
     monkeypatch.setenv("DLTSPEC_CACHE_DIR", str(tmp_path / "cache"))
     parse_module.parser.cache_clear()

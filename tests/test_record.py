@@ -6,9 +6,9 @@ import pytest
 import dltspec
 from dltspec import api
 from dltspec.diagnostics import Span
-from dltspec.record import flat, resume_differences, spec_as_run
-from dltspec.rundir import RunDir
-from dltspec.validate import instance_text, quoted
+from dltspec.training.record import flat, resume_differences, spec_as_run
+from dltspec.training.rundir import RunDir
+from dltspec.lang.validate import instance_text, quoted
 
 from .conftest import DIGITS, SPECS
 
@@ -84,8 +84,8 @@ def test_metadata_of_parameters_names_spec_and_versions():
 def test_the_writer_writes_in_order_and_keeps_only_the_newest_of_a_kind():
     import threading
 
-    from dltspec.record import Writer
-    from dltspec.rundir import RunError
+    from dltspec.training.record import Writer
+    from dltspec.training.rundir import RunError
 
     writer, done, gate = Writer(), [], threading.Event()
     writer.submit("slow", lambda: gate.wait(5) and done.append("slow"))
@@ -110,7 +110,7 @@ def test_the_writer_writes_in_order_and_keeps_only_the_newest_of_a_kind():
 def test_the_writer_ends_its_thread_when_closed_after_what_was_asked_for():
     import threading
 
-    from dltspec.record import Writer
+    from dltspec.training.record import Writer
 
     writer, done, gate = Writer(), [], threading.Event()
     writer.submit("slow", lambda: gate.wait(5) and done.append("slow"))
@@ -127,7 +127,7 @@ def test_the_writer_ends_its_thread_when_closed_after_what_was_asked_for():
 def test_a_finished_run_leaves_no_writer_thread(tmp_path):
     import threading
 
-    from dltspec.record import start_run
+    from dltspec.training.record import start_run
 
     spec = dltspec.read(text=DIGITS, overrides=["stopping.n_epochs=1"])
     before = {t for t in threading.enumerate() if t.name == "dltspec-run-writer"}

@@ -5,9 +5,10 @@ import pickle
 import numpy as np
 import pytest
 
-from dltspec import data, diagnose, read
+from dltspec import diagnose, read
+from dltspec.data import loaders as data
 from dltspec.cli import main
-from dltspec.train import Patience
+from dltspec.training.loop import Patience
 
 from .conftest import DIGITS
 
@@ -83,7 +84,7 @@ def test_nan_is_never_a_new_best():
 
 
 def test_names_that_start_with_true_or_false_are_names():
-    from dltspec.parse import parse
+    from dltspec.lang.parse import parse
 
     document, diagnostics = parse("classifier mlp { activation = truex  seed = 1  x = falsey  y = true }", "a.dlt")
     assert diagnostics == []

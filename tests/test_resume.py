@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from dltspec import params as param_files
-from dltspec.rundir import RunDir
+from dltspec.training import params as param_files
+from dltspec.training.rundir import RunDir
 
 # 100 epochs of 53 minibatches, validating every 10: 530 validation points, a few seconds
 SPEC = """\

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 import dltspec
-from dltspec import params as param_files
+from dltspec.training import params as param_files
 from dltspec.cli import main
-from dltspec.rundir import RunDir
+from dltspec.training.rundir import RunDir
 
 from .conftest import DIGITS
 
@@ -126,7 +126,7 @@ class Terminal(io.StringIO):
 
 
 def test_a_live_bar_on_a_terminal(tmp_path):
-    from dltspec.progress import Bar, style_for
+    from dltspec.training.progress import Bar, style_for
 
     assert style_for(False, False, Terminal()) == "bar" and style_for(False, False, io.StringIO()) == "lines"
     assert style_for(True, False, Terminal()) == "quiet" and style_for(False, True, Terminal()) == "json"
@@ -323,7 +323,7 @@ def test_predict_reports_bad_inputs(trained, tmp_path, capsys):
 def test_a_disk_that_fails_mid_run_stops_it_and_keeps_the_last_good_files(tmp_path, capsys, monkeypatch):
     import errno
 
-    from dltspec import rundir
+    from dltspec.training import rundir
 
     spec = tmp_path / "digits.dlt"
     spec.write_text(DIGITS)
@@ -417,7 +417,7 @@ def test_a_damaged_summary_does_not_stop_resume_or_plot(tmp_path, capsys):
 def test_a_summary_that_cannot_be_written_is_a_message_not_a_traceback(tmp_path, capsys, monkeypatch):
     import errno
 
-    from dltspec import rundir
+    from dltspec.training import rundir
 
     spec = tmp_path / "digits.dlt"
     spec.write_text(DIGITS)
@@ -453,7 +453,7 @@ def test_predict_refuses_images_whose_pixel_scale_is_unknown(tmp_path, capsys):
 def test_the_progress_streams_are_the_ones_of_the_moment():
     from contextlib import redirect_stderr, redirect_stdout
 
-    from dltspec.progress import Bar, Events, Lines, style_for
+    from dltspec.training.progress import Bar, Events, Lines, style_for
 
     err, out = io.StringIO(), io.StringIO()
     with redirect_stderr(err), redirect_stdout(out):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from dltspec import files
-from dltspec.rundir import CHECKPOINT_FORMAT, RunDir, RunError, json_value, metrics_line, new_path, runs_under
+from dltspec.training.rundir import CHECKPOINT_FORMAT, RunDir, RunError, json_value, metrics_line, new_path, runs_under
 
 
 def test_new_run_directories_never_collide(tmp_path):

@@ -4,7 +4,7 @@ import pickle
 import numpy as np
 import pytest
 
-from dltspec import safe_pickle
+from dltspec.data import safe_pickle
 
 
 class Evil:

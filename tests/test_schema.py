@@ -1,7 +1,7 @@
 """The JSON Schema is what other tools read: valid draft-07, every key documented, examples valid."""
 import jsonschema
 
-from dltspec.schema import schema
+from dltspec.lang.schema import schema
 
 
 def documented_keys(node, path=""):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import dltspec
-from dltspec import shapes
+from dltspec.model import shapes
 from dltspec.cli import main
 
 from .conftest import SPECS

@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 
 import dltspec
-from dltspec import api, data, idx
+from dltspec import api
+from dltspec.data import loaders as data
+from dltspec.data import idx
 from dltspec.diagnostics import SpecError
 
 from .conftest import ROOT, mnist_path

@@ -6,7 +6,7 @@ import pytest
 
 import dltspec
 from dltspec import api
-from dltspec.stream import SizeError, file_position, parse_size, read_rows
+from dltspec.data.stream import SizeError, file_position, parse_size, read_rows
 
 from .conftest import DIGITS
 

@@ -10,10 +10,10 @@ import pytest
 import dltspec
 from dltspec import api
 from dltspec.cli import main
-from dltspec.fmt import format_text
+from dltspec.lang.fmt import format_text
 from dltspec.lsp import completions, hover
-from dltspec.parse import Call, parse
-from dltspec.sweep import MAX_VARIANTS, variant_key, variant_spec, variants
+from dltspec.lang.parse import Call, parse
+from dltspec.sweeps.variants import MAX_VARIANTS, variant_key, variant_spec, variants
 
 from .conftest import DIGITS, SPECS
 
@@ -264,8 +264,8 @@ def test_the_editor_completes_and_explains_dotted_keys():
 
 
 def test_range_helpers_match_the_schema():
-    from dltspec.schema import schema
-    from dltspec.sweep import RANGES
+    from dltspec.lang.schema import schema
+    from dltspec.sweeps.variants import RANGES
 
     assert list(RANGES) == schema()["definitions"]["sweep-range"]["properties"]["$call"]["enum"]
     assert math.isclose(RANGES["log_uniform"](__import__("random").Random(0), 1.0, 1.0 + 1e-12), 1.0)
@@ -388,7 +388,7 @@ def test_a_warning_about_the_sweep_is_given_once(write_spec, capsys):
 
 
 def test_each_data_set_of_a_sweep_is_loaded_once(write_spec, monkeypatch, capsys):
-    from dltspec import data as datasets
+    from dltspec.data import loaders as datasets
 
     loaded = []
     real = datasets.load
@@ -400,13 +400,13 @@ def test_each_data_set_of_a_sweep_is_loaded_once(write_spec, monkeypatch, capsys
 
 
 def test_the_variant_limit_is_the_schemas():
-    from dltspec.schema import schema
+    from dltspec.lang.schema import schema
 
     assert schema()["definitions"]["sweep.random"]["properties"]["count"]["maximum"] == MAX_VARIANTS
 
 
 def test_the_editor_draws_only_the_variants_it_checks(monkeypatch):
-    import dltspec.sweep as sweep
+    import dltspec.sweeps.variants as sweep
 
     draws = []
     real = sweep.draw

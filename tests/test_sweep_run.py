@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 
 from dltspec.cli import main
-from dltspec.params import load as load_params
-from dltspec.sweep_run import WORKER_ENV
+from dltspec.training.params import load as load_params
+from dltspec.sweeps.tasks import WORKER_ENV
 
 from .conftest import ROOT
 
@@ -218,7 +218,7 @@ def test_a_worker_killed_mid_variant_loses_nothing(local_sweep, tmp_path):
 def dies_on_some_variants(task):
     """A stand-in for training (to test the retries, not training): variant 2's worker always dies,
     variant 3's worker dies on the first try only; the others return a record at once."""
-    from dltspec.sweep_run import use_worker_cache
+    from dltspec.sweeps.tasks import use_worker_cache
 
     cache = use_worker_cache()
     marker = Path(task.run_dir).with_suffix(".tried")
@@ -232,8 +232,8 @@ def dies_on_some_variants(task):
 
 def test_a_variant_whose_worker_keeps_dying_is_failed_with_a_reason_and_the_rest_finish(tmp_path):
     import dltspec
-    from dltspec.sweep import checked_variants
-    from dltspec.sweep_run import connect, plan, run_tasks, with_data
+    from dltspec.sweeps.variants import checked_variants
+    from dltspec.sweeps.tasks import connect, plan, run_tasks, with_data
 
     spec = dltspec.read(text=SPEC, file=str(tmp_path / "s.dlt"), base_dir=tmp_path)
     passed, _problems = with_data(spec, checked_variants(spec)[0])
@@ -273,7 +273,7 @@ def test_a_scheduler_out_of_reach_is_a_usage_error(tmp_path, capsys):
 
 
 def test_a_record_after_a_torn_line_is_kept_and_a_second_sweep_in_the_same_directory_is_refused(tmp_path):
-    from dltspec.sweep_run import SweepDir, SweepError
+    from dltspec.sweeps.tasks import SweepDir, SweepError
 
     sweep_dir = SweepDir.create(tmp_path / "s")
     sweep_dir.append({"key": "a", "status": "finished"})
@@ -306,7 +306,7 @@ def failed_record(planned) -> dict:
 
 def test_a_random_sweep_says_what_it_drew_twice_and_a_cluster_that_cannot_start_is_a_usage_error(
         tmp_path, capsys, monkeypatch):
-    from dltspec import sweep_run
+    from dltspec.sweeps import tasks as sweep_run
 
     spec = tmp_path / "r.dlt"
     spec.write_text(SPEC.replace("sweep grid {", "sweep random {\n    count = 5\n    seed = 3")
@@ -326,7 +326,7 @@ def test_a_random_sweep_says_what_it_drew_twice_and_a_cluster_that_cannot_start_
 
 
 def test_a_sweep_stopped_by_a_failure_of_its_own_says_how_far_it_got(tmp_path, capsys, monkeypatch):
-    from dltspec import sweep_run
+    from dltspec.sweeps import tasks as sweep_run
 
     spec = tmp_path / "s.dlt"
     spec.write_text(SPEC, encoding="utf-8")
@@ -346,7 +346,7 @@ def test_a_sweep_stopped_by_a_failure_of_its_own_says_how_far_it_got(tmp_path, c
 
 
 def test_results_tables_that_cannot_be_written_are_an_error(tmp_path, capsys, monkeypatch):
-    from dltspec import sweep_run
+    from dltspec.sweeps import tasks as sweep_run
 
     spec = tmp_path / "s.dlt"
     spec.write_text(SPEC, encoding="utf-8")
@@ -370,7 +370,7 @@ def test_results_tables_that_cannot_be_written_are_an_error(tmp_path, capsys, mo
 
 
 def test_a_plan_that_cannot_be_written_is_a_usage_error_and_releases_the_directory(tmp_path, capsys, monkeypatch):
-    from dltspec import sweep_run
+    from dltspec.sweeps import tasks as sweep_run
 
     spec = tmp_path / "s.dlt"
     spec.write_text(SPEC, encoding="utf-8")

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from dltspec.train import ChunkCost, LoopState, Patience, run_chunks, run_loop, steps_within
+from dltspec.training.loop import ChunkCost, LoopState, Patience, run_chunks, run_loop, steps_within
 
 
 def tutorial_loop(n_train_batches, n_epochs, patience, patience_increase, improvement_threshold, losses):

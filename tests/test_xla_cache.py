@@ -1,4 +1,4 @@
-"""dltspec's cache of compiled programs (dltspec.xla_cache): a warm build reads them instead of compiling
+"""dltspec's cache of compiled programs (dltspec.backends.xla_cache): a warm build reads them instead of compiling
 and builds no PyTensor graph, with the same results; damaged entries, machines that cannot read their own
 executables, an unwritable cache and ``DLTSPEC_XLA_CACHE=0`` only cost the compile."""
 from __future__ import annotations
@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 import dltspec
-from dltspec import api, jax_backend, xla_cache
+from dltspec import api
+from dltspec.backends import jax_backend
+from dltspec.backends import xla_cache
 
 from .conftest import DIGITS, ROOT
 

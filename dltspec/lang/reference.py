@@ -1,0 +1,56 @@
+"""The spec language's reference, rendered as Markdown from the JSON Schema (its single source).
+
+``dltspec schema --markdown`` prints it; README.md embeds it between markers and
+a test keeps the two in step.
+"""
+from __future__ import annotations
+
+from dltspec.lang.schema import block_schema, schema, variants
+from dltspec.lang.validate import format_value
+
+
+def constraint(sub: dict) -> str:
+    parts = [sub["type"]] if "type" in sub and sub["type"] != "array" else []
+    if "enum" in sub:
+        parts.append("one of " + ", ".join(f"`{v}`" for v in sub["enum"]))
+    for key, op in (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="), ("exclusiveMaximum", "<")):
+        if key in sub:
+            parts.append(f"{op} {sub[key]}")
+    if sub.get("type") == "array":
+        item = sub.get("items", {})
+        parts.append(f"list of {item.get('type', 'values')}s" + (f" >= {item['minimum']}" if "minimum" in item else ""))
+    return " ".join(parts)
+
+
+def key_rows(definition: dict) -> list[str]:
+    required = set(definition.get("required", []))
+    rows = []
+    for key, sub in definition.get("properties", {}).items():
+        if key == "kind":
+            continue
+        default = "required" if key in required else (
+            f"`{format_value(sub['default'])}`" if "default" in sub else "optional")
+        rows.append(f"| `{key}` | {constraint(sub)} | {default} | {sub.get('description', '')} |")
+    return rows
+
+
+def markdown() -> str:
+    """The reference of every block and key, in Markdown."""
+    out = []
+    for kind, prop in schema()["properties"].items():
+        block = block_schema(kind)
+        required = kind in schema().get("required", [])
+        repeat = " (repeatable)" if prop.get("type") == "array" else ""
+        out.append(f"### `{kind}`{repeat}{'' if required else ' (optional)'}\n")
+        out.append(f"{prop.get('description', block.get('description', ''))}\n")
+        kinds = variants(kind)
+        definitions = [(f"{kind} {k}", schema()["definitions"][f"{kind}.{k}"]) for k in kinds] or [(kind, block)]
+        for title, definition in definitions:
+            if kinds:
+                out.append(f"#### `{title}`\n\n{definition.get('description', '')}\n")
+            rows = key_rows(definition)
+            if rows:
+                out += ["| key | type | default | description |", "|---|---|---|---|", *rows, ""]
+            else:
+                out.append("No keys.\n")
+    return "\n".join(out).rstrip() + "\n"

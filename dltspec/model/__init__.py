@@ -1,0 +1,1 @@
+"""Stage 2: Spec -> symbolic graph (layers, networks, objectives, updates)."""

@@ -1,0 +1,55 @@
+"""A checked spec as one symbolic graph: the network, its training cost, its updates and its errors.
+
+This is what every backend compiles (:mod:`dltspec.backends`): the PyTensor modes as it is, the
+JAX path after PyTensor's rewrites. Nothing is compiled here.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from dltspec.lang.spec import Spec
+from dltspec.model import shapes
+from dltspec.model.networks import Model, model
+from dltspec.model.objectives import LOSSES, REGULARIZERS, zero_one
+from dltspec.model.updates import OPTIMIZERS, scalar
+
+
+@dataclass
+class Graph:
+    """The spec's model as symbolic expressions of ``x``, ``y`` and shared variables.
+
+    ``cost`` is the training cost of the minibatch ``(x, y)``; ``updates`` maps each parameter and
+    each optimizer state variable (``state``, in order) to its new value; ``errors`` is the minibatch's
+    zero-one loss (on the deterministic graph); ``hyper`` are the shared hyper-parameters (the
+    optimizer's, then the penalty weights).
+    """
+
+    x: object
+    y: object
+    model: Model
+    cost: object
+    updates: OrderedDict
+    state: list
+    errors: object
+    hyper: list
+
+    @property
+    def params(self) -> list:
+        """The shared parameters, in update order."""
+        return [p for _, p in self.model.params]
+
+
+def symbolic(spec: Spec, n_in: int, n_out: int, x, y) -> Graph:
+    """The spec's cost, updates and errors over the minibatch ``(x, y)``, before any compilation."""
+    network = shapes.network(spec.data, n_in, n_out)
+    net = model(network, x)
+    cost = LOSSES[spec.block("loss")["kind"]](net, y)
+    penalties = []
+    for i, reg in enumerate(spec.regularizers):
+        weight = scalar(reg["weight"], f"regularizer{i}.weight")
+        cost = cost + weight * REGULARIZERS[reg["kind"]](net.weights)
+        penalties.append(weight)
+    optimizer = spec.block("optimizer")
+    rule = OPTIMIZERS[optimizer["kind"]](cost, [p for _, p in net.params], optimizer)
+    return Graph(x, y, net, cost, rule.updates, rule.state, zero_one(net, y), rule.hyper + penalties)

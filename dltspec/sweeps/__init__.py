@@ -1,0 +1,1 @@
+"""Sweeps: variants of one spec, their tasks and their orchestration."""

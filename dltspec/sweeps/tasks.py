@@ -1,0 +1,474 @@
+"""Sweeps, the running side: every variant of a sweep (:mod:`dltspec.sweeps.variants`) is one task on Dask
+distributed, trained in its own run directory; the results are ranked by validation error.
+
+::
+
+    sweeps/<spec name>/          (or --out DIR)
+        sweep.json               the spec file, its overrides, every variant with its key and values
+        results.jsonl            one record per variant that ended, appended and fsync'ed as it ends
+        results.csv, results.json  the results ranked by best validation error (rewritten atomically)
+        runs/<key>/              each variant's run directory (see dltspec.training.rundir)
+
+A variant's key is a hash of the spec it trains (:func:`dltspec.sweeps.variants.variant_key`), so running
+the same sweep again skips the variants that already ended and trains only the others; a variant
+whose worker died goes on from its run directory's last checkpoint when it is tried again.
+
+The client (``dltspec sweep``) checks every variant, data included, before anything runs; workers
+only train. Workers need dltspec installed and, on a cluster of several machines, the data and
+the sweep directory at the same paths (a shared file system): the client keeps the results it is
+sent whatever happens to the run directories.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import socket
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from dltspec import api
+from dltspec.diagnostics import Diagnostic, Span, SpecError
+from dltspec.files import write_atomic
+from dltspec.training.rundir import CHECKPOINT, RunDir, RunError, json_value
+from dltspec.lang.spec import Spec
+from dltspec.sweeps.variants import Variant, merged, swept_keys, variant_key, variants
+
+SWEEP, RESULTS_LOG, RESULTS_CSV, RESULTS_JSON, RUNS = (
+    "sweep.json", "results.jsonl", "results.csv", "results.json", "runs")
+DEFAULT_ROOT = Path("sweeps")
+#: statuses of a variant that ended for good: a re-run sweep does not train it again
+ENDED = ("finished", "diverged")
+#: each worker process trains with one thread: the cores go to the workers, not to BLAS or XLA inside one
+#: (and JAX on a GPU takes memory as it needs it, so that workers can share one)
+WORKER_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+              "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+              "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
+
+
+class SweepError(Exception):
+    """A sweep that cannot run: Dask missing, a scheduler out of reach, a sweep directory not writable."""
+
+
+# -- the task a worker runs -------------------------------------------------------
+
+@dataclass(frozen=True)
+class Task:
+    """Everything a worker needs to train one variant (plain data: it travels to the worker)."""
+
+    key: str
+    index: int
+    name: str  # the spec's name
+    spec_text: str  # the variant as it runs: overrides applied, defaults written, data path absolute
+    base_dir: str
+    run_dir: str
+    backend: str
+    floatX: str
+    device: str | None
+    budget: int | None
+
+
+def use_worker_cache() -> str | None:
+    """On a Dask worker, before PyTensor is imported: give this worker its own PyTensor compile cache,
+    ``<base_compiledir>/dltspec-worker-<worker name>`` (the base being ``PYTENSOR_FLAGS``'s, else
+    ``~/.pytensor``), so that workers compiling at once never wait on each other's cache lock and a
+    worker of the same name finds its graphs again in the next sweep. Returns the folder, or ``None``
+    where nothing was changed (not a worker, or PyTensor already imported)."""
+    import sys
+
+    try:
+        from distributed import get_worker
+
+        name = get_worker().name
+    except (ImportError, ValueError):
+        return None
+    if "pytensor" in sys.modules:
+        return None
+    flags = [f for f in os.environ.get("PYTENSOR_FLAGS", "").split(",") if f.strip()]
+    base = next((f.split("=", 1)[1] for f in flags if f.strip().startswith("base_compiledir=")),
+                str(Path("~/.pytensor").expanduser()))
+    if Path(base).name.startswith("dltspec-worker-"):
+        return base
+    folder = str(Path(base) / f"dltspec-worker-{name}")
+    os.environ["PYTENSOR_FLAGS"] = ",".join([f for f in flags if not f.strip().startswith("base_compiledir=")]
+                                            + [f"base_compiledir={folder}"])
+    return folder
+
+
+def train_variant(task: Task) -> dict:
+    """Train one variant in ``task.run_dir`` (going on from its checkpoint if an earlier try left
+    one) and return its record. Runs on a Dask worker; a problem it can name (data missing on this
+    machine, a disk that fails) is a ``failed`` record, not an exception."""
+    for name, value in WORKER_ENV.items():  # for workers started by hand; read when jax first starts
+        os.environ.setdefault(name, value)
+    use_worker_cache()
+    from dltspec.training.record import open_run, resume, start_run
+
+    started = time.perf_counter()
+    where = {"worker": socket.gethostname(), "pid": os.getpid()}
+    run_path = Path(task.run_dir)
+    summary = RunDir(run_path).summary()
+    if summary.get("status") in ENDED:  # it ended, but the client stopped before it heard
+        return {**summary_record(task, summary), "wall_seconds": 0.0, **where}
+    try:
+        spec = api.read(text=task.spec_text, file=f"{task.name}.dlt", base_dir=task.base_dir)
+        splits = api.load_data(spec)
+        training = api.compile_training(spec, backend=task.backend, floatX=task.floatX, splits=splits,
+                                        device=task.device, budget=task.budget)
+        recorder = None
+        if (run_path / CHECKPOINT).exists():  # refused (another spec's): nothing was restored
+            run, checkpoint = open_run(run_path)
+            recorder, _problems = resume(run, checkpoint, training, False, Span.point(str(run_path)))
+        if recorder is None:
+            shutil.rmtree(run_path, ignore_errors=True)
+            run, recorder = start_run(spec, run_path, task.backend, task.floatX, task.device, splits.source)
+        training.run(recorder)
+    except SpecError as exc:
+        return failed_record(task, "; ".join(d.message for d in exc.diagnostics), **where)
+    except RunError as exc:
+        return failed_record(task, str(exc), **where)
+    return {**summary_record(task, recorder.summary), "wall_seconds": round(time.perf_counter() - started, 3),
+            **where}
+
+
+def summary_record(task: Task, summary: dict) -> dict:
+    """A variant's record from its run's ``summary.json`` (as the recorder wrote it at the end)."""
+    figures = ("best_validation_error", "test_error", "epochs", "iterations", "seconds", "stopped_by", "backend",
+               "floatX")
+    return {"key": task.key, "index": task.index, "status": summary.get("status"),
+            **{name: summary.get(name) for name in figures}, "resumed": bool(summary.get("resumed")),
+            "run": task.run_dir, "reason": "; ".join(summary.get("problems") or []) or None}
+
+
+def failed_record(task: Task, reason: str, **extra) -> dict:
+    return {**summary_record(task, {"status": "failed"}), "reason": reason, **extra}
+
+
+# -- planning: every variant checked, with its data -----------------------------------
+
+@dataclass(frozen=True)
+class Planned:
+    """One variant ready to run, and the task that trains it."""
+
+    variant: Variant
+    task: Task
+
+    @property
+    def key(self) -> str:
+        return self.task.key
+
+
+def with_data(spec: Spec, ready: list[tuple[Variant, Spec]]) -> tuple[list[tuple[Variant, Spec, Path | None]],
+                                                                       list[Diagnostic]]:
+    """The spec as written, then its valid variants (``ready``, from :func:`dltspec.sweeps.variants.checked_variants`),
+    checked against their data as ``dltspec check --data`` checks a spec: the variants that pass, with
+    the file or folder their data is read from, and every problem. A problem of the spec's own data is
+    reported once, where it is written; a variant's, at the sweep value that produced it. The variants
+    are taken data set by data set, so each is loaded once, and one at a time (a sweep over a data
+    set's seed never holds them all)."""
+    from itertools import groupby
+
+    from dltspec import checks as rules
+    from dltspec.data import loaders as datasets
+
+    try:
+        own = api.load_data(spec)
+    except SpecError as exc:
+        return [], exc.diagnostics
+    if not ready:
+        return [], []
+
+    def dataset_of(checked: Spec) -> str:
+        return json.dumps(checked.block("dataset"), sort_keys=True)
+
+    def order(item: tuple[Variant, Spec]) -> tuple[bool, str]:  # the spec's own data set first: loaded already
+        return dataset_of(item[1]) != dataset_of(spec), dataset_of(item[1])
+
+    passed, problems, splits = [], [], None
+    for (other, _), group in groupby(sorted(ready, key=order), key=order):
+        group = list(group)
+        splits = None  # the data set before is dropped first
+        try:
+            splits = datasets.load(group[0][1].block("dataset"), group[0][1].source.base_dir) if other else own
+        except datasets.DataError as exc:
+            problems += [(api.data_diagnostic(checked, exc), variant) for variant, checked in group]
+            continue
+        finally:
+            own = None
+        for variant, checked in group:
+            found = [d for d in rules.check_data(checked, splits) if d.is_error]
+            problems += [(d, variant) for d in found]
+            if not found:
+                passed.append((variant, checked, splits.source))
+    passed.sort(key=lambda p: p[0].index)
+    problems.sort(key=lambda p: p[1].index)  # each problem names the first variant that has it
+    return passed, merged(problems, len(spec.source.overrides), len(variants(spec)), spec.positions)
+
+
+def plan(spec: Spec, passed: list[tuple[Variant, Spec, Path | None]], out: Path, backend: str, floatX: str,
+         device: str | None, budget: int | None) -> list[Planned]:
+    """The task of each variant that passed its checks (:func:`with_data`), training it in ``out``'s
+    ``runs/<key>``."""
+    from dltspec.training.record import spec_as_run
+
+    planned = []
+    for variant, checked, source in passed:
+        key = variant_key(checked, floatX)
+        planned.append(Planned(variant, Task(key, variant.index, spec.name, spec_as_run(checked, source),
+                                             str(checked.source.base_dir), str((out / RUNS / key).resolve()),
+                                             backend, floatX, device, budget)))
+    return planned
+
+
+# -- the sweep directory --------------------------------------------------------------
+
+@dataclass
+class SweepDir:
+    """A sweep's directory: what it runs, and the results so far (see the module's docstring)."""
+
+    path: Path
+
+    @classmethod
+    def create(cls, path: Path) -> "SweepDir":
+        try:
+            (path / RUNS).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SweepError(f"cannot create sweep directory {path}: {exc.strerror or exc}") from None
+        return cls(path)
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def lock(self):
+        """An exclusive lock on this sweep directory (a context manager that releases it), so that two
+        sweeps never train into the same run directories; :class:`SweepError` if another holds it."""
+        import fcntl
+        from contextlib import closing
+
+        f = open(self.file(".lock"), "a")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.close()
+            raise SweepError(f"another dltspec sweep is running in {self.path}; wait for it, or choose "
+                             "another --out") from None
+        return closing(f)
+
+    def write_plan(self, spec: Spec, planned: list[Planned]) -> None:
+        sweep = spec.data["sweep"]
+        info = {"format": "dltspec.sweeps.variants/1", "spec": spec.source.file, "overrides": list(spec.source.overrides),
+                "kind": sweep["kind"], "keys": swept_keys(sweep),
+                "variants": [{"index": p.variant.index, "key": p.key, "values": p.variant.values,
+                              "run": p.task.run_dir} for p in planned]}
+        write_atomic(self.file(SWEEP), (json.dumps(json_value(info), indent=2) + "\n").encode(), mode=0o644)
+
+    def read_plan(self) -> dict:
+        try:
+            return json.loads(self.file(SWEEP).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise SweepError(f"{self.path} is not a sweep directory ({SWEEP}: "
+                             f"{getattr(exc, 'strerror', None) or exc})") from None
+
+    def records(self) -> dict[str, dict]:
+        """The latest record of each variant key (a torn last line, from a crash mid-write, is skipped)."""
+        try:
+            lines = self.file(RESULTS_LOG).read_text(encoding="utf-8").split("\n")
+        except FileNotFoundError:
+            return {}
+        latest: dict[str, dict] = {}
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and "key" in record:
+                latest[record["key"]] = record
+        return latest
+
+    def append(self, record: dict) -> None:
+        """Add one record, durably: appended, flushed and fsync'ed before this returns (after a line
+        torn by a crash, on a line of its own)."""
+        with open(self.file(RESULTS_LOG), "a+b") as f:
+            torn = False
+            if f.seek(0, os.SEEK_END) > 0:
+                f.seek(-1, os.SEEK_END)
+                torn = f.read(1) != b"\n"
+            f.write((("\n" if torn else "") + json.dumps(json_value(record)) + "\n").encode("utf-8"))
+            f.flush()
+            os.fsync(f.fileno())
+
+    def write_tables(self, rows: list[dict], keys: list[str]) -> None:
+        write_atomic(self.file(RESULTS_JSON), (json.dumps(json_value(rows), indent=2) + "\n").encode(), mode=0o644)
+        write_atomic(self.file(RESULTS_CSV), csv_text(rows, keys).encode(), mode=0o644)
+
+
+# -- results -------------------------------------------------------------------------
+
+def ranked(planned: list[Planned], records: dict[str, dict]) -> list[dict]:
+    """One row per variant of this sweep: the finished ranked by best validation error (never by test
+    error), then the diverged, the failed and those not run yet. ``rank`` counts the finished only."""
+    order = {"finished": 0, "diverged": 1, "failed": 2, "pending": 3}
+    rows = []
+    for p in planned:
+        record = records.get(p.key, {"status": "pending"})
+        rows.append({"variant": p.variant.index, "key": p.key, "values": p.variant.values, **record,
+                     "index": p.variant.index})
+    rows.sort(key=lambda r: (order.get(r["status"], 4), r.get("best_validation_error") is None,
+                             r.get("best_validation_error") or 0.0, r["variant"]))
+    for n, row in enumerate(rows, start=1):
+        row["rank"] = n if row["status"] == "finished" else None
+    return rows
+
+
+CSV_FIELDS = ("rank", "variant", "status", "best_validation_error", "test_error", "epochs", "iterations",
+              "seconds", "run", "reason", "key")
+
+
+def csv_text(rows: list[dict], keys: list[str]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["rank", "variant", *keys, *CSV_FIELDS[2:]])
+    for row in rows:
+        values = [json.dumps(row["values"].get(k)) if isinstance(row["values"].get(k), list)
+                  else row["values"].get(k) for k in keys]
+        writer.writerow([row.get("rank"), row["variant"], *values, *(row.get(f) for f in CSV_FIELDS[2:])])
+    return out.getvalue()
+
+
+def short_names(keys: list[str]) -> list[str]:
+    """Column titles: each key's last part (``learning_rate``), the whole key where two would clash."""
+    last = [k.rsplit(".", 1)[-1] for k in keys]
+    return [name if last.count(name) == 1 else key for name, key in zip(last, keys)]
+
+
+def percent(value) -> str:
+    return f"{value * 100:.2f}" if isinstance(value, (int, float)) else "-"
+
+
+def table(rows: list[dict], keys: list[str]) -> str:
+    """The ranked results as aligned text."""
+    from dltspec.sweeps.variants import written
+
+    lines = [["rank", "variant", *short_names(keys), "best valid %", "test %", "epochs", "seconds", "status"]]
+    for row in rows:
+        lines.append([str(row.get("rank") or "-"), str(row["variant"]),
+                      *(written(row["values"].get(k)) for k in keys), percent(row.get("best_validation_error")),
+                      percent(row.get("test_error")), str(row.get("epochs") or "-"),
+                      f"{row['seconds']:.1f}" if isinstance(row.get("seconds"), (int, float)) else "-",
+                      row["status"]])
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    return "\n".join("  ".join(cell.ljust(w) if i == len(widths) - 1 else cell.rjust(w)
+                               for i, (cell, w) in enumerate(zip(line, widths))).rstrip() for line in lines)
+
+
+# -- running on Dask ---------------------------------------------------------------------
+
+def dask_modules():
+    """``(dask, distributed)``; :class:`SweepError` saying how to install them if they are missing."""
+    try:
+        import dask
+        import distributed
+    except ImportError:
+        raise SweepError("dltspec sweep runs on Dask, which is not installed: pip install 'dltspec[sweep]'") from None
+    return dask, distributed
+
+
+def local_workers() -> int:
+    """One worker per core this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def connect(scheduler: str | None, n_workers: int | None, timeout: float = 30):
+    """A Dask client: of the cluster at ``scheduler``, else of a new in-process ``LocalCluster`` with
+    ``n_workers`` single-threaded worker processes (default: one per core). Returns ``(client,
+    cluster)``; ``cluster`` is ``None`` for an existing cluster. :class:`SweepError` if the scheduler
+    cannot be reached within ``timeout`` seconds."""
+    import logging
+
+    dask, distributed = dask_modules()
+    logging.getLogger("distributed").setLevel(logging.ERROR)  # the sweep reports what happens to its variants
+    if scheduler:
+        try:
+            return distributed.Client(scheduler, timeout=f"{timeout}s"), None
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise SweepError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+    # a worker that dies fails its task at once: the sweep tries it again itself (sweep.retries), going
+    # on from its checkpoint. (An existing cluster's scheduler first reschedules it as its own
+    # allowed-failures says, 3 by default; the sweep's retries come after that.)
+    dask.config.set({"distributed.scheduler.allowed-failures": 0})
+    try:
+        cluster = distributed.LocalCluster(n_workers=n_workers or local_workers(), threads_per_worker=1,
+                                           processes=True, dashboard_address=None, silence_logs=logging.ERROR,
+                                           env=dict(WORKER_ENV))
+        return distributed.Client(cluster), cluster
+    except Exception as exc:  # noqa: BLE001 - whatever stops the cluster from starting, said in one line
+        raise SweepError(f"cannot start a local Dask cluster: {reason_of(exc)}") from None
+
+
+def reason_of(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def capacity(client) -> int:
+    """How many variants the cluster trains at once now: its worker threads (at least 1)."""
+    try:
+        return max(1, sum(client.nthreads().values()))
+    except Exception:  # noqa: BLE001 - a scheduler that cannot say: one at a time still finishes
+        return 1
+
+
+def run_tasks(client, planned: list[Planned], retries: int, on_record: Callable[[dict], None],
+              task_function: Callable[[Task], dict] = train_variant) -> None:
+    """Train every planned variant and hand each record to ``on_record`` as it arrives.
+
+    No more variants are handed to the cluster than it has worker threads (counted again as
+    variants end, so workers that join are used): a variant never waits in a worker's queue,
+    where the death of that worker would count against it too. A variant whose worker died is
+    submitted again up to ``retries`` times (it goes on from its checkpoint), then recorded
+    ``failed`` with the reason; an exception raised by the task itself is recorded ``failed`` at
+    once (trying again would raise it again)."""
+    _dask, distributed = dask_modules()
+    waiting = deque((p, 0) for p in planned)
+    futures: dict = {}
+    pending = distributed.as_completed()
+
+    def top_up() -> None:
+        while waiting and len(futures) < capacity(client):
+            p, attempt = waiting.popleft()
+            future = client.submit(task_function, p.task, key=f"dltspec-sweep-{p.key}-{attempt}-{time.time_ns()}",
+                                   pure=False)
+            futures[future] = (p, attempt)
+            pending.add(future)
+
+    top_up()
+    try:
+        for future in pending:
+            p, attempt = futures.pop(future)
+            try:
+                record = future.result()
+            except distributed.KilledWorker as exc:
+                if attempt < retries:
+                    waiting.appendleft((p, attempt + 1))
+                    top_up()
+                    continue
+                record = failed_record(p.task, f"its worker died {attempt + 1} time(s): {reason_of(exc)}")
+            except Exception as exc:  # noqa: BLE001 - whatever a task raised, the sweep goes on
+                record = failed_record(p.task, reason_of(exc))
+            on_record({**record, "attempts": attempt + 1})
+            top_up()
+    except BaseException:
+        client.cancel(list(futures))
+        raise
+
+
+__all__ = ["Planned", "SweepDir", "SweepError", "Task", "connect", "plan", "ranked", "run_tasks", "table", "with_data",
+           "train_variant"]

@@ -1,0 +1,218 @@
+"""Stage 5, train: the tutorial's patience loop (digest §6).
+
+:class:`Patience` holds the loop's arithmetic and is fed validation results,
+so its decisions are testable without training anything; :func:`run_chunks`
+is the loop itself, training several minibatches per call of any
+``train_chunk`` and validating through any ``validate`` callable, and
+:func:`run_loop` the same loop with one call per minibatch.
+
+Everything the loop needs to go on lives in a :class:`Patience` and a
+:class:`LoopState`: both are plain data, so a checkpoint is their fields, and a
+loop started from them makes exactly the decisions the uninterrupted loop makes.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from dltspec.backends.program import ChunkCost
+
+#: how long one training call may run before the host looks again (progress, Ctrl-C)
+CHUNK_SECONDS = 0.25
+
+
+@dataclass
+class Patience:
+    """Early stopping with patience, exactly as the tutorial computes it."""
+
+    n_train_batches: int
+    n_epochs: int
+    patience: float
+    patience_increase: float
+    improvement_threshold: float
+    validation_frequency: int | None = None
+    best_validation_loss: float = math.inf
+    best_iter: int = -1
+
+    def __post_init__(self):
+        if self.validation_frequency is None:
+            self.validation_frequency = min(self.n_train_batches, self.patience // 2)
+
+    @classmethod
+    def from_block(cls, block: dict, n_train_batches: int) -> "Patience":
+        return cls(n_train_batches, block["n_epochs"], block["patience"], block["patience_increase"],
+                   block["improvement_threshold"], block.get("validation_frequency"))
+
+    def validates_at(self, iter_: int) -> bool:
+        return (iter_ + 1) % self.validation_frequency == 0
+
+    def observe(self, iter_: int, validation_loss: float) -> bool:
+        """Record a validation result; return whether it is a new best."""
+        if not validation_loss < self.best_validation_loss:  # as the tutorial: NaN is never a best
+            return False
+        if validation_loss < self.best_validation_loss * self.improvement_threshold:
+            self.patience = max(self.patience, iter_ * self.patience_increase)
+        self.best_validation_loss = validation_loss
+        self.best_iter = iter_
+        return True
+
+    def stops_at(self, iter_: int) -> bool:
+        return self.patience <= iter_
+
+
+@dataclass
+class LoopState:
+    """Where the loop is, besides its :class:`Patience`: enough to go on from here."""
+
+    iteration: int = -1  # the last iteration trained (the tutorial's ``iter``)
+    test_score: float | None = None  # the test error measured at the best validation
+    costs: float = 0.0  # the sum of the training costs since the last validation ...
+    n_costs: int = 0  # ... and how many minibatches it adds up
+    validations: int = 0  # validation points so far
+    seconds: float = 0.0  # training time spent before this process (a resumed run)
+    last_finite_cost: float | None = None  # the cost of the last minibatch whose cost was finite
+
+
+@dataclass(frozen=True)
+class ValidationPoint:
+    """What the loop saw at one validation: passed to the progress callback."""
+
+    epoch: int
+    minibatch: int  # 1-based within the epoch
+    n_train_batches: int
+    iteration: int  # 0-based, as the tutorial's ``iter``
+    validation_error: float
+    best_validation_error: float
+    is_best: bool
+    test_error: float | None
+    patience: float
+    mean_cost: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """Where the training cost stopped being finite."""
+
+    iteration: int
+    epoch: int
+    minibatch: int  # 1-based within the epoch
+    last_finite_cost: float | None
+
+
+@dataclass
+class LoopResult:
+    best_validation_loss: float
+    best_iter: int
+    test_score: float | None
+    epochs: int
+    iterations: int
+    stopped_by: str  # "patience", "n_epochs", "interrupted" or "diverged"
+    seconds: float
+    history: list[ValidationPoint] = field(default_factory=list)
+    divergence: Divergence | None = None
+
+
+def next_event(policy: Patience, start: int, total: int) -> int:
+    """The last iteration a chunk starting at ``start`` may train before the host must look:
+    the next validation, the iteration where ``patience <= iter`` stops the loop, or the last of
+    ``n_epochs``. Patience only changes at validations, so nothing happens in between."""
+    next_validation = (start // policy.validation_frequency + 1) * policy.validation_frequency - 1
+    stop = max(start, math.ceil(policy.patience))
+    return min(next_validation, stop, total - 1)
+
+
+def steps_within(seconds: float, n_steps: int, elapsed: float) -> int:
+    """How many minibatches fit in ``seconds`` at the speed just measured (``n_steps`` in ``elapsed``)."""
+    return max(1, int(n_steps * seconds / elapsed)) if elapsed > 0 else n_steps * 2
+
+
+def run_chunks(policy: Patience, train_chunk: Callable[[int, int], ChunkCost], validate: Callable[[], float],
+               on_best: Callable[[int], float | None],
+               on_validation: Callable[[ValidationPoint], None] | None = None,
+               clock: Callable[[], float] = time.perf_counter, *, state: LoopState | None = None,
+               on_chunk: Callable[[LoopState], None] | None = None,
+               should_stop: Callable[[], bool] | None = None,
+               chunk_seconds: float = CHUNK_SECONDS) -> LoopResult:
+    """Run the tutorial's loop, training several minibatches per call.
+
+    ``train_chunk(start, n_steps)`` trains on the minibatches of iterations
+    ``start .. start + n_steps - 1`` (minibatch ``iter % n_train_batches``) and returns a
+    :class:`ChunkCost`. A chunk ends at the next event (:func:`next_event`), where the host
+    validates and decides exactly as the one-minibatch-per-call loop, or sooner: the first chunk
+    is one minibatch (``on_chunk`` then tells that training has started), and later ones are
+    sized to take about ``chunk_seconds``, so that progress and Ctrl-C are seen promptly.
+    Chunk boundaries never change what is computed.
+
+    ``validate()`` returns the mean zero-one loss on the validation set; ``on_best(iter)`` is
+    called at each new best (keep a copy of the parameters there) and returns the test score
+    measured with them. ``on_chunk(state)`` is called after every chunk, ``on_validation(point)``
+    after every validation (``state`` is up to date in both: checkpoint there).
+
+    ``state`` (with ``policy``) is where to start: a fresh loop by default, or the state a
+    checkpoint saved. The loop stops early, between two chunks, when ``should_stop()`` says so
+    ("interrupted"), or when a minibatch's cost is not finite ("diverged", located in
+    ``LoopResult.divergence``).
+    """
+    state = state if state is not None else LoopState()
+    start_time = clock() - state.seconds
+    n = policy.n_train_batches
+    total = policy.n_epochs * n
+    history: list[ValidationPoint] = []
+    done = state.iteration >= 0 and policy.stops_at(state.iteration)
+    stopped_by, divergence, cap = None, None, 1
+    while state.iteration + 1 < total and not done:
+        if should_stop is not None and should_stop():
+            stopped_by = "interrupted"
+            break
+        start = state.iteration + 1
+        end = min(next_event(policy, start, total), start + cap - 1)
+        began = clock()
+        chunk = train_chunk(start, end - start + 1)
+        cap = steps_within(chunk_seconds, chunk.n_steps, clock() - began)
+        if chunk.first_nonfinite is not None:
+            at = start + chunk.first_nonfinite
+            last = chunk.last_finite if chunk.last_finite is not None else state.last_finite_cost
+            divergence, stopped_by = Divergence(at, at // n + 1, at % n + 1, last), "diverged"
+            state.iteration = at - 1  # what trained with finite costs (not a state to go on from)
+            break
+        state.iteration, state.last_finite_cost = end, chunk.last_finite
+        state.costs, state.n_costs = state.costs + chunk.total, state.n_costs + chunk.n_steps
+        state.seconds = clock() - start_time
+        if on_chunk is not None:
+            on_chunk(state)
+        if policy.validates_at(end):
+            this_validation_loss = float(validate())
+            is_best = policy.observe(end, this_validation_loss)
+            if is_best:
+                state.test_score = on_best(end)
+            state.seconds = clock() - start_time
+            point = ValidationPoint(end // n + 1, end % n + 1, n, end, this_validation_loss,
+                                    policy.best_validation_loss, is_best, state.test_score if is_best else None,
+                                    policy.patience, state.costs / state.n_costs, state.seconds)
+            state.costs, state.n_costs = 0.0, 0
+            state.validations += 1
+            history.append(point)
+            if on_validation is not None:
+                on_validation(point)
+        done = policy.stops_at(end)
+    iter_ = state.iteration
+    epochs = iter_ // n + 1 if iter_ >= 0 else (0 if stopped_by else policy.n_epochs)
+    stopped_by = stopped_by or ("patience" if done else "n_epochs")
+    return LoopResult(policy.best_validation_loss, policy.best_iter, state.test_score, epochs, iter_ + 1,
+                      stopped_by, clock() - start_time, history, divergence)
+
+
+def run_loop(policy: Patience, train_step: Callable[[int], float], validate: Callable[[], float],
+             on_best: Callable[[int], float | None],
+             on_validation: Callable[[ValidationPoint], None] | None = None,
+             clock: Callable[[], float] = time.perf_counter, **options) -> LoopResult:
+    """Run the tutorial's loop, one ``train_step(minibatch_index)`` call per minibatch
+    (returning its cost); otherwise as :func:`run_chunks`, whose decisions it shares."""
+
+    def one_call_per_minibatch(start: int, n_steps: int) -> ChunkCost:
+        return ChunkCost.of_costs([float(train_step(i % policy.n_train_batches)) for i in range(start, start + n_steps)])
+
+    return run_chunks(policy, one_call_per_minibatch, validate, on_best, on_validation, clock, **options)

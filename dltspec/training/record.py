@@ -1,0 +1,343 @@
+"""Recording a run in its run directory (:mod:`dltspec.training.rundir`) as it trains, and resuming one.
+
+:class:`Recorder` is an :class:`~dltspec.api.Observer`: at each validation point it appends a
+metrics record, keeps snapshots as the spec's ``run`` block says, and every ``checkpoint_every``
+points writes the best parameters and a checkpoint; when the loop ends it writes the final
+checkpoint, the best parameters and ``summary.json``.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import os
+import socket
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable
+
+from dltspec import api
+from dltspec.api import Observer, Result, Training
+from dltspec.diagnostics import Diagnostic, Span, SpecError, error, warning
+from dltspec.training.params import ParamsError
+from dltspec.training.params import save as save_params
+from dltspec.training.progress import Rate, metric_record
+from dltspec.training.rundir import BEST, CHECKPOINT, METRICS, RUN, SUMMARY, RunDir, RunError, metrics_line
+from dltspec.lang.spec import Spec
+from dltspec.training.loop import ValidationPoint
+from dltspec.lang.validate import instance_text
+
+
+@contextmanager
+def disk(what: str):
+    """Failures to write the run directory on the loop's thread, as :class:`RunError` naming the file."""
+    try:
+        yield
+    except OSError as exc:
+        raise RunError(f"cannot write {exc.filename or what}: {exc.strerror or exc}") from None
+    except ParamsError as exc:
+        raise RunError(exc.message) from None
+
+
+def now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def spec_as_run(spec: Spec, source: Path | None = None) -> str:
+    """The spec as it runs: overrides applied, defaults written out, the data path made the absolute
+    path of ``source``, the data actually read (so that ``dltspec run RUN/spec.dlt`` trains the same
+    model from anywhere)."""
+    instance = copy.deepcopy(spec.data)
+    dataset = instance["dataset"]
+    notes = ""
+    if "path" in dataset and source is not None:
+        if dataset["kind"] == "mnist" and source.is_dir():  # the pickle was missing: its fetched IDX files
+            notes = f"# read from the IDX files in {source.resolve()} (the pickle was not found)\n"
+        else:
+            dataset["path"] = str(source.resolve())
+    overrides = "".join(f" --set {o}" for o in spec.source.overrides)
+    return f"# as run from {spec.source.file}{overrides}\n{notes}" + instance_text(instance)
+
+
+def run_info(spec: Spec, as_run: str, backend: str, floatX: str, device: str | None) -> dict:
+    return {
+        "name": spec.name,
+        "spec_file": str(Path(spec.source.file).resolve()) if not spec.source.file.startswith("<") else spec.source.file,
+        "overrides": list(spec.source.overrides),
+        "spec_sha256": spec.source.sha256,
+        "spec_as_run_sha256": hashlib.sha256(as_run.encode("utf-8")).hexdigest(),
+        "backend": backend, "floatX": floatX, "device": device,
+        "command": ["dltspec", *sys.argv[1:]],
+        "host": socket.gethostname(), "pid": os.getpid(),
+        "started": now_iso(),
+        "versions": api.versions(backend),
+    }
+
+
+def flat(obj, prefix: tuple = ()) -> dict[tuple, object]:
+    """``{path: value}`` of every leaf of a spec instance (lists of blocks indexed, lists of values kept whole)."""
+    if isinstance(obj, dict):
+        return {k: v for key, value in obj.items() for k, v in flat(value, prefix + (key,)).items()}
+    if isinstance(obj, list) and obj and all(isinstance(v, dict) for v in obj):
+        return {k: v for i, value in enumerate(obj) for k, v in flat(value, prefix + (i,)).items()}
+    return {prefix: obj}
+
+
+def dotted(path: tuple) -> str:
+    return ".".join(str(p) for p in path)
+
+
+def resume_differences(checkpoint: dict, training: Training, run: RunDir, where: Span) -> list[Diagnostic]:
+    """One DLT504 error per way in which this spec or run differs from the run being resumed."""
+    then, now = flat(checkpoint["instance"]), flat(training.spec.data)
+    out = []
+    for path in sorted(set(then) | set(now), key=dotted):
+        if then.get(path, "<absent>") != now.get(path, "<absent>"):
+            out.append(error("DLT504", f"{dotted(path)} is {shown(now.get(path))} here but {shown(then.get(path))} "
+                             f"in the run being resumed ({run.path})", training.spec.positions.value(path),
+                             "resume with --force to go on with this spec anyway"))
+    now_run = {"backend": training.backend, "floatX": training.floatX, "device": training.placement}
+    for key, value in now_run.items():
+        if checkpoint[key] != value:
+            out.append(error("DLT504", f"the run was trained with {key} {checkpoint[key]}, this one uses "
+                             f"{value}: results would not be identical", where,
+                             f"pass the run's --{key.lower()} {checkpoint[key]}, or --force"))
+    return out
+
+
+def shown(value) -> str:
+    return "absent" if value is None else repr(value)
+
+
+class Writer:
+    """One background thread that writes a run's files, so that the training loop never waits for the disk.
+
+    Writes are keyed by the file they replace and done in the order first asked for; a write
+    asked for again before it started is replaced by the newer one (when checkpoints come faster
+    than the disk takes them, only the newest is written: it supersedes the others).
+    A write that fails stops the writes after it; the error is raised by the next :meth:`submit`
+    or :meth:`drain`, as a :class:`RunError` that names the file. :meth:`close` ends the thread once
+    what was asked for is written (a process that trains run after run, a sweep's worker, keeps no
+    thread per run).
+    """
+
+    def __init__(self):
+        import threading
+
+        self.pending: dict[str, Callable[[], None]] = {}
+        self.busy = False
+        self.closed = False
+        self.error: RunError | None = None
+        self.changed = threading.Condition()
+        self.thread = threading.Thread(target=self.work, name="dltspec-run-writer", daemon=True)
+        self.thread.start()
+
+    def work(self) -> None:
+        while True:
+            with self.changed:
+                while not self.pending and not self.closed:
+                    self.changed.wait()
+                if not self.pending:  # closed, and everything written
+                    return
+                key = next(iter(self.pending))
+                job = self.pending.pop(key)
+                self.busy = True
+            try:
+                if self.error is None:
+                    job()
+            except OSError as exc:
+                self.error = RunError(f"cannot write {exc.filename or 'the run directory'}: {exc.strerror or exc}")
+            except Exception as exc:  # noqa: BLE001 - anything else, reported on the loop's thread
+                self.error = RunError(f"writing the run directory failed: {type(exc).__name__}: {exc}")
+            finally:
+                with self.changed:
+                    self.busy = False
+                    self.changed.notify_all()
+
+    def raise_error(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def submit(self, key: str, job: Callable[[], None]) -> None:
+        self.raise_error()
+        with self.changed:
+            if self.closed:
+                raise RuntimeError("this run's writer is closed")
+            self.pending[key] = job
+            self.changed.notify_all()
+
+    def drain(self) -> None:
+        """Wait until every write asked for is done."""
+        with self.changed:
+            while self.pending or self.busy:
+                self.changed.wait()
+        self.raise_error()
+
+    def close(self) -> None:
+        """End the thread after the writes asked for (no more may be asked)."""
+        with self.changed:
+            self.closed = True
+            self.changed.notify_all()
+
+
+class Recorder(Observer):
+    """Writes a run's metrics, snapshots, checkpoints, best parameters and summary as it trains.
+
+    Metrics are appended on the loop's thread (a line each, flushed); snapshots, best parameters
+    and checkpoints are captured there (references, or one copy) and written by a :class:`Writer`:
+    ``best.pkl`` (when it changed), then the metrics file synced, then ``checkpoint.pkl``. When the
+    loop ends, every pending write is finished before the final ones.
+    """
+
+    def __init__(self, run: RunDir, spec: Spec, resumed: int = 0):
+        options = {"checkpoint_every": 1, "snapshot_every": 0, "snapshot_best": False, "keep_snapshots": 5,
+                   **spec.data.get("run", {})}
+        self.run, self.options, self.resumed = run, options, resumed
+        self.best_pending = False
+        self.rate = Rate()
+        self.writer = Writer()
+        self.metrics = None  # metrics.jsonl, open for appending while the loop runs
+        self.best_to_write = self.best_written = None  # (snapshot, metadata) of the best parameters
+        self.summary: dict = {}  # the last summary.json written
+
+    def started(self, training: Training) -> None:
+        self.rate.start(training)
+        with disk(str(self.run.file(METRICS))):
+            self.metrics = self.run.metrics_log()
+        self.write_summary(training, "running")
+
+    def validation(self, point: ValidationPoint, training: Training) -> None:
+        record = metric_record(point, training, self.rate.of(point, training.batch_size))
+        with disk(str(self.run.file(METRICS))):
+            self.metrics.write(metrics_line(record))
+            self.metrics.flush()
+        n = training.state.validations
+        if point.is_best:
+            self.best_pending = True
+            if self.options["snapshot_best"]:
+                self.snapshot(point.iteration, training.best, training)
+        if self.options["snapshot_every"] and n % self.options["snapshot_every"] == 0:
+            self.snapshot(point.iteration, training.program.snapshot(), training)
+        if n % self.options["checkpoint_every"] == 0:
+            self.checkpoint(training)
+
+    def snapshot(self, iteration: int, snapshot, training: Training) -> None:
+        path, program = self.run.snapshot_path(iteration), training.program
+        meta = {**api.training_metadata(training), "iteration": iteration + 1}
+
+        def write() -> None:
+            path.parent.mkdir(exist_ok=True)
+            save_params(path, program.arrays(snapshot), meta)
+            self.run.prune_snapshots(self.options["keep_snapshots"])
+
+        self.writer.submit(str(path), write)
+
+    def checkpoint(self, training: Training) -> None:
+        """The best parameters (if they changed since they were last written), then the metrics synced
+        and the checkpoint, each atomically, in that order: one write, which a newer one supersedes
+        (carrying the newest best parameters with it)."""
+        state, program = training.capture(), training.program
+        if self.best_pending and training.best is not None:
+            self.best_to_write = (training.best, api.training_metadata(training))
+        self.best_pending = False
+        best = self.best_to_write
+
+        def write() -> None:
+            if best is not None and best is not self.best_written:
+                save_params(self.run.file(BEST), program.arrays(best[0]), best[1])
+                self.best_written = best
+            self.run.sync_metrics()
+            self.run.write_checkpoint(state())
+
+        self.writer.submit(CHECKPOINT, write)
+
+    def finished(self, result: Result, training: Training) -> None:
+        if result.stopped_by != "diverged":  # a diverged state is not worth going on from: keep the last good one
+            self.checkpoint(training)
+        try:
+            self.writer.drain()
+        finally:
+            self.writer.close()
+        with disk(str(self.run.file(BEST))):
+            if self.metrics is not None:
+                self.metrics.close()
+            if result.params:
+                save_params(self.run.file(BEST), result.params, api.result_metadata(result))
+        self.write_summary(training, "finished" if result.finished else result.stopped_by, result)
+
+    def failed(self, training: Training, message: str) -> None:
+        """Say in the summary that writing failed, if the disk still lets us."""
+        self.writer.close()
+        try:
+            if self.metrics is not None:
+                self.metrics.close()
+            self.write_summary(training, "failed", problems=[message])
+        except (OSError, RunError):
+            pass
+
+    def write_summary(self, training: Training, status: str, result: Result | None = None,
+                      problems: list[str] = ()) -> None:
+        summary = {
+            "status": status, "name": training.spec.name,
+            "best_validation_error": training.policy.best_validation_loss if training.policy.best_iter >= 0 else None,
+            "best_iteration": training.policy.best_iter + 1 if training.policy.best_iter >= 0 else None,
+            "test_error": training.state.test_score,
+            "epochs": result.epochs if result else training.state.iteration // training.policy.n_train_batches + 1,
+            "iterations": training.state.iteration + 1,
+            "stopped_by": result.stopped_by if result else None,
+            "seconds": round(result.seconds if result else training.state.seconds, 3),
+            "backend": training.backend, "floatX": training.floatX, "device": training.device,
+            "resumed": self.resumed, "host": socket.gethostname(), "pid": os.getpid(), "updated": now_iso(), "versions": api.versions(training.backend),
+            "problems": [d.message for d in result.problems] if result else list(problems),
+        }
+        with disk(str(self.run.file(SUMMARY))):
+            self.run.write_json(SUMMARY, summary)
+        self.summary = summary
+
+
+def start_run(spec: Spec, out: Path | None, backend: str, floatX: str, device: str | None,
+              source: Path | None = None) -> tuple[RunDir, Recorder]:
+    """A new run directory with the spec as run (its data read from ``source``) and ``run.json``
+    written in it, and its recorder. Raises :class:`RunError`."""
+    run = RunDir.create(spec.name, out)
+    as_run = spec_as_run(spec, source)
+    try:
+        run.write_spec(as_run)
+        run.write_json(RUN, {**run_info(spec, as_run, backend, floatX, device),
+                             "data": str(source.resolve()) if source is not None else None})
+        run.write_json(SUMMARY, {"status": "starting", "name": spec.name, "updated": now_iso()})
+    except OSError as exc:
+        raise RunError(f"cannot write in {run.path}: {exc.strerror or exc}") from None
+    return run, Recorder(run, spec)
+
+
+def open_run(path: Path) -> tuple[RunDir, dict]:
+    """The run at ``path`` and its last checkpoint; :class:`RunError` if there is none."""
+    run = RunDir.open(path)
+    return run, run.read_checkpoint()
+
+
+def resume(run: RunDir, checkpoint: dict, training: Training, force: bool,
+           where: Span) -> tuple[Recorder | None, list[Diagnostic]]:
+    """Restore ``training`` from ``checkpoint`` and return the recorder that goes on writing ``run``.
+
+    When this run differs from the one checkpointed (the spec, the backend, the float type,
+    the device), the differences are errors and nothing is restored (recorder ``None``), unless
+    ``force``: then they are warnings and the run goes on.
+    """
+    problems = resume_differences(checkpoint, training, run, where)
+    if problems and not force:
+        return None, problems
+    try:
+        training.restore(checkpoint)
+    except SpecError as exc:  # cannot go on, forced or not
+        return None, problems + exc.diagnostics
+    with disk(str(run.file(METRICS))):
+        run.keep_metrics(training.state.validations)
+    resumed = run.summary().get("resumed")  # lost or damaged: count from here
+    resumed = (resumed if isinstance(resumed, int) else 0) + 1
+    return Recorder(run, training.spec, resumed), [warning(d.code, d.message, d.span, *d.notes) for d in problems]
+
+
+__all__ = ["Recorder", "RunError", "open_run", "resume", "spec_as_run", "start_run"]

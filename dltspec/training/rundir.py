@@ -1,0 +1,217 @@
+"""A run directory: everything one ``dltspec run`` did, readable without dltspec's help.
+
+::
+
+    runs/<spec name>-<YYYYmmdd-HHMMSS>/
+        spec.dlt        the spec as run: --set overrides applied, defaults written out, data path resolved
+        run.json        how it was run: command-line spec file and overrides, spec hash, backend, versions
+        metrics.jsonl   one JSON record per validation point (appended as the run goes)
+        best.pkl        the best parameters so far (dltspec.training.params/1, as --save writes)
+        checkpoint.pkl  the full training state at the last checkpoint (for --resume)
+        snapshots/      intermediate parameters, iter-<iteration>.pkl, the newest kept
+        summary.json    status (running, finished, interrupted, diverged) and the final figures
+
+Every file but ``metrics.jsonl`` is replaced atomically (:func:`dltspec.files.write_atomic`);
+``metrics.jsonl`` is appended a line at a time, and a torn last line (a crash mid-write) is
+ignored when read. A checkpoint records how many metric records it covers, so a resumed run
+drops the records written after it and writes them again, as the uninterrupted run did.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import pickle
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from dltspec.data import safe_pickle
+from dltspec.files import write_atomic
+
+SPEC, RUN, METRICS, BEST, CHECKPOINT, SUMMARY, SNAPSHOTS = (
+    "spec.dlt", "run.json", "metrics.jsonl", "best.pkl", "checkpoint.pkl", "summary.json", "snapshots")
+CHECKPOINT_FORMAT = "dltspec.checkpoint/1"
+DEFAULT_ROOT = Path("runs")
+
+
+class RunError(Exception):
+    """A run directory that cannot be created, read or resumed."""
+
+
+def metrics_line(record: dict) -> str:
+    """One record of ``metrics.jsonl``: a line of JSON, non-finite numbers spelled out."""
+    return json.dumps(json_value(record)) + "\n"
+
+
+def json_value(value):
+    """``value`` with non-finite floats as strings ("nan", "inf"): JSON has no such numbers."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: json_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_value(v) for v in value]
+    return value
+
+
+def json_bytes(obj) -> bytes:
+    return (json.dumps(json_value(obj), indent=2) + "\n").encode("utf-8")
+
+
+def new_path(root: Path, name: str, now: float | None = None) -> Path:
+    """A fresh directory ``root/<name>-<timestamp>`` (``-2``, ``-3`` ... when taken), created."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+    root.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 1000):
+        path = root / (f"{name}-{stamp}" if n == 1 else f"{name}-{stamp}-{n}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise RunError(f"cannot find a free run directory name under {root}")
+
+
+@dataclass
+class RunDir:
+    """The files of one run; see the module's docstring for the layout."""
+
+    path: Path
+
+    @classmethod
+    def create(cls, name: str, out: Path | None = None, root: Path = DEFAULT_ROOT) -> "RunDir":
+        """A new run directory: ``out`` exactly (it must not exist, or be empty), else a fresh one under ``root``."""
+        try:
+            if out is None:
+                return cls(new_path(root, name))
+            out.mkdir(parents=True, exist_ok=True)
+            if any(out.iterdir()):
+                raise RunError(f"{out} is not empty; choose a new --out directory "
+                               f"(or continue that run with --resume {out})")
+            return cls(out)
+        except OSError as exc:
+            raise RunError(f"cannot create run directory {out or root}: {exc.strerror or exc}") from None
+
+    @classmethod
+    def open(cls, path: Path) -> "RunDir":
+        """An existing run directory; :class:`RunError` if ``path`` is not one."""
+        if not (path / RUN).is_file():
+            raise RunError(f"{path} is not a run directory (it has no {RUN})")
+        return cls(path)
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    # -- what was run ------------------------------------------------------------
+
+    def write_json(self, name: str, obj: dict) -> None:
+        write_atomic(self.file(name), json_bytes(obj), mode=0o644)
+
+    def read_json(self, name: str) -> dict:
+        try:
+            return json.loads(self.file(name).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise RunError(f"cannot read {self.file(name)}: {getattr(exc, 'strerror', None) or exc}") from None
+
+    def summary(self) -> dict:
+        """``summary.json``, or ``{}`` where there is none yet (a run killed before writing it) or it is damaged."""
+        try:
+            summary = self.read_json(SUMMARY)
+        except RunError:
+            return {}
+        return summary if isinstance(summary, dict) else {}
+
+    def write_spec(self, text: str) -> None:
+        write_atomic(self.file(SPEC), text.encode("utf-8"), mode=0o644)
+
+    # -- metrics -------------------------------------------------------------------
+
+    def metrics_log(self):
+        """``metrics.jsonl`` open for appending (a text file; write a :func:`metrics_line` and flush it per
+        record; durable once :meth:`sync_metrics` has run)."""
+        return open(self.file(METRICS), "a", encoding="utf-8")
+
+    def sync_metrics(self) -> None:
+        """Make the records appended so far durable (before a checkpoint that counts them)."""
+        try:
+            fd = os.open(self.file(METRICS), os.O_RDONLY)
+        except FileNotFoundError:
+            return
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def metrics(self) -> list[dict]:
+        """Every complete record (a torn last line, from a crash mid-write, is left out)."""
+        try:
+            lines = self.file(METRICS).read_text(encoding="utf-8").split("\n")
+        except FileNotFoundError:
+            return []
+        records = []
+        for line in lines:
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                continue
+        return records
+
+    def keep_metrics(self, n: int) -> None:
+        """Keep only the first ``n`` records (those a checkpoint covers)."""
+        records = self.metrics()[:n]
+        write_atomic(self.file(METRICS), "".join(json.dumps(r) + "\n" for r in records).encode("utf-8"), mode=0o644)
+
+    # -- parameters and checkpoints ------------------------------------------------
+
+    def write_checkpoint(self, checkpoint: dict) -> None:
+        data = pickle.dumps({"format": CHECKPOINT_FORMAT, **checkpoint}, protocol=pickle.HIGHEST_PROTOCOL)
+        write_atomic(self.file(CHECKPOINT), data)
+
+    def read_checkpoint(self) -> dict:
+        """The last checkpoint, read with the restricted unpickler; :class:`RunError` if there is none."""
+        path = self.file(CHECKPOINT)
+        if not path.exists():
+            raise RunError(f"{self.path} has no checkpoint yet (the run stopped before its first checkpoint was written): "
+                           "nothing to resume; start it again")
+        try:
+            obj = safe_pickle.load(path)
+        except Exception as exc:  # noqa: BLE001 - any unpickling failure of a corrupt file
+            raise RunError(f"cannot read {path}: {exc}") from None
+        if not (isinstance(obj, dict) and obj.get("format") == CHECKPOINT_FORMAT):
+            raise RunError(f"{path} is not a dltspec checkpoint (expected format {CHECKPOINT_FORMAT})")
+        return obj
+
+    def snapshot_path(self, iteration: int) -> Path:
+        return self.file(SNAPSHOTS) / f"iter-{iteration:09d}.pkl"
+
+    def snapshots(self) -> list[Path]:
+        """Snapshot files, oldest first."""
+        return sorted(self.file(SNAPSHOTS).glob("iter-*.pkl"))
+
+    def prune_snapshots(self, keep: int) -> None:
+        for old in self.snapshots()[:-keep]:
+            old.unlink(missing_ok=True)
+
+    def params_file(self, snapshot: int | None = None) -> Path:
+        """``best.pkl``, or the snapshot of iteration ``snapshot`` (1-based, as metrics report it)."""
+        if snapshot is None:
+            return self.file(BEST)
+        path = self.snapshot_path(snapshot - 1)
+        if not path.exists():
+            kept = ", ".join(str(int(p.stem[5:]) + 1) for p in self.snapshots()) or "none"
+            raise RunError(f"{self.path} has no snapshot at iteration {snapshot} (kept: {kept})")
+        return path
+
+
+def is_run(path: Path) -> bool:
+    return (path / RUN).is_file()
+
+
+def runs_under(root: Path) -> list[RunDir]:
+    """The run directories in ``root`` (or ``root`` itself), oldest first."""
+    if is_run(root):
+        return [RunDir(root)]
+    found = [RunDir(p) for p in root.iterdir() if is_run(p)] if root.is_dir() else []
+    return sorted(found, key=lambda r: (r.path.stat().st_mtime, r.path.name))
+

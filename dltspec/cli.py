@@ -509,7 +509,7 @@ def cmd_predict(args) -> int:
         rows = [(name, examples(Path(name), spec, n_in, args.invert)) for name in args.inputs]
         probabilities = probabilities_function(spec, values, args.backend, args.floatx)
     except param_files.ParamsError as exc:
-        report([error(exc.code, exc.message, where)], lines)
+        report(exc.as_diagnostics(where), lines)
         return EXIT_ERRORS
     except InputError as exc:
         print(f"dltspec predict: {exc}", file=sys.stderr)

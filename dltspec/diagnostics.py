@@ -104,8 +104,29 @@ def has_errors(diagnostics) -> bool:
     return any(d.is_error for d in diagnostics)
 
 
-class SpecError(Exception):
-    """Raised by the Python API when a stage finds errors; carries them as data."""
+class DltspecError(Exception):
+    """The root of every error dltspec raises for a problem it can name; each stage subclasses it.
+
+    ``message`` is one line for the user. An error with a diagnostic ``code`` turns itself into
+    located :class:`Diagnostic` data with :meth:`as_diagnostics`, so that every edge (CLI, JSON,
+    SARIF, the language server) renders it the same way; one without (a device, a download, a
+    picture) is printed by the CLI as ``dltspec COMMAND: message``.
+    """
+
+    code: str | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+    def as_diagnostics(self, where: Span) -> list[Diagnostic]:
+        """The problem as diagnostics located at ``where``."""
+        return [error(self.code or "DLT000", self.message, where, *self.notes)]
+
+
+class SpecError(DltspecError):
+    """Raised by the Python API when a stage finds errors; carries them, located, as data."""
 
     def __init__(self, diagnostics):
         self.diagnostics = sorted(diagnostics, key=Diagnostic.sort_key)
@@ -113,6 +134,10 @@ class SpecError(Exception):
         text = f"{first.span.file}:{first.span.line}:{first.span.column}: {first.message}" if first else "spec error"
         more = len(self.diagnostics) - 1
         super().__init__(text + (f" (and {more} more)" if more > 0 else ""))
+
+    def as_diagnostics(self, where: Span | None = None) -> list[Diagnostic]:
+        """Its diagnostics, located where the stage that found them put them."""
+        return list(self.diagnostics)
 
 
 def did_you_mean(word: str, choices) -> str:

@@ -14,9 +14,10 @@ import numpy as np
 
 from dltspec.files import write_atomic
 from dltspec.training.rundir import RunDir
+from dltspec.diagnostics import DltspecError
 
 
-class PictureError(Exception):
+class PictureError(DltspecError):
     """A picture that cannot be drawn (nothing to draw, a missing extra)."""
 
 

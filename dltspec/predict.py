@@ -20,6 +20,7 @@ import numpy as np
 from dltspec.model import shapes
 from dltspec.training.params import ParamsError, mismatch
 from dltspec.lang.spec import Spec
+from dltspec.diagnostics import DltspecError
 
 def pixel_scale(block: dict) -> float:
     """How an image's 8-bit pixels become the data set's x; :class:`InputError` where that is not known."""
@@ -36,7 +37,7 @@ def pixel_scale(block: dict) -> float:
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".pnm"}
 
 
-class InputError(Exception):
+class InputError(DltspecError):
     """An input that cannot be read or does not fit the model."""
 
 

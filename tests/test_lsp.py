@@ -108,7 +108,7 @@ KINDS = ["dataset", "classifier", "loss", "regularizer", "optimizer", "stopping"
     ("dataset m", ["mnist", "pickle", "digits", "idx", "npz", "npy"]),
     ("classifier mlp { ", ["n_in", "n_out", "hidden", "activation", "seed"]),
     ("classifier mlp { seed = 1  hidden = [1, 2]\n  ", ["n_in", "n_out", "activation"]),
-    ("optimizer sgd { learning_rate = 0.1\n", ["batch_size"]),
+    ("optimizer sgd { learning_rate = 0.1\n", ["batch_size", "momentum", "nesterov"]),
     ("classifier mlp { activation = ", ["tanh", "sigmoid", "relu"]),
     ("classifier mlp { activation = s", ["tanh", "sigmoid", "relu"]),
     ("classifier { kind = ", ["logistic", "mlp", "lenet"]),
@@ -288,7 +288,7 @@ async def test_server_clean_spec_completion_and_hover(client: LanguageClient):
     document = types.TextDocumentIdentifier(uri=uri)
     listed = await client.text_document_completion_async(types.CompletionParams(
         document, types.Position(3, len("optimizer sgd { learning_rate = 0.1 "))))
-    assert labels(listed.items) == []  # both keys already set
+    assert labels(listed.items) == ["momentum", "nesterov"]  # the required keys set: the optional ones left
     listed = await client.text_document_completion_async(types.CompletionParams(
         document, types.Position(1, len("classifier logistic { "))))
     assert labels(listed.items) == ["n_in"]

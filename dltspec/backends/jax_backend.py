@@ -42,10 +42,11 @@ from dltspec.backends.program import ChunkCost
 from dltspec.data.loaders import SPLITS, Splits
 from dltspec.lang.spec import Spec
 from dltspec.backends.xla_cache import Cached, Store, StoredProgram
+from dltspec.diagnostics import DltspecError
 
 
 
-class DeviceError(RuntimeError):
+class DeviceError(DltspecError, RuntimeError):
     """The device or backend asked for cannot be used here; the message is one line for the user."""
 
 
@@ -348,9 +349,16 @@ class JaxProgram:
         self.params = tuple(jax.device_put(np.asarray(values[name], dtype=p.dtype), self.device)
                             for name, p in zip(self.names, self.params)) + self.params[n:]
 
+    def state_snapshot(self) -> tuple:
+        """The optimizer's state now, kept on the device (immutable: no copy)."""
+        return self.params[len(self.names):]
+
+    def state_arrays(self, snapshot: tuple) -> dict[str, np.ndarray]:
+        """Host copies of a :meth:`state_snapshot`, by name."""
+        return {name: np.array(value) for name, value in zip(self.state_names, snapshot)}
+
     def state_values(self) -> dict[str, np.ndarray]:
-        """Host copies of the optimizer's state, by name."""
-        return {name: np.array(value) for name, value in zip(self.state_names, self.params[len(self.names):])}
+        return self.state_arrays(self.state_snapshot())
 
     def set_state(self, values: dict[str, np.ndarray]) -> None:
         import jax

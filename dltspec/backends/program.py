@@ -68,8 +68,14 @@ class Program(Protocol):
     def arrays(self, snapshot: object) -> dict:
         """Host copies of a :meth:`snapshot`'s parameters, by name."""
 
+    def state_snapshot(self) -> object:
+        """The optimizer's state now, cheaply (for a checkpoint; empty for a rule without state)."""
+
+    def state_arrays(self, snapshot: object) -> dict:
+        """Host copies of a :meth:`state_snapshot`, by name."""
+
     def state_values(self) -> dict:
-        """A host copy of the optimizer's state, by name (empty for a rule without state)."""
+        """Host copies of the optimizer's state now, by name."""
 
     def set_state(self, values: dict) -> None:
         """Put the optimizer's state (by name) in place."""

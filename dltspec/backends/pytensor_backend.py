@@ -145,9 +145,16 @@ class Program:
         for name, p in self.params.items():
             p.set_value(np.asarray(values[name], dtype=self.floatX))
 
-    def state_values(self) -> dict[str, np.ndarray]:
+    def state_snapshot(self) -> dict[str, np.ndarray]:
         """A copy of the optimizer's state (velocities, accumulators), by name."""
         return {name: v.get_value(borrow=False) for name, v in self.state.items()}
+
+    def state_arrays(self, snapshot: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The host arrays of a :meth:`state_snapshot`."""
+        return snapshot
+
+    def state_values(self) -> dict[str, np.ndarray]:
+        return self.state_snapshot()
 
     def set_state(self, values: dict[str, np.ndarray]) -> None:
         for name, v in self.state.items():

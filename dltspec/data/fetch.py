@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 from dltspec.files import cache_dir
+from dltspec.diagnostics import DltspecError
 
 #: maintained public mirrors of LeCun's files, tried in order
 MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "https://storage.googleapis.com/cvdf-datasets/mnist/")
@@ -37,7 +38,7 @@ MNIST_MD5 = {
 CHUNK = 1 << 16
 
 
-class FetchError(Exception):
+class FetchError(DltspecError):
     """A download that failed; nothing it wrote is left behind."""
 
 

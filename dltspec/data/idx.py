@@ -10,13 +10,14 @@ import struct
 from pathlib import Path
 
 import numpy as np
+from dltspec.diagnostics import DltspecError
 
 #: IDX type code -> numpy dtype (big-endian)
 TYPES = {0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
          0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 
 
-class IdxError(ValueError):
+class IdxError(DltspecError, ValueError):
     """Not an IDX file, or a damaged one."""
 
 

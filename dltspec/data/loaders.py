@@ -21,16 +21,17 @@ import numpy as np
 
 from dltspec.data import safe_pickle
 from dltspec.lang.spec import SPLITS
+from dltspec.diagnostics import DltspecError
 
 DATA_ENV = "DLTSPEC_DATA"
 
 
-class DataError(Exception):
+class DataError(DltspecError):
     """A problem with a data set, reported at ``dataset.<key>`` (or the block)."""
 
     def __init__(self, code: str, message: str, key: str | None = None, notes: tuple[str, ...] = ()):
         super().__init__(message)
-        self.code, self.message, self.key, self.notes = code, message, key, notes
+        self.code, self.key, self.notes = code, key, notes
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import gzip
 import io
 import pickle
 from pathlib import Path
+from dltspec.diagnostics import DltspecError
 
 #: (module, name) pairs a data or parameter pickle may reference.
 ALLOWED = frozenset({
@@ -27,7 +28,7 @@ ALLOWED = frozenset({
 })
 
 
-class UnsafePickle(pickle.UnpicklingError):
+class UnsafePickle(DltspecError, pickle.UnpicklingError):
     """A pickle asked for a global outside :data:`ALLOWED`."""
 
     def __init__(self, module: str, name: str):

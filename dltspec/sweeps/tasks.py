@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Callable
 
 from dltspec import api
-from dltspec.diagnostics import Diagnostic, Span, SpecError
+from dltspec.diagnostics import Diagnostic, DltspecError, Span, SpecError
 from dltspec.files import write_atomic
 from dltspec.training.rundir import CHECKPOINT, RunDir, RunError, json_value
 from dltspec.lang.spec import Spec
@@ -51,7 +51,7 @@ WORKER_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THRE
               "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
 
 
-class SweepError(Exception):
+class SweepError(DltspecError):
     """A sweep that cannot run: Dask missing, a scheduler out of reach, a sweep directory not writable."""
 
 

@@ -19,16 +19,17 @@ import numpy as np
 
 from dltspec.data import safe_pickle
 from dltspec.files import write_atomic
+from dltspec.diagnostics import DltspecError
 
 FORMAT = "dltspec.training.params/1"
 
 
-class ParamsError(Exception):
+class ParamsError(DltspecError):
     """A parameter file that cannot be read or does not fit (``code`` is DLT501/DLT502/DLT503)."""
 
     def __init__(self, code: str, message: str):
         super().__init__(message)
-        self.code, self.message = code, message
+        self.code = code
 
 
 def dumps(params: dict[str, np.ndarray], meta: dict) -> bytes:

@@ -15,7 +15,7 @@ import sys
 import time
 from typing import Callable, TextIO
 
-from dltspec.api import Observer, Result, Training
+from dltspec.training.session import Observer, Result, Training
 from dltspec.training.loop import ValidationPoint
 
 

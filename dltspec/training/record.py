@@ -1,6 +1,6 @@
 """Recording a run in its run directory (:mod:`dltspec.training.rundir`) as it trains, and resuming one.
 
-:class:`Recorder` is an :class:`~dltspec.api.Observer`: at each validation point it appends a
+:class:`Recorder` is an :class:`~dltspec.training.session.Observer`: at each validation point it appends a
 metrics record, keeps snapshots as the spec's ``run`` block says, and every ``checkpoint_every``
 points writes the best parameters and a checkpoint; when the loop ends it writes the final
 checkpoint, the best parameters and ``summary.json``.
@@ -17,8 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
-from dltspec import api
-from dltspec.api import Observer, Result, Training
+from dltspec.training import session
+from dltspec.training.session import Observer, Result, Training
 from dltspec.diagnostics import Diagnostic, Span, SpecError, error, warning
 from dltspec.training.params import ParamsError
 from dltspec.training.params import save as save_params
@@ -71,7 +71,7 @@ def run_info(spec: Spec, as_run: str, backend: str, floatX: str, device: str | N
         "command": ["dltspec", *sys.argv[1:]],
         "host": socket.gethostname(), "pid": os.getpid(),
         "started": now_iso(),
-        "versions": api.versions(backend),
+        "versions": session.versions(backend),
     }
 
 
@@ -224,7 +224,7 @@ class Recorder(Observer):
 
     def snapshot(self, iteration: int, snapshot, training: Training) -> None:
         path, program = self.run.snapshot_path(iteration), training.program
-        meta = {**api.training_metadata(training), "iteration": iteration + 1}
+        meta = {**session.training_metadata(training), "iteration": iteration + 1}
 
         def write() -> None:
             path.parent.mkdir(exist_ok=True)
@@ -239,7 +239,7 @@ class Recorder(Observer):
         (carrying the newest best parameters with it)."""
         state, program = training.capture(), training.program
         if self.best_pending and training.best is not None:
-            self.best_to_write = (training.best, api.training_metadata(training))
+            self.best_to_write = (training.best, session.training_metadata(training))
         self.best_pending = False
         best = self.best_to_write
 
@@ -263,7 +263,7 @@ class Recorder(Observer):
             if self.metrics is not None:
                 self.metrics.close()
             if result.params:
-                save_params(self.run.file(BEST), result.params, api.result_metadata(result))
+                save_params(self.run.file(BEST), result.params, session.result_metadata(result))
         self.write_summary(training, "finished" if result.finished else result.stopped_by, result)
 
     def failed(self, training: Training, message: str) -> None:
@@ -288,7 +288,7 @@ class Recorder(Observer):
             "stopped_by": result.stopped_by if result else None,
             "seconds": round(result.seconds if result else training.state.seconds, 3),
             "backend": training.backend, "floatX": training.floatX, "device": training.device,
-            "resumed": self.resumed, "host": socket.gethostname(), "pid": os.getpid(), "updated": now_iso(), "versions": api.versions(training.backend),
+            "resumed": self.resumed, "host": socket.gethostname(), "pid": os.getpid(), "updated": now_iso(), "versions": session.versions(training.backend),
             "problems": [d.message for d in result.problems] if result else list(problems),
         }
         with disk(str(self.run.file(SUMMARY))):

@@ -28,14 +28,17 @@ from pathlib import Path
 
 from dltspec.data import safe_pickle
 from dltspec.files import write_atomic
+from dltspec.diagnostics import DltspecError
 
 SPEC, RUN, METRICS, BEST, CHECKPOINT, SUMMARY, SNAPSHOTS = (
     "spec.dlt", "run.json", "metrics.jsonl", "best.pkl", "checkpoint.pkl", "summary.json", "snapshots")
-CHECKPOINT_FORMAT = "dltspec.checkpoint/1"
+CHECKPOINT_FORMAT = "dltspec.checkpoint/2"  # /2: the optimizer's state (``optimizer_state``)
+#: earlier formats still read, and what each lacks: a /1 checkpoint was written by plain SGD, which keeps no state
+EARLIER_FORMATS = {"dltspec.checkpoint/1": {"optimizer_state": {}}}
 DEFAULT_ROOT = Path("runs")
 
 
-class RunError(Exception):
+class RunError(DltspecError):
     """A run directory that cannot be created, read or resumed."""
 
 
@@ -178,8 +181,11 @@ class RunDir:
             obj = safe_pickle.load(path)
         except Exception as exc:  # noqa: BLE001 - any unpickling failure of a corrupt file
             raise RunError(f"cannot read {path}: {exc}") from None
+        if isinstance(obj, dict) and obj.get("format") in EARLIER_FORMATS:
+            obj = {**EARLIER_FORMATS[obj["format"]], **obj, "format": CHECKPOINT_FORMAT}
         if not (isinstance(obj, dict) and obj.get("format") == CHECKPOINT_FORMAT):
-            raise RunError(f"{path} is not a dltspec checkpoint (expected format {CHECKPOINT_FORMAT})")
+            raise RunError(f"{path} is not a dltspec checkpoint (expected format {CHECKPOINT_FORMAT}, or an earlier "
+                           f"one: {', '.join(EARLIER_FORMATS)})")
         return obj
 
     def snapshot_path(self, iteration: int) -> Path:

@@ -23,10 +23,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from gpu_epoch import ROOT, Report, card, dltspec_epochs, median_after_warmup, reproduction_row, sync, versions  # noqa: E402
+
 import dltspec  # noqa: E402
 from dltspec import api  # noqa: E402
-from gpu_epoch import (ROOT, Report, card, dltspec_epochs, median_after_warmup, reproduction_row,  # noqa: E402
-                       sync, versions)
 
 SPEC = ROOT / "specs" / "lenet.dlt"
 QUICK = ["dataset.n_train=2000", "dataset.n_valid=1000", "dataset.n_test=1000"]
@@ -40,7 +40,6 @@ def torch_epochs(spec, splits, initial: dict, device: str, n_epochs: int) -> tup
     """Seconds of each PyTorch eager epoch of lenet_reference's model (F.conv2d, F.max_pool2d, manual SGD,
     preloaded tensors sliced per minibatch) from dltspec's initial parameters, and the first epoch's mean cost."""
     import torch
-
     from lenet_reference import p_y_given_x
 
     dev = torch.device("cuda" if device == "gpu" else "cpu")
@@ -82,7 +81,8 @@ def epoch_row(report: Report, data: Path, args) -> float:
     per_epoch = median_after_warmup(ours)
     try:
         theirs, their_cost = torch_epochs(spec, splits, initial, args.device, args.epochs + 1)
-        cells = f"{median_after_warmup(theirs):.4f} | {median_after_warmup(theirs) / per_epoch:.1f}x", f"{their_cost:.5f}"
+        their_epoch = median_after_warmup(theirs)
+        cells = f"{their_epoch:.4f} | {their_epoch / per_epoch:.1f}x", f"{their_cost:.5f}"
     except Exception:  # keep the dltspec figures
         cells = f"failed: {traceback.format_exc().splitlines()[-1]} | n/a", "n/a"
     bs = spec.block("optimizer")["batch_size"]

@@ -24,13 +24,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from results import publish  # noqa: E402
+
 import dltspec  # noqa: E402
 from dltspec import api  # noqa: E402
+from dltspec.training.loop import LoopState, Patience  # noqa: E402
 from dltspec.training.progress import Bar, Lines  # noqa: E402
 from dltspec.training.record import Recorder  # noqa: E402
 from dltspec.training.rundir import RunDir  # noqa: E402
-from dltspec.training.loop import LoopState, Patience  # noqa: E402
-from results import publish  # noqa: E402
 
 BEGIN, END = "<!-- logging:begin (bench/logging_overhead.py rewrites this section) -->", "<!-- logging:end -->"
 
@@ -124,10 +125,12 @@ def main(argv=None) -> int:
     median = {mode: statistics.median(v) for mode, v in seconds.items()}
     share = {mode: statistics.median(v) for mode, v in inside.items()}
     n = training.policy.n_train_batches
+    shown_spec = Path(args.spec).relative_to(ROOT) if Path(args.spec).is_relative_to(ROOT) else args.spec
     lines = [
         "## Logging overhead (issue 7)", "",
-        f"`python bench/logging_overhead.py --spec {Path(args.spec).relative_to(ROOT) if Path(args.spec).is_relative_to(ROOT) else args.spec} "
-        f"--epochs {args.epochs} --repeats {args.repeats} --checkpoint-every {args.checkpoint_every}`: {spec.name}, {args.backend} on the CPU, {args.epochs} epochs of {n} "
+        f"`python bench/logging_overhead.py --spec {shown_spec} "
+        f"--epochs {args.epochs} --repeats {args.repeats} --checkpoint-every {args.checkpoint_every}`: "
+        f"{spec.name}, {args.backend} on the CPU, {args.epochs} epochs of {n} "
         f"minibatches, validating every {training.policy.validation_frequency} and checkpointing at every "
         f"{args.checkpoint_every} validation point(s); "
         f"this machine ({os.cpu_count()} cores). Medians of {args.repeats} runs, "

@@ -35,8 +35,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from dltspec.sweeps.tasks import WORKER_ENV, local_workers  # noqa: E402
 from results import publish  # noqa: E402
+
+from dltspec.sweeps.tasks import WORKER_ENV, local_workers  # noqa: E402
 
 BEGIN, END = "<!-- sweep:begin (bench/sweep_speedup.py rewrites this section) -->", "<!-- sweep:end -->"
 #: the workloads: the same 4 x 2 grid of an MLP on MNIST (a 10,000-example training slice; needs
@@ -74,8 +75,8 @@ WORKLOADS = {"mnist": "MNIST, 10,000 training examples, hidden [300] or [500]",
 def sequential(spec_path: str, out: str) -> None:
     """Plan the sweep and train every variant in turn in this process (what ``--sequential`` runs)."""
     import dltspec
-    from dltspec.sweeps.variants import checked_variants
     from dltspec.sweeps.tasks import plan, train_variant, with_data
+    from dltspec.sweeps.variants import checked_variants
 
     spec = dltspec.read(spec_path)
     passed, _problems = with_data(spec, checked_variants(spec)[0])
@@ -111,7 +112,8 @@ def ceiling(spec: Path, work: Path, repeats: int, cores: int) -> tuple[float, fl
 
     def command(n: int) -> list[str]:
         return [sys.executable, "-m", "dltspec", "run", str(spec), "--backend", "jax", "--json",
-                *[w for o in first.overrides for w in ("--set", o)], "--out", str(work / f"ceiling-{time.time_ns()}-{n}")]
+                *[w for o in first.overrides for w in ("--set", o)],
+                "--out", str(work / f"ceiling-{time.time_ns()}-{n}")]
 
     alone, together = [], []
     for _ in range(repeats):

@@ -27,7 +27,7 @@ class Span:
     end_column: int
 
     @classmethod
-    def point(cls, file: str, line: int = 1, column: int = 1) -> "Span":
+    def point(cls, file: str, line: int = 1, column: int = 1) -> Span:
         return cls(file, line, column, line, column + 1)
 
 

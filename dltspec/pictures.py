@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from dltspec.diagnostics import DltspecError
 from dltspec.files import write_atomic
 from dltspec.training.rundir import RunDir
-from dltspec.diagnostics import DltspecError
 
 
 class PictureError(DltspecError):
@@ -170,7 +170,8 @@ def sweep_png(rows: list[dict], keys: list[str], out: Path) -> None:
         ax.scatter(xs, errors, color="C0", alpha=0.8, label="variants")
         bx = xs[done.index(best)]
         ax.plot([bx], [100 * best["best_validation_error"]], marker="*", markersize=16, color="C3",
-                linestyle="none", label=f"best: variant {best['variant']} ({100 * best['best_validation_error']:.2f} %)")
+                linestyle="none",
+                label=f"best: variant {best['variant']} ({100 * best['best_validation_error']:.2f} %)")
         ax.set_xlabel(key)
         ax.set_ylabel("best validation error (%)")
         ax.grid(True, alpha=0.3)

@@ -3,24 +3,25 @@
 Inputs are ``.npy`` arrays (one example of ``n_in`` values, or several: ``(n, n_in)`` or
 ``(n, height, width)``), already scaled as the data set's ``x``; or images (PNG, JPEG, anything
 Pillow reads), turned grey, resized to the data set's image shape and scaled as its pixels
-were (MNIST: ``value / 256``; digits: ``value / 255``; IDX: the block's ``scale``). MNIST digits are light on dark: an image
-that is mostly light (dark ink on paper) is inverted, unless ``invert`` says otherwise.
+were (MNIST: ``value / 256``; digits: ``value / 255``; IDX: the block's ``scale``). MNIST digits are
+light on dark: an image that is mostly light (dark ink on paper) is inverted, unless ``invert`` says otherwise.
 
 Only the model's forward pass is compiled, from the same symbolic graph as training
 (:func:`dltspec.backends.pytensor_backend.symbolic`); no data set is loaded.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
+from dltspec.diagnostics import DltspecError
+from dltspec.lang.spec import Spec
 from dltspec.model import shapes
 from dltspec.training.params import ParamsError, mismatch
-from dltspec.lang.spec import Spec
-from dltspec.diagnostics import DltspecError
+
 
 def pixel_scale(block: dict) -> float:
     """How an image's 8-bit pixels become the data set's x; :class:`InputError` where that is not known."""

@@ -1,7 +1,7 @@
 """Render diagnostics for people: GCC style, with the source line and a caret under the span."""
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from dltspec.diagnostics import Diagnostic
 

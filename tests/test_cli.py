@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+
 import pytest
 
 from dltspec.cli import main
@@ -109,7 +110,7 @@ DIGITS_SPEC = (SPECS / "digits.dlt").read_text()
 BAD_INPUTS = {
     "empty": (b"", 1, "missing 'dataset' block"),
     "binary garbage": (bytes(range(256)) * 40, 1, "cannot read spec"),
-    "NUL and control characters": ("loss nll\x00\x01\n".encode(), 1, "unexpected character '\\x00'"),
+    "NUL and control characters": (b"loss nll\x00\x01\n", 1, "unexpected character '\\x00'"),
     "ten megabytes": (b"# " + b"x" * 10_000_000, 1, "spec is too large: 10,000,002 bytes"),
     "deeply nested list": (("classifier mlp { hidden = " + "[" * 20000 + "]" * 20000 + " }").encode(), 1,
                            "nested too deeply"),

@@ -14,7 +14,6 @@ from dltspec.model import conv
 
 from .conftest import SPECS, mnist_path
 
-
 # a small stage with a border that pooling ignores (7 rows, 6 columns after a 3x3 convolution)
 FILTER_SHAPE, IMAGE_SHAPE, POOLSIZE, BATCH = (4, 2, 3, 3), (2, 9, 8), (2, 2), 3
 

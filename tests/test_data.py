@@ -110,7 +110,7 @@ def test_converted_arrays_are_cached_and_mapped(tmp_path, monkeypatch):
     assert sorted(p.name for p in folder.iterdir()) == sorted([f"{s}_{p}.npy" for s in data.SPLITS for p in "xy"]
                                                               + ["source"])
     second = data.load(block, tmp_path)
-    for (x, y), (x0, y0), (x1, y1) in zip(expected, first.arrays.values(), second.arrays.values()):
+    for (x, y), (x0, _y0), (x1, y1) in zip(expected, first.arrays.values(), second.arrays.values()):
         assert np.array_equal(x, x1) and np.array_equal(y, y1) and np.array_equal(x0, x1)
     assert isinstance(second.arrays["train"][0], np.memmap) and second.arrays["train"][0].dtype == np.float32
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dltspec.data import loaders as data
 from dltspec.cli import main
+from dltspec.data import loaders as data
 from dltspec.data.fetch import MNIST_MD5, FetchError, fetch_mnist
 
 from .conftest import mnist_path

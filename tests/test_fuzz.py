@@ -3,8 +3,7 @@
 The strategies and properties are in :mod:`tests.fuzz.specs`; ``bench/fuzz.py`` runs the same
 properties for as many cases as asked.
 """
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from .fuzz.specs import broken_specs, check_editor, check_text
 

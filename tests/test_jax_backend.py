@@ -181,7 +181,7 @@ def test_evaluate_with_jax_matches_pytensor(tmp_path):
 
 
 def test_placement_follows_backend_and_device(monkeypatch):
-    from dltspec.backends import jax_backend
+    from dltspec.backends import devices as jax_backend
 
     monkeypatch.setattr(jax_backend, "gpus", lambda: [])
     monkeypatch.setattr(jax_backend, "jax_module", lambda: None)
@@ -206,7 +206,7 @@ def test_placement_follows_backend_and_device(monkeypatch):
 
 
 def test_without_jax_the_jax_backend_is_a_one_line_error(monkeypatch):
-    from dltspec.backends import jax_backend
+    from dltspec.backends import devices as jax_backend
 
     monkeypatch.setitem(sys.modules, "jax", None)  # import jax raises ImportError
     assert jax_backend.gpus() == [] and jax_backend.placement(None, "auto") == ("numba", None)

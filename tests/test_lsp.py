@@ -14,8 +14,14 @@ from hypothesis import given, settings, strategies as st
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
-from dltspec.lsp import (completions, from_client_character, hover, lsp_diagnostics, to_client_character,
-                         to_utf16_position)
+from dltspec.lsp import (
+    completions,
+    from_client_character,
+    hover,
+    lsp_diagnostics,
+    to_client_character,
+    to_utf16_position,
+)
 
 from .conftest import DIGITS, ROOT, SPECS
 

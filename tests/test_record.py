@@ -6,9 +6,9 @@ import pytest
 import dltspec
 from dltspec import api
 from dltspec.diagnostics import Span
+from dltspec.lang.spelling import instance_text, quoted
 from dltspec.training.record import flat, resume_differences, spec_as_run
 from dltspec.training.rundir import RunDir
-from dltspec.lang.validate import instance_text, quoted
 
 from .conftest import DIGITS, SPECS
 

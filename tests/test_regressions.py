@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from dltspec import diagnose, read
-from dltspec.data import loaders as data
 from dltspec.cli import main
+from dltspec.data import loaders as data
 from dltspec.training.loop import Patience
 
 from .conftest import DIGITS

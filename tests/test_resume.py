@@ -120,3 +120,30 @@ def test_a_run_interrupted_and_resumed_ends_bit_identical(reference, tmp_path, s
     for key in reference:
         assert got[key] == reference[key], key
     assert run.read_json("summary.json")["resumed"] == 1
+
+
+MOMENTUM_SPEC = SPEC.replace("optimizer sgd { learning_rate = 0.05  batch_size = 20 }",
+                             "optimizer sgd { learning_rate = 0.02  batch_size = 20  momentum = 0.9  nesterov = true }"
+                             ).replace("n_epochs = 100", "n_epochs = 40")
+
+
+def test_a_momentum_run_killed_and_resumed_ends_bit_identical(tmp_path):
+    """The optimizer's state (a velocity per parameter) is in the checkpoint: resumed, it goes on exactly."""
+    assert "momentum = 0.9" in MOMENTUM_SPEC and "n_epochs = 40" in MOMENTUM_SPEC
+    spec = tmp_path / "m.dlt"
+    spec.write_text(MOMENTUM_SPEC)
+    whole = dltspec_run(str(spec), "-q", "--out", str(tmp_path / "whole"), cwd=tmp_path)
+    assert whole.returncode == 0, whole.stderr
+    stopped = interrupted(spec, tmp_path / "run", signal.SIGKILL, 60)
+    assert stopped.returncode == -signal.SIGKILL
+    run = RunDir(tmp_path / "run")
+    velocities = run.read_checkpoint()["optimizer_state"]
+    assert sorted(velocities) == ["hidden0.W.velocity", "hidden0.b.velocity", "output.W.velocity", "output.b.velocity"]
+    assert all(v.any() for v in velocities.values())  # a velocity that went through the checkpoint, not zeros
+    done = dltspec_run(str(spec), "-q", "--resume", str(tmp_path / "run"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    reference, got = outcome(RunDir(tmp_path / "whole")), outcome(run)
+    for key in reference:
+        assert got[key] == reference[key], key
+    state = {k: v.tobytes() for k, v in run.read_checkpoint()["optimizer_state"].items()}
+    assert state == {k: v.tobytes() for k, v in RunDir(tmp_path / "whole").read_checkpoint()["optimizer_state"].items()}

@@ -1,6 +1,5 @@
 """The checker answers any input with its own diagnostics: never an exception, always inside the file."""
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from dltspec import diagnose
 

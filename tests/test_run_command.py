@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import dltspec
-from dltspec.training import params as param_files
 from dltspec.cli import main
+from dltspec.training import params as param_files
 from dltspec.training.rundir import RunDir
 
 from .conftest import DIGITS

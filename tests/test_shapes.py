@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import dltspec
-from dltspec.model import shapes
 from dltspec.cli import main
+from dltspec.model import shapes
 
 from .conftest import SPECS
 

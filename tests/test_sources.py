@@ -6,8 +6,7 @@ import pytest
 
 import dltspec
 from dltspec import api
-from dltspec.data import loaders as data
-from dltspec.data import idx
+from dltspec.data import idx, loaders as data
 from dltspec.diagnostics import SpecError
 
 from .conftest import ROOT, mnist_path

@@ -11,8 +11,8 @@ import dltspec
 from dltspec import api
 from dltspec.cli import main
 from dltspec.lang.fmt import format_text
-from dltspec.lsp import completions, hover
 from dltspec.lang.parse import Call, parse
+from dltspec.lsp import completions, hover
 from dltspec.sweeps.variants import MAX_VARIANTS, variant_key, variant_spec, variants
 
 from .conftest import DIGITS, SPECS

@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 
 from dltspec.cli import main
-from dltspec.training.params import load as load_params
 from dltspec.sweeps.tasks import WORKER_ENV
+from dltspec.training.params import load as load_params
 
 from .conftest import ROOT
 
@@ -232,8 +232,8 @@ def dies_on_some_variants(task):
 
 def test_a_variant_whose_worker_keeps_dying_is_failed_with_a_reason_and_the_rest_finish(tmp_path):
     import dltspec
-    from dltspec.sweeps.variants import checked_variants
     from dltspec.sweeps.tasks import connect, plan, run_tasks, with_data
+    from dltspec.sweeps.variants import checked_variants
 
     spec = dltspec.read(text=SPEC, file=str(tmp_path / "s.dlt"), base_dir=tmp_path)
     passed, _problems = with_data(spec, checked_variants(spec)[0])

@@ -223,7 +223,7 @@ def test_a_cost_that_is_not_finite_stops_the_loop_where_it_happened():
     costs = {i: 1.0 / (i + 1) for i in range(100)}
     costs[30], costs[31] = math.nan, math.inf
     validated = []
-    result = run_loop(Patience(10, 50, 1000, 2, 0.995), lambda i, it=iter(range(1000)): costs.get(next(it), 1.0),
+    result = run_loop(Patience(10, 50, 1000, 2, 0.995), lambda i, it=iter(range(1000)): costs.get(next(it), 1.0),  # noqa: B008
                       lambda: validated.append(1) or 0.5, lambda it: it)
     assert result.stopped_by == "diverged"
     assert (result.divergence.iteration, result.divergence.epoch, result.divergence.minibatch) == (30, 4, 1)

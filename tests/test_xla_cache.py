@@ -14,8 +14,7 @@ import pytest
 
 import dltspec
 from dltspec import api
-from dltspec.backends import jax_backend
-from dltspec.backends import xla_cache
+from dltspec.backends import jax_backend, xla_cache
 
 from .conftest import DIGITS, ROOT
 

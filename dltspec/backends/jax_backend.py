@@ -22,8 +22,8 @@ with its own jitted functions:
   executable must be compiled.
 
 JAX runs with 64-bit types enabled (a process-wide JAX setting, which PyTensor's JAX dispatch
-would turn off under float32: :func:`jax_dispatch` imports it so that it does not) so that integer and mean arithmetic is
-PyTensor's; data and parameters keep ``floatX``.
+would turn off under float32: :func:`jax_dispatch` imports it so that it does not) so that integer and
+mean arithmetic is PyTensor's; data and parameters keep ``floatX``.
 
 Nothing here imports jax or PyTensor until a program is built or a device is looked up,
 so dltspec works without jax installed (``pip install 'dltspec[jax]'`` adds it).
@@ -32,77 +32,17 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
-from dltspec.backends.options import default_backend
+from dltspec.backends.devices import device, jax_module
 from dltspec.backends.program import ChunkCost
+from dltspec.backends.xla_cache import Cached
+from dltspec.backends.xla_programs import Store, StoredProgram
 from dltspec.data.loaders import SPLITS, Splits
 from dltspec.lang.spec import Spec
-from dltspec.backends.xla_cache import Cached, Store, StoredProgram
-from dltspec.diagnostics import DltspecError
-
-
-
-class DeviceError(DltspecError, RuntimeError):
-    """The device or backend asked for cannot be used here; the message is one line for the user."""
-
-
-def jax_module():
-    try:
-        import jax
-    except ImportError:
-        raise DeviceError("the jax backend needs jax: pip install 'dltspec[jax]' "
-                          "(for a GPU, jax with CUDA: pip install 'jax[cuda13]')") from None
-    return jax
-
-
-def gpus() -> list:
-    """The GPUs JAX sees (none if jax is missing or has no GPU plugin)."""
-    try:
-        return jax_module().devices("gpu")
-    except (DeviceError, RuntimeError):
-        return []
-
-
-def device(name: str | None):
-    """The JAX device ``name`` stands for: ``cpu``, ``gpu`` (the first GPU), or JAX's default for ``None``."""
-    jax = jax_module()
-    if name is None:
-        return jax.devices()[0]
-    if name == "cpu":
-        return jax.devices("cpu")[0]
-    found = gpus()
-    if not found:
-        seen = ", ".join(str(d) for d in jax.devices())
-        raise DeviceError(f"no GPU found: jax {jax.__version__} sees only {seen} "
-                          "(a GPU needs jax with CUDA: pip install 'jax[cuda13]')")
-    return found[0]
-
-
-def placement(backend: str | None, device_name: str | None) -> tuple[str, str | None]:
-    """``(backend, device)`` for the command-line choices ``--backend`` and ``--device``.
-
-    No device: the backend asked for (default: :func:`~dltspec.backends.options.default_backend`);
-    ``jax`` runs on JAX's default device.
-    ``cpu``: the backend asked for, ``jax`` on the CPU. ``gpu``: the jax backend on a GPU,
-    :class:`DeviceError` if there is none. ``auto``: the GPU if JAX sees one, else as ``cpu``.
-    """
-    if backend is None and device_name != "gpu":
-        backend = default_backend()
-    if device_name == "auto":
-        device_name = "gpu" if backend == "jax" and gpus() else "cpu"
-    if device_name == "gpu":
-        if backend not in (None, "jax"):
-            raise DeviceError(f"--device gpu runs the jax backend, not {backend}: drop --backend {backend}")
-        device("gpu")
-        return "jax", "gpu"
-    if backend == "jax":
-        jax_module()
-        return "jax", device_name
-    return backend, None
 
 
 def cast(value, dtype):
@@ -226,7 +166,7 @@ def errors_function(errors: Callable) -> Callable:
 
 @dataclass
 class JaxProgram:
-    """The compiled model on one JAX device; the same interface as :class:`dltspec.backends.pytensor_backend.Program`."""
+    """The compiled model on one JAX device (a :class:`dltspec.backends.program.Program`)."""
 
     names: list[str]  # the parameters' names
     params: tuple  # device arrays, in update order: the parameters, then the optimizer's state
@@ -423,7 +363,8 @@ def trace(spec: Spec, splits: Splits, floatX: str, target, training: bool) -> Tr
 
 
 def store_for(spec: Spec, splits: Splits, floatX: str, target, training: bool) -> Store:
-    """Where the compiled program of this spec, data shape, float type and device is kept (:mod:`dltspec.backends.xla_cache`)."""
+    """Where the compiled program of this spec, data shape, float type and device is kept
+    (:mod:`dltspec.backends.xla_cache`)."""
     model = {k: v for k, v in spec.data.items() if k not in ("stopping", "save", "run", "sweep")}
     return Store.of(model, target, floatX=floatX, training=training, n_in=splits.n_in,
                     n_out=splits.n_out(spec.block("classifier")))

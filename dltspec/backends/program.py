@@ -6,8 +6,9 @@ this protocol, whichever backend built the program.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -21,14 +22,14 @@ class ChunkCost:
     last_finite: float | None = None
 
     @classmethod
-    def of_costs(cls, costs: Sequence[float]) -> "ChunkCost":
+    def of_costs(cls, costs: Sequence[float]) -> ChunkCost:
         """The report of a call that saw each minibatch's cost."""
         bad = next((i for i, c in enumerate(costs) if not math.isfinite(c)), None)
         finite = costs[:bad] if bad is not None else costs
         return cls(float(sum(costs)), len(costs), bad, float(finite[-1]) if len(finite) else None)
 
     @classmethod
-    def joined(cls, parts: Sequence["ChunkCost"]) -> "ChunkCost":
+    def joined(cls, parts: Sequence[ChunkCost]) -> ChunkCost:
         """One report for several calls that trained consecutive minibatches."""
         offset, last = 0, None
         for part in parts:

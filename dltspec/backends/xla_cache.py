@@ -31,19 +31,15 @@ the cache cannot see such a change); a cache folder that cannot be written only 
 from __future__ import annotations
 
 import hashlib
-import io
-import json
 import os
 import platform
 import stat
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
-
-import numpy as np
 
 from dltspec.files import cache_dir, write_atomic
 
@@ -81,7 +77,8 @@ def machine(device) -> str:
     import jax
     import jaxlib
 
-    environment = sorted((k, v) for k, v in os.environ.items() if k.startswith(("XLA_", "JAX_")) or k == "LIBTPU_INIT_ARGS")
+    environment = sorted((k, v) for k, v in os.environ.items()
+                         if k.startswith(("XLA_", "JAX_")) or k == "LIBTPU_INIT_ARGS")
     return "\n".join([f"jax {jax.__version__} jaxlib {jaxlib.__version__} python {sys.version_info[:2]}",
                       f"device {device} {device.platform} {device.device_kind} {device.client.platform_version}",
                       host_cpu(), repr(environment), repr(sorted(jax.config.values.items()))])
@@ -290,7 +287,7 @@ class Cached:
     make: Callable[[], Callable]
     device: object
     name: str = ""
-    store: "Store | None" = None
+    store: object = None  # the dltspec.backends.xla_programs.Store that records its executables
     known: dict = field(default_factory=dict)
     executables: dict = field(default_factory=dict)
     made: Callable | None = None
@@ -362,90 +359,4 @@ def libraries() -> str:
     return "\n".join(parts)
 
 
-@dataclass
-class StoredProgram:
-    """What the store keeps of a spec's program: its parameters' names, initial values and
-    hyper-parameters, its data layout, and per function the signatures seen and their executables."""
-
-    names: list[str]  # the parameters', then the optimizer state's
-    params: list[np.ndarray]  # their initial values, in the same order
-    hyper: list[np.ndarray]
-    batch_last: bool
-    signatures: dict[str, dict] = field(default_factory=dict)  # function name -> {signature: entry}
-    n_params: int | None = None  # how many of ``names`` are parameters (None: all)
-
-    def __post_init__(self):
-        if self.n_params is None:
-            self.n_params = len(self.names)
-
-
-@dataclass
-class Store:
-    """A spec's program in ``<cache>/xla/programs``: a hit gives everything :func:`dltspec.backends.jax_backend.build`
-    needs without building the PyTensor graph (imports, rewrites and tracing: about a second).
-
-    Its key is everything the program is made from: the spec's blocks that shape the model (not
-    ``stopping``, ``save``, ``run``, ``sweep``), the input and output sizes, ``floatX``, the device,
-    dltspec's own modules (:func:`sources_digest`), PyTensor and numpy (:func:`libraries`), and
-    :func:`machine`. The arrays' shapes are not in it: each shape's executable has its own signature.
-    """
-
-    path: Path | None
-
-    @classmethod
-    def of(cls, model: dict, device, **figures) -> "Store":
-        """The store of the program of ``model`` (the spec's blocks that shape it) and ``figures``
-        (sizes, float type) on ``device``; one that keeps nothing when the cache is not used."""
-        code = sources_digest()
-        if code is None or not active(device):
-            return cls(None)
-        key = digest(json.dumps(model, sort_keys=True, default=str), json.dumps(figures, sort_keys=True),
-                     code, libraries(), machine(device))
-        return cls(folder() / "programs" / f"{key}.npz")
-
-    def read(self) -> StoredProgram | None:
-        """The program kept here, or None (none, damaged, or the cache is off)."""
-        if self.path is None:
-            return None
-        try:
-            with np.load(io.BytesIO(self.path.read_bytes()), allow_pickle=False) as z:
-                meta = json.loads(bytes(z["meta"]).decode("utf-8"))
-                params = [z[f"param{i}"] for i in range(len(meta["names"]))]
-                hyper = [z[f"hyper{i}"] for i in range(meta["n_hyper"])]
-            program = StoredProgram(list(meta["names"]), params, hyper, bool(meta["batch_last"]), dict(meta["signatures"]),
-                                    int(meta["n_params"]))
-        except Exception:  # noqa: BLE001 - missing, torn (the zip's checksums), or not ours: built anew
-            return None
-        try:
-            os.utime(self.path)
-        except OSError:
-            pass
-        return program
-
-    def write(self, program: StoredProgram) -> None:
-        if self.path is None:
-            return
-        meta = {"names": program.names, "n_params": program.n_params, "n_hyper": len(program.hyper),
-                "batch_last": program.batch_last,
-                "signatures": program.signatures}
-        buffer = io.BytesIO()
-        np.savez(buffer, meta=np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8),
-                 **{f"param{i}": np.asarray(v) for i, v in enumerate(program.params)},
-                 **{f"hyper{i}": np.asarray(v) for i, v in enumerate(program.hyper)})
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(self.path, buffer.getvalue(), sync=False)
-        except OSError:
-            return
-        prune(self.path.parent, suffix=".npz")
-
-    def add(self, name: str, signature_: str, entry: dict) -> None:
-        """Record that function ``name``'s executable for ``signature_`` is ``entry``. Processes that add at
-        once (sweep workers) may lose one another's additions: a lost one is compiled or read again later."""
-        program = self.read()
-        if program is not None:
-            program.signatures.setdefault(name, {})[signature_] = entry
-            self.write(program)
-
-
-__all__ = ["ENV", "Cached", "StoredProgram", "Store", "compiled", "enabled", "folder", "payload_of", "signature"]
+__all__ = ["ENV", "Cached", "compiled", "enabled", "folder", "payload_of", "signature"]

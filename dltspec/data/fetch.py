@@ -19,11 +19,11 @@ import tempfile
 import urllib.error
 import urllib.request
 import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from dltspec.files import cache_dir
 from dltspec.diagnostics import DltspecError
+from dltspec.files import cache_dir
 
 #: maintained public mirrors of LeCun's files, tried in order
 MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "https://storage.googleapis.com/cvdf-datasets/mnist/")
@@ -88,7 +88,7 @@ def download(url: str, destination: Path, timeout: float, progress: Callable[[in
             return received
     except FetchError:
         raise
-    except (socket.timeout, TimeoutError):
+    except TimeoutError:
         raise FetchError(f"{url}: no data for {timeout:g} s (timed out)") from None
     except urllib.error.HTTPError as exc:
         raise FetchError(f"{url}: HTTP {exc.code} {exc.reason}") from None

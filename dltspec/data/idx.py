@@ -10,6 +10,7 @@ import struct
 from pathlib import Path
 
 import numpy as np
+
 from dltspec.diagnostics import DltspecError
 
 #: IDX type code -> numpy dtype (big-endian)

@@ -1,14 +1,14 @@
 """The dataset kinds: one record each, with everything dltspec knows of a kind.
 
-A :class:`Kind` names its loader (``dltspec.data.loaders``, imported only when data is loaded:
-``dltspec check`` reads the shapes here without numpy), the shape of one example where the kind
+A :class:`Kind` names its loader (a function of :mod:`dltspec.data.loaders`, which imports numpy:
+``dltspec check`` reads the shapes here without it), the shape of one example where the kind
 fixes it, its number of classes, and how an image's 8-bit pixels become its ``x`` (for ``predict``).
 The schema's ``dataset`` kinds name the same, by test.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 
 @dataclass(frozen=True)
@@ -19,11 +19,6 @@ class Kind:
     image_shape: tuple[int, int, int] | None = None  # (channels, height, width), where the kind fixes it
     n_classes: int | None = None  # where the kind fixes it
     pixel_scale: Callable[[dict], float | None] = lambda block: None  # 8-bit pixel -> x; None: not known
-
-    def load(self, block: dict, base_dir, download: bool = False):
-        from dltspec.data import loaders
-
-        return getattr(loaders, self.loader)(block, base_dir, download=download)
 
 
 #: dataset kind -> :class:`Kind`

@@ -13,15 +13,16 @@ import os
 import pickle
 import sys
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from dltspec.data import safe_pickle
-from dltspec.lang.spec import SPLITS
+from dltspec.data.kinds import KINDS
 from dltspec.diagnostics import DltspecError
+from dltspec.lang.spec import SPLITS
 
 DATA_ENV = "DLTSPEC_DATA"
 
@@ -432,7 +433,7 @@ def load_npy(block: dict, base_dir: Path, download: bool = False) -> Splits:
 
 
 def load(block: dict, base_dir: Path, download: bool = False) -> Splits:
-    """Load the data set a validated ``dataset`` block declares (``download``: fetch what is missing)."""
-    from dltspec.data.kinds import KINDS
-
-    return KINDS[block["kind"]].load(block, Path(base_dir), download=download)
+    """Load the data set a validated ``dataset`` block declares (``download``: fetch what is missing), with
+    the loader its kind's record names."""
+    loader = globals()[KINDS[block["kind"]].loader]
+    return loader(block, Path(base_dir), download=download)

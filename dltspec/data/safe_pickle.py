@@ -11,6 +11,7 @@ import gzip
 import io
 import pickle
 from pathlib import Path
+
 from dltspec.diagnostics import DltspecError
 
 #: (module, name) pairs a data or parameter pickle may reference.

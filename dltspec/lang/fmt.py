@@ -34,6 +34,7 @@ from lark import Token, Tree
 
 from dltspec.diagnostics import Diagnostic, Span, SpecError, error
 from dltspec.lang.parse import MAX_DEPTH_MESSAGE, Call, Document, Value, parse, parser, scan
+from dltspec.lang.spelling import node_text
 
 INDENT = "    "
 TRAILING_GAP = "  "  # before a trailing comment, and between the pairs of a one-line body
@@ -77,17 +78,6 @@ def comments_of(text: str) -> list[Comment]:
     return [Comment(m.start(), m.end(), m[0].rstrip(_COMMENT_END)) for m in scan(text) if m.lastgroup == "COMMENT"]
 
 
-def value_text(node) -> str:
-    """The canonical spelling of a value node: source tokens, lists as ``[a, b]``."""
-    if isinstance(node, Token):
-        return str(node)
-    if node.data == "list":
-        return "[" + ", ".join(value_text(c) for c in node.children if isinstance(c, Tree)) + "]"
-    if node.data == "call":
-        return f"{node.children[0]}(" + ", ".join(value_text(c) for c in node.children if isinstance(c, Tree)) + ")"
-    return str(node.children[0])
-
-
 def last_token(node) -> Token:
     return node if isinstance(node, Token) else last_token(node.children[-1])
 
@@ -104,7 +94,7 @@ def block_units(block: Tree) -> list[Unit]:
     units = [Unit(" ".join(words + ["{"]), 0, 0, kind.start_pos, lbrace.end_pos, kind="header")]
     for pair in (c for c in inner if isinstance(c, Tree)):
         key, _eq, value = pair.children
-        units.append(Unit(f"{key} = {value_text(value)}", 1, 1, key.start_pos, last_token(value).end_pos))
+        units.append(Unit(f"{key} = {node_text(value)}", 1, 1, key.start_pos, last_token(value).end_pos))
     units.append(Unit("}", 0, 1, rbrace.start_pos, rbrace.end_pos, kind="close"))
     return units
 
@@ -255,58 +245,3 @@ def unified_diff(before: str, after: str, name: str) -> str:
     for line in difflib.unified_diff(before.splitlines(keepends=True), after.splitlines(keepends=True), name, name):
         out.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
     return "".join(out)
-
-
-def fmt_one(path: str, check: bool, diff: bool, report) -> tuple[bool, bool]:
-    """Format one file (``-``: stdin to stdout) as the flags say.
-
-    Returns ``(failed, changed)``: ``failed`` when it could not be read or parsed
-    (reported through ``report(diagnostics, lines)``), ``changed`` when its canonical
-    form differs from it.
-    """
-    import os
-    import sys
-
-    from dltspec.cli import spec_text
-    from dltspec.files import write_atomic
-
-    name = path if path != "-" else "<stdin>"
-    try:
-        text = spec_text(path)
-    except SpecError as exc:
-        report(exc.diagnostics, lambda f: [])
-        return True, False
-    result, diagnostics = format_document(text, name)
-    if result is None:
-        report(diagnostics, lambda f: text.split("\n") if f == name else [])
-        return True, False
-    changed = result != text
-    if check and changed:
-        print(f"would reformat {name}")
-    if diff and changed:
-        sys.stdout.write(unified_diff(text, result, name))
-    if not (check or diff):
-        if path == "-":
-            sys.stdout.write(result)
-        elif changed:
-            try:
-                write_atomic(path, result.encode("utf-8"), mode=os.stat(path).st_mode & 0o7777)
-            except OSError as exc:
-                print(f"dltspec fmt: {name}: cannot write: {exc.strerror or exc}", file=sys.stderr)
-                return True, changed
-    return False, changed
-
-
-def fmt_paths(paths, check: bool = False, diff: bool = False) -> int:
-    """Run ``dltspec fmt`` over ``paths``; return the exit status.
-
-    1 if a file could not be read, parsed or written, or if ``check``/``diff`` found a
-    file that would change; 0 otherwise.
-    """
-    from dltspec.cli import report
-
-    failed = changed = False
-    for path in paths:
-        one_failed, one_changed = fmt_one(path, check, diff, report)
-        failed, changed = failed or one_failed, changed or one_changed
-    return 1 if failed or ((check or diff) and changed) else 0

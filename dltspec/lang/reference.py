@@ -6,7 +6,7 @@ a test keeps the two in step.
 from __future__ import annotations
 
 from dltspec.lang.schema import block_schema, schema, variants
-from dltspec.lang.validate import format_value
+from dltspec.lang.spelling import value_text
 
 
 def constraint(sub: dict) -> str:
@@ -29,7 +29,7 @@ def key_rows(definition: dict) -> list[str]:
         if key == "kind":
             continue
         default = "required" if key in required else (
-            f"`{format_value(sub['default'])}`" if "default" in sub else "optional")
+            f"`{value_text(sub['default'])}`" if "default" in sub else "optional")
         rows.append(f"| `{key}` | {constraint(sub)} | {default} | {sub.get('description', '')} |")
     return rows
 

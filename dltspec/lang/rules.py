@@ -5,7 +5,7 @@ These are the language's own rules; the model's (shapes) and the data's are in
 """
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from dltspec.diagnostics import Diagnostic, error, warning
 from dltspec.lang.spec import Spec

@@ -1,4 +1,4 @@
-"""Stage 2, validate: :class:`~dltspec.lang.parse.Document` -> instance -> JSON Schema -> :class:`~dltspec.lang.spec.Spec`.
+"""Validate: :class:`~dltspec.lang.parse.Document` -> instance -> JSON Schema -> :class:`~dltspec.lang.spec.Spec`.
 
 The document becomes a plain instance (``{"optimizer": {"kind": "sgd", ...}}``)
 with a side table of positions. jsonschema checks it against the packaged
@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Iterator
 from functools import lru_cache
-from typing import Any, Iterator
+from typing import Any
 
 import jsonschema
 
-from dltspec.lang import schema as vocab
 from dltspec.diagnostics import Diagnostic, Span, did_you_mean, error
+from dltspec.lang import schema as vocab
 from dltspec.lang.parse import Call, Document, Value, parse_value
 from dltspec.lang.spec import Positions
+from dltspec.lang.spelling import message_text, value_text
 
 
 def record_value(positions: Positions, path: tuple, value: Value) -> None:
@@ -205,18 +207,6 @@ TYPE_WORDS = {"integer": "an integer", "number": "a number", "string": "a string
               "object": "a block", "boolean": "true or false"}
 
 
-def shown(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return f"'{value}'"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a block"
-    return repr(value)
-
-
 def type_of(value) -> str:
     if isinstance(value, bool):
         return "a boolean"
@@ -275,18 +265,8 @@ def describe_key(schema: dict, key: str) -> str:
         parts.append(sub["description"].split(". ")[0].rstrip("."))
     if sub.get("examples"):
         example = sub["examples"][0]
-        parts.append(f"e.g. {key} = {format_value(example)}")
+        parts.append(f"e.g. {key} = {value_text(example)}")
     return f" ({'; '.join(parts)})" if parts else ""
-
-
-def format_value(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return f'"{value}"'
-    if isinstance(value, list):
-        return "[" + ", ".join(format_value(v) for v in value) + "]"
-    return repr(value)
 
 
 def schema_diagnostics(err: jsonschema.ValidationError, instance: dict, positions: Positions) -> Iterator[Diagnostic]:
@@ -319,12 +299,12 @@ def schema_diagnostics(err: jsonschema.ValidationError, instance: dict, position
         words = err.schema.get("x-expected") or " or ".join(
             TYPE_WORDS.get(t, t) for t in ([expected] if isinstance(expected, str) else expected))
         yield error("DLT202", f"{where(path, instance)} must be {words}, got {type_of(err.instance)} "
-                    f"{shown(err.instance) if not isinstance(err.instance, (list, dict)) else ''}".rstrip(),
+                    f"{message_text(err.instance) if not isinstance(err.instance, (list, dict)) else ''}".rstrip(),
                     positions.value(path))
     elif rule in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         op = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}[rule]
-        yield error("DLT203", f"{where(path, instance)} must be {op} {err.validator_value}, got {shown(err.instance)}",
-                    positions.value(path))
+        yield error("DLT203", f"{where(path, instance)} must be {op} {err.validator_value}, "
+                    f"got {message_text(err.instance)}", positions.value(path))
     elif rule in ("enum", "const"):
         choices = err.validator_value if rule == "enum" else [err.validator_value]
         if path and path[-1] == "kind":
@@ -333,7 +313,7 @@ def schema_diagnostics(err: jsonschema.ValidationError, instance: dict, position
                         f"expected one of: {', '.join(map(str, choices))}", positions.value(path))
         else:
             yield error("DLT204", f"{where(path, instance)} must be one of {', '.join(map(str, choices))}, "
-                        f"got {shown(err.instance)}{did_you_mean(err.instance, choices)}", positions.value(path))
+                        f"got {message_text(err.instance)}{did_you_mean(err.instance, choices)}", positions.value(path))
     elif rule == "minItems":
         yield error("DLT206", f"{where(path, instance)} needs at least {err.validator_value} item(s)",
                     positions.value(path))
@@ -399,32 +379,3 @@ def with_defaults(instance: dict) -> dict:
                     obj[key] = [int(v) for v in obj[key]]
     return data
 
-
-# -- back to text ---------------------------------------------------------------
-
-def quoted(text: str) -> str:
-    """``text`` as a spec string literal (the escapes :func:`dltspec.lang.parse.unquote` decodes)."""
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t") + '"'
-
-
-def value_text(value) -> str:
-    if isinstance(value, str):
-        return quoted(value)
-    if isinstance(value, dict) and "$call" in value:  # a sweep's range
-        return f"{value['$call']}(" + ", ".join(value_text(v) for v in value.get("args", [])) + ")"
-    if isinstance(value, list):
-        return "[" + ", ".join(value_text(v) for v in value) + "]"
-    return format_value(value)
-
-
-def instance_text(instance: dict) -> str:
-    """A spec that reads back as ``instance``: one block per line, in the schema's order of blocks."""
-    lines = []
-    for kind in [k for k in vocab.block_kinds() if k in instance]:
-        label_key = vocab.label_key(kind)
-        for obj in (instance[kind] if vocab.is_repeated(kind) else [instance[kind]]):
-            label = obj.get(label_key)
-            head = kind if label is None else f"{kind} {label if label_key == 'kind' else quoted(label)}"
-            pairs = "  ".join(f"{key} = {value_text(value)}" for key, value in obj.items() if key != label_key)
-            lines.append(f"{head} {{ {pairs} }}" if pairs else head if label is not None else f"{kind} {{ }}")
-    return "\n".join(lines) + "\n"

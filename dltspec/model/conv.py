@@ -80,4 +80,5 @@ def conv_pool_layer(a, W, b, filter_shape, image_shape, poolsize, activation=pt.
     batch = batch_size(a)
     pooled = max_pool(conv2d(a, W, filter_shape, image_shape), poolsize, (out_h, out_w, batch, filter_shape[0]))
     out = activation(pooled + b)  # (pooled_h, pooled_w, batch, kernels)
-    return out.dimshuffle(3, 0, 1, 2).reshape((filter_shape[0] * (out_h // poolsize[0]) * (out_w // poolsize[1]), batch))
+    n_out = filter_shape[0] * (out_h // poolsize[0]) * (out_w // poolsize[1])
+    return out.dimshuffle(3, 0, 1, 2).reshape((n_out, batch))

@@ -21,8 +21,9 @@ leaves it out there. None of the tutorial's layers does, so both graphs are the 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, ClassVar
+from typing import ClassVar
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ network's shapes through the same objects the compiler builds from.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from dltspec.model.layers import ConvPool, Dense, Layer, Misfit, Param, Softmax, flat
 
@@ -48,7 +48,7 @@ class Network:
     seed: int = 0  # the RandomState every layer draws from, in order
 
     @classmethod
-    def of(cls, block: dict, input_shape: tuple, n_out: int | None) -> "Network":
+    def of(cls, block: dict, input_shape: tuple, n_out: int | None) -> Network:
         """The network a ``classifier`` block declares."""
         return cls(NETWORKS[block["kind"]](block, n_out), tuple(input_shape), block.get("seed", 0))
 

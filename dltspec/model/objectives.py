@@ -5,7 +5,7 @@ Registries map the spec's names to small functions (the schema names the same, b
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import pytensor.tensor as pt
 

@@ -1,7 +1,8 @@
 """The model's checks: every layer's input fits it (from the spec alone), and the model fits the data's shapes."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from dltspec.diagnostics import Diagnostic, error
 from dltspec.lang.spec import SPLITS, Spec

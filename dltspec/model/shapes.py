@@ -109,8 +109,8 @@ def input_problem(data: dict) -> Misfit | None:
                       ("classifier", "image_shape"))
     shape = image_shape(data)
     if shape is None:
-        return Misfit("DLT309", f"classifier {block['kind']} on dataset {dataset} needs image_shape = [channels, height, "
-                      "width]: the pickle's rows are flat", ("classifier",))
+        return Misfit("DLT309", f"classifier {block['kind']} on dataset {dataset} needs image_shape = "
+                      "[channels, height, width]: the pickle's rows are flat", ("classifier",))
     known = KINDS[dataset].image_shape
     if declared is not None and known and product(shape) != product(known):
         return Misfit("DLT309", f"image_shape {dims(shape)} has {product(shape)} values but {dataset} examples "

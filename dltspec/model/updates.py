@@ -11,8 +11,8 @@ The schema's optimizer kinds name the same functions as :data:`OPTIMIZERS`, by t
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import pytensor

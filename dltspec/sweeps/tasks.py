@@ -20,27 +20,35 @@ sent whatever happens to the run directories.
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
-import shutil
 import socket
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-from dltspec import api
-from dltspec.diagnostics import Diagnostic, DltspecError, Span, SpecError
-from dltspec.files import write_atomic
-from dltspec.training.rundir import CHECKPOINT, RunDir, RunError, json_value
+from dltspec import pipeline as api
+from dltspec.diagnostics import Diagnostic, SpecError
 from dltspec.lang.spec import Spec
-from dltspec.sweeps.variants import Variant, merged, swept_keys, variant_key, variants
+from dltspec.sweeps.sweepdir import (  # noqa: F401
+    RESULTS_CSV,
+    RESULTS_JSON,
+    RESULTS_LOG,
+    RUNS,
+    SWEEP,
+    SweepDir,
+    SweepError,
+    csv_text,
+    percent,
+    ranked,
+    short_names,
+    table,
+)
+from dltspec.sweeps.variants import Variant, merged, variant_key, variants
+from dltspec.training.rundir import RunDir, RunError
 
-SWEEP, RESULTS_LOG, RESULTS_CSV, RESULTS_JSON, RUNS = (
-    "sweep.json", "results.jsonl", "results.csv", "results.json", "runs")
 DEFAULT_ROOT = Path("sweeps")
 #: statuses of a variant that ended for good: a re-run sweep does not train it again
 ENDED = ("finished", "diverged")
@@ -49,10 +57,6 @@ ENDED = ("finished", "diverged")
 WORKER_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
               "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
               "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
-
-
-class SweepError(DltspecError):
-    """A sweep that cannot run: Dask missing, a scheduler out of reach, a sweep directory not writable."""
 
 
 # -- the task a worker runs -------------------------------------------------------
@@ -107,7 +111,7 @@ def train_variant(task: Task) -> dict:
     for name, value in WORKER_ENV.items():  # for workers started by hand; read when jax first starts
         os.environ.setdefault(name, value)
     use_worker_cache()
-    from dltspec.training.record import open_run, resume, start_run
+    from dltspec.training.record import begin
 
     started = time.perf_counter()
     where = {"worker": socket.gethostname(), "pid": os.getpid()}
@@ -118,16 +122,11 @@ def train_variant(task: Task) -> dict:
     try:
         spec = api.read(text=task.spec_text, file=f"{task.name}.dlt", base_dir=task.base_dir)
         splits = api.load_data(spec)
-        training = api.compile_training(spec, backend=task.backend, floatX=task.floatX, splits=splits,
-                                        device=task.device, budget=task.budget)
-        recorder = None
-        if (run_path / CHECKPOINT).exists():  # refused (another spec's): nothing was restored
-            run, checkpoint = open_run(run_path)
-            recorder, _problems = resume(run, checkpoint, training, False, Span.point(str(run_path)))
-        if recorder is None:
-            shutil.rmtree(run_path, ignore_errors=True)
-            run, recorder = start_run(spec, run_path, task.backend, task.floatX, task.device, splits.source)
-        training.run(recorder)
+        begun = begin(spec, lambda: api.compile_training(spec, backend=task.backend, floatX=task.floatX, splits=splits,
+                                                         device=task.device, budget=task.budget),
+                      task.backend, task.floatX, task.device, resume_from=run_path, source=splits.source, restart=True)
+        recorder = begun.recorder
+        begun.training.run(recorder)
     except SpecError as exc:
         return failed_record(task, "; ".join(d.message for d in exc.diagnostics), **where)
     except RunError as exc:
@@ -223,147 +222,6 @@ def plan(spec: Spec, passed: list[tuple[Variant, Spec, Path | None]], out: Path,
                                              str(checked.source.base_dir), str((out / RUNS / key).resolve()),
                                              backend, floatX, device, budget)))
     return planned
-
-
-# -- the sweep directory --------------------------------------------------------------
-
-@dataclass
-class SweepDir:
-    """A sweep's directory: what it runs, and the results so far (see the module's docstring)."""
-
-    path: Path
-
-    @classmethod
-    def create(cls, path: Path) -> "SweepDir":
-        try:
-            (path / RUNS).mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise SweepError(f"cannot create sweep directory {path}: {exc.strerror or exc}") from None
-        return cls(path)
-
-    def file(self, name: str) -> Path:
-        return self.path / name
-
-    def lock(self):
-        """An exclusive lock on this sweep directory (a context manager that releases it), so that two
-        sweeps never train into the same run directories; :class:`SweepError` if another holds it."""
-        import fcntl
-        from contextlib import closing
-
-        f = open(self.file(".lock"), "a")
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.close()
-            raise SweepError(f"another dltspec sweep is running in {self.path}; wait for it, or choose "
-                             "another --out") from None
-        return closing(f)
-
-    def write_plan(self, spec: Spec, planned: list[Planned]) -> None:
-        sweep = spec.data["sweep"]
-        info = {"format": "dltspec.sweeps.variants/1", "spec": spec.source.file, "overrides": list(spec.source.overrides),
-                "kind": sweep["kind"], "keys": swept_keys(sweep),
-                "variants": [{"index": p.variant.index, "key": p.key, "values": p.variant.values,
-                              "run": p.task.run_dir} for p in planned]}
-        write_atomic(self.file(SWEEP), (json.dumps(json_value(info), indent=2) + "\n").encode(), mode=0o644)
-
-    def read_plan(self) -> dict:
-        try:
-            return json.loads(self.file(SWEEP).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise SweepError(f"{self.path} is not a sweep directory ({SWEEP}: "
-                             f"{getattr(exc, 'strerror', None) or exc})") from None
-
-    def records(self) -> dict[str, dict]:
-        """The latest record of each variant key (a torn last line, from a crash mid-write, is skipped)."""
-        try:
-            lines = self.file(RESULTS_LOG).read_text(encoding="utf-8").split("\n")
-        except FileNotFoundError:
-            return {}
-        latest: dict[str, dict] = {}
-        for line in lines:
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(record, dict) and "key" in record:
-                latest[record["key"]] = record
-        return latest
-
-    def append(self, record: dict) -> None:
-        """Add one record, durably: appended, flushed and fsync'ed before this returns (after a line
-        torn by a crash, on a line of its own)."""
-        with open(self.file(RESULTS_LOG), "a+b") as f:
-            torn = False
-            if f.seek(0, os.SEEK_END) > 0:
-                f.seek(-1, os.SEEK_END)
-                torn = f.read(1) != b"\n"
-            f.write((("\n" if torn else "") + json.dumps(json_value(record)) + "\n").encode("utf-8"))
-            f.flush()
-            os.fsync(f.fileno())
-
-    def write_tables(self, rows: list[dict], keys: list[str]) -> None:
-        write_atomic(self.file(RESULTS_JSON), (json.dumps(json_value(rows), indent=2) + "\n").encode(), mode=0o644)
-        write_atomic(self.file(RESULTS_CSV), csv_text(rows, keys).encode(), mode=0o644)
-
-
-# -- results -------------------------------------------------------------------------
-
-def ranked(planned: list[Planned], records: dict[str, dict]) -> list[dict]:
-    """One row per variant of this sweep: the finished ranked by best validation error (never by test
-    error), then the diverged, the failed and those not run yet. ``rank`` counts the finished only."""
-    order = {"finished": 0, "diverged": 1, "failed": 2, "pending": 3}
-    rows = []
-    for p in planned:
-        record = records.get(p.key, {"status": "pending"})
-        rows.append({"variant": p.variant.index, "key": p.key, "values": p.variant.values, **record,
-                     "index": p.variant.index})
-    rows.sort(key=lambda r: (order.get(r["status"], 4), r.get("best_validation_error") is None,
-                             r.get("best_validation_error") or 0.0, r["variant"]))
-    for n, row in enumerate(rows, start=1):
-        row["rank"] = n if row["status"] == "finished" else None
-    return rows
-
-
-CSV_FIELDS = ("rank", "variant", "status", "best_validation_error", "test_error", "epochs", "iterations",
-              "seconds", "run", "reason", "key")
-
-
-def csv_text(rows: list[dict], keys: list[str]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["rank", "variant", *keys, *CSV_FIELDS[2:]])
-    for row in rows:
-        values = [json.dumps(row["values"].get(k)) if isinstance(row["values"].get(k), list)
-                  else row["values"].get(k) for k in keys]
-        writer.writerow([row.get("rank"), row["variant"], *values, *(row.get(f) for f in CSV_FIELDS[2:])])
-    return out.getvalue()
-
-
-def short_names(keys: list[str]) -> list[str]:
-    """Column titles: each key's last part (``learning_rate``), the whole key where two would clash."""
-    last = [k.rsplit(".", 1)[-1] for k in keys]
-    return [name if last.count(name) == 1 else key for name, key in zip(last, keys)]
-
-
-def percent(value) -> str:
-    return f"{value * 100:.2f}" if isinstance(value, (int, float)) else "-"
-
-
-def table(rows: list[dict], keys: list[str]) -> str:
-    """The ranked results as aligned text."""
-    from dltspec.sweeps.variants import written
-
-    lines = [["rank", "variant", *short_names(keys), "best valid %", "test %", "epochs", "seconds", "status"]]
-    for row in rows:
-        lines.append([str(row.get("rank") or "-"), str(row["variant"]),
-                      *(written(row["values"].get(k)) for k in keys), percent(row.get("best_validation_error")),
-                      percent(row.get("test_error")), str(row.get("epochs") or "-"),
-                      f"{row['seconds']:.1f}" if isinstance(row.get("seconds"), (int, float)) else "-",
-                      row["status"]])
-    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
-    return "\n".join("  ".join(cell.ljust(w) if i == len(widths) - 1 else cell.rjust(w)
-                               for i, (cell, w) in enumerate(zip(line, widths))).rstrip() for line in lines)
 
 
 # -- running on Dask ---------------------------------------------------------------------

@@ -14,13 +14,14 @@ import hashlib
 import itertools
 import math
 import random
-import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from dltspec.diagnostics import Diagnostic, Span, error, has_errors, warning
 from dltspec.lang.spec import Positions, Spec
-from dltspec.lang.validate import apply_override, schema_errors, value_text, with_defaults
+from dltspec.lang.spelling import instance_text, value_text
+from dltspec.lang.validate import apply_override, schema_errors, with_defaults
 
 #: a grid with more variants than this is refused (DLT702): it would never finish
 MAX_VARIANTS = 10_000
@@ -38,17 +39,7 @@ class Choice:
     @property
     def override(self) -> str:
         """As a ``--set`` override: ``optimizer.learning_rate=0.01``, ``classifier.activation=tanh``."""
-        return f"{self.key}={written(self.value)}"
-
-
-NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def written(value) -> str:
-    """``value`` as spec text, a string that reads as a name (``tanh``) written bare as it was."""
-    if isinstance(value, str) and NAME.fullmatch(value) and value not in ("true", "false"):
-        return value
-    return value_text(value)
+        return f"{self.key}={value_text(self.value, bare_names=True)}"
 
 
 @dataclass(frozen=True)
@@ -338,8 +329,6 @@ def merged(problems: list[tuple[Diagnostic, Variant]], n_base: int, n_variants: 
 def model_text(spec: Spec) -> str:
     """The spec as it trains: every block but the sweep and the run-directory settings, defaults
     written out, in one layout (two variants with equal texts train the same model)."""
-    from dltspec.lang.validate import instance_text
-
     return instance_text({kind: value for kind, value in spec.data.items() if kind not in ("sweep", "save", "run")})
 
 

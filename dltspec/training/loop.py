@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from dltspec.backends.program import ChunkCost
 
@@ -41,7 +41,7 @@ class Patience:
             self.validation_frequency = min(self.n_train_batches, self.patience // 2)
 
     @classmethod
-    def from_block(cls, block: dict, n_train_batches: int) -> "Patience":
+    def from_block(cls, block: dict, n_train_batches: int) -> Patience:
         return cls(n_train_batches, block["n_epochs"], block["patience"], block["patience_increase"],
                    block["improvement_threshold"], block.get("validation_frequency"))
 
@@ -213,6 +213,7 @@ def run_loop(policy: Patience, train_step: Callable[[int], float], validate: Cal
     (returning its cost); otherwise as :func:`run_chunks`, whose decisions it shares."""
 
     def one_call_per_minibatch(start: int, n_steps: int) -> ChunkCost:
-        return ChunkCost.of_costs([float(train_step(i % policy.n_train_batches)) for i in range(start, start + n_steps)])
+        n = policy.n_train_batches
+        return ChunkCost.of_costs([float(train_step(i % n)) for i in range(start, start + n_steps)])
 
     return run_chunks(policy, one_call_per_minibatch, validate, on_best, on_validation, clock, **options)

@@ -2,7 +2,7 @@
 
 The file is a pickle (highest protocol) of::
 
-    {"format": "dltspec.training.params/1",
+    {"format": "dltspec.params/1",
      "params": {"hidden0.W": ndarray, ...},
      "meta": {"spec": <spec text>, "spec_sha256": ..., "overrides": [...],
               "versions": {"dltspec": ..., "pytensor": ..., "numpy": ...}, ...}}
@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from dltspec.data import safe_pickle
-from dltspec.files import write_atomic
 from dltspec.diagnostics import DltspecError
+from dltspec.files import write_atomic
 
-FORMAT = "dltspec.training.params/1"
+FORMAT = "dltspec.params/1"
 
 
 class ParamsError(DltspecError):

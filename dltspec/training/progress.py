@@ -13,10 +13,11 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Callable, TextIO
+from collections.abc import Callable
+from typing import TextIO
 
-from dltspec.training.session import Observer, Result, Training
 from dltspec.training.loop import ValidationPoint
+from dltspec.training.session import Observer, Result, Training
 
 
 def validation_line(point: ValidationPoint, examples_per_s: float) -> str:
@@ -94,9 +95,9 @@ class Bar(Lines):
         if epoch == self.epoch and now - self.drawn < self.interval:
             return
         if self.bar is None:
-            from tqdm import tqdm
-
             import shutil
+
+            from tqdm import tqdm
 
             width = shutil.get_terminal_size((100, 24)).columns  # a terminal that reports 0 columns: 100
             self.bar = tqdm(total=n, unit="batch", file=self.out, leave=False, ncols=width,

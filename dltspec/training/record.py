@@ -10,23 +10,24 @@ from __future__ import annotations
 import copy
 import hashlib
 import os
+import shutil
 import socket
 import sys
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-from dltspec.training import session
-from dltspec.training.session import Observer, Result, Training
 from dltspec.diagnostics import Diagnostic, Span, SpecError, error, warning
-from dltspec.training.params import ParamsError
-from dltspec.training.params import save as save_params
+from dltspec.lang.spec import Spec
+from dltspec.lang.spelling import instance_text, repr_text
+from dltspec.training import session
+from dltspec.training.loop import ValidationPoint
+from dltspec.training.params import ParamsError, save as save_params
 from dltspec.training.progress import Rate, metric_record
 from dltspec.training.rundir import BEST, CHECKPOINT, METRICS, RUN, SUMMARY, RunDir, RunError, metrics_line
-from dltspec.lang.spec import Spec
-from dltspec.training.loop import ValidationPoint
-from dltspec.lang.validate import instance_text
+from dltspec.training.session import Observer, Result, Training
 
 
 @contextmanager
@@ -63,7 +64,7 @@ def spec_as_run(spec: Spec, source: Path | None = None) -> str:
 def run_info(spec: Spec, as_run: str, backend: str, floatX: str, device: str | None) -> dict:
     return {
         "name": spec.name,
-        "spec_file": str(Path(spec.source.file).resolve()) if not spec.source.file.startswith("<") else spec.source.file,
+        "spec_file": spec.source.file if spec.source.file.startswith("<") else str(Path(spec.source.file).resolve()),
         "overrides": list(spec.source.overrides),
         "spec_sha256": spec.source.sha256,
         "spec_as_run_sha256": hashlib.sha256(as_run.encode("utf-8")).hexdigest(),
@@ -94,9 +95,9 @@ def resume_differences(checkpoint: dict, training: Training, run: RunDir, where:
     out = []
     for path in sorted(set(then) | set(now), key=dotted):
         if then.get(path, "<absent>") != now.get(path, "<absent>"):
-            out.append(error("DLT504", f"{dotted(path)} is {shown(now.get(path))} here but {shown(then.get(path))} "
-                             f"in the run being resumed ({run.path})", training.spec.positions.value(path),
-                             "resume with --force to go on with this spec anyway"))
+            out.append(error("DLT504", f"{dotted(path)} is {repr_text(now.get(path))} here but "
+                             f"{repr_text(then.get(path))} in the run being resumed ({run.path})",
+                             training.spec.positions.value(path), "resume with --force to go on with this spec anyway"))
     now_run = {"backend": training.backend, "floatX": training.floatX, "device": training.placement}
     for key, value in now_run.items():
         if checkpoint[key] != value:
@@ -104,10 +105,6 @@ def resume_differences(checkpoint: dict, training: Training, run: RunDir, where:
                              f"{value}: results would not be identical", where,
                              f"pass the run's --{key.lower()} {checkpoint[key]}, or --force"))
     return out
-
-
-def shown(value) -> str:
-    return "absent" if value is None else repr(value)
 
 
 class Writer:
@@ -288,7 +285,8 @@ class Recorder(Observer):
             "stopped_by": result.stopped_by if result else None,
             "seconds": round(result.seconds if result else training.state.seconds, 3),
             "backend": training.backend, "floatX": training.floatX, "device": training.device,
-            "resumed": self.resumed, "host": socket.gethostname(), "pid": os.getpid(), "updated": now_iso(), "versions": session.versions(training.backend),
+            "resumed": self.resumed, "host": socket.gethostname(), "pid": os.getpid(), "updated": now_iso(),
+            "versions": session.versions(training.backend),
             "problems": [d.message for d in result.problems] if result else list(problems),
         }
         with disk(str(self.run.file(SUMMARY))):
@@ -340,4 +338,58 @@ def resume(run: RunDir, checkpoint: dict, training: Training, force: bool,
     return Recorder(run, training.spec, resumed), [warning(d.code, d.message, d.span, *d.notes) for d in problems]
 
 
-__all__ = ["Recorder", "RunError", "open_run", "resume", "spec_as_run", "start_run"]
+__all__ = ["Begun", "Recorder", "RunError", "RunStartError", "begin", "open_run", "resume", "spec_as_run", "start_run"]
+
+
+class RunStartError(RunError):
+    """The run directory cannot be created, or the run to resume cannot be opened (nothing was compiled)."""
+
+
+@dataclass
+class Begun:
+    """A run ready to train: its directory, the compiled spec (restored when resumed) and its recorder.
+
+    ``recorder`` is ``None`` when the checkpoint was refused (``problems`` say why); ``resumed`` says
+    whether training goes on from a checkpoint."""
+
+    run: RunDir
+    training: Training
+    recorder: Recorder | None
+    problems: list[Diagnostic]
+    resumed: bool = False
+
+
+def begin(spec: Spec, compile_training: Callable[[], Training], backend: str, floatX: str, device: str | None, *,
+          out: Path | None = None, resume_from: Path | None = None, force: bool = False, where: Span | None = None,
+          source: Path | None = None, restart: bool = False) -> Begun:
+    """Start a run in a new directory (``out``), or go on with the one in ``resume_from``: the one
+    start-or-resume of ``dltspec run`` and of a sweep's variants.
+
+    The directory is created or opened first (:class:`RunStartError` if it cannot be), then the spec
+    is compiled (``compile_training()``), then a resumed run is restored from its checkpoint (see
+    :func:`resume`; ``where`` locates its problems). ``restart``: a run that cannot be resumed (no
+    directory, no checkpoint, or one of another spec) is started again, in the same directory.
+    """
+    checkpoint, run, recorder = None, None, None
+    if resume_from is not None:
+        try:
+            run, checkpoint = open_run(Path(resume_from))
+        except RunError as exc:
+            if not restart:
+                raise RunStartError(str(exc)) from None
+            out = Path(resume_from)
+    if checkpoint is None:
+        if restart and out is not None:
+            shutil.rmtree(out, ignore_errors=True)  # what an earlier try left without a checkpoint
+        try:
+            run, recorder = start_run(spec, out, backend, floatX, device, source)
+        except RunError as exc:
+            raise RunStartError(str(exc)) from None
+        return Begun(run, compile_training(), recorder, [])
+    training = compile_training()
+    recorder, problems = resume(run, checkpoint, training, force, where or Span.point(str(run.path)))
+    if recorder is None and restart:
+        shutil.rmtree(run.path, ignore_errors=True)
+        run, recorder = start_run(spec, run.path, backend, floatX, device, source)
+        return Begun(run, training, recorder, [])
+    return Begun(run, training, recorder, problems, resumed=recorder is not None)

@@ -1,7 +1,8 @@
 """The training loop's check of the data: the run must reach a validation point."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from dltspec.diagnostics import Diagnostic, error
 from dltspec.lang.spec import Spec

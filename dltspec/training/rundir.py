@@ -6,7 +6,7 @@
         spec.dlt        the spec as run: --set overrides applied, defaults written out, data path resolved
         run.json        how it was run: command-line spec file and overrides, spec hash, backend, versions
         metrics.jsonl   one JSON record per validation point (appended as the run goes)
-        best.pkl        the best parameters so far (dltspec.training.params/1, as --save writes)
+        best.pkl        the best parameters so far (dltspec.params/1, as --save writes)
         checkpoint.pkl  the full training state at the last checkpoint (for --resume)
         snapshots/      intermediate parameters, iter-<iteration>.pkl, the newest kept
         summary.json    status (running, finished, interrupted, diverged) and the final figures
@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dltspec.data import safe_pickle
-from dltspec.files import write_atomic
 from dltspec.diagnostics import DltspecError
+from dltspec.files import write_atomic
 
 SPEC, RUN, METRICS, BEST, CHECKPOINT, SUMMARY, SNAPSHOTS = (
     "spec.dlt", "run.json", "metrics.jsonl", "best.pkl", "checkpoint.pkl", "summary.json", "snapshots")
@@ -83,7 +83,7 @@ class RunDir:
     path: Path
 
     @classmethod
-    def create(cls, name: str, out: Path | None = None, root: Path = DEFAULT_ROOT) -> "RunDir":
+    def create(cls, name: str, out: Path | None = None, root: Path = DEFAULT_ROOT) -> RunDir:
         """A new run directory: ``out`` exactly (it must not exist, or be empty), else a fresh one under ``root``."""
         try:
             if out is None:
@@ -97,7 +97,7 @@ class RunDir:
             raise RunError(f"cannot create run directory {out or root}: {exc.strerror or exc}") from None
 
     @classmethod
-    def open(cls, path: Path) -> "RunDir":
+    def open(cls, path: Path) -> RunDir:
         """An existing run directory; :class:`RunError` if ``path`` is not one."""
         if not (path / RUN).is_file():
             raise RunError(f"{path} is not a run directory (it has no {RUN})")
@@ -175,8 +175,8 @@ class RunDir:
         """The last checkpoint, read with the restricted unpickler; :class:`RunError` if there is none."""
         path = self.file(CHECKPOINT)
         if not path.exists():
-            raise RunError(f"{self.path} has no checkpoint yet (the run stopped before its first checkpoint was written): "
-                           "nothing to resume; start it again")
+            raise RunError(f"{self.path} has no checkpoint yet (the run stopped before its first checkpoint was "
+                           "written): nothing to resume; start it again")
         try:
             obj = safe_pickle.load(path)
         except Exception as exc:  # noqa: BLE001 - any unpickling failure of a corrupt file

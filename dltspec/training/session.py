@@ -7,9 +7,10 @@ the loop's state, the parameters, the best parameters and the optimizer's state.
 from __future__ import annotations
 
 import platform
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from dltspec.diagnostics import Diagnostic, SpecError, error
 from dltspec.lang.spec import Spec
@@ -54,16 +55,16 @@ class Result:
 class Observer:
     """What a training run tells as it goes; subclass and override what you need."""
 
-    def started(self, training: "Training") -> None:
+    def started(self, training: Training) -> None:
         """The spec is compiled and the loop is about to start (or go on, when resumed)."""
 
-    def chunk(self, training: "Training") -> None:
+    def chunk(self, training: Training) -> None:
         """A chunk of minibatches was trained; ``training.state`` says how far the loop is."""
 
-    def validation(self, point: ValidationPoint, training: "Training") -> None:
+    def validation(self, point: ValidationPoint, training: Training) -> None:
         """A validation point; checkpoint here with :meth:`Training.checkpoint`."""
 
-    def finished(self, result: Result, training: "Training") -> None:
+    def finished(self, result: Result, training: Training) -> None:
         """The loop ended (see ``result.stopped_by``)."""
 
 
@@ -208,7 +209,8 @@ def optimizer_state_mismatch(expected: dict, saved: dict) -> str | None:
     missing, extra = [n for n in expected if n not in saved], [n for n in saved if n not in expected]
     if missing or extra:
         kept = ", ".join(saved) or "none"
-        return f"missing {', '.join(missing) or 'nothing'}, unexpected {', '.join(extra) or 'nothing'} (it holds: {kept})"
+        return (f"missing {', '.join(missing) or 'nothing'}, unexpected {', '.join(extra) or 'nothing'} "
+                f"(it holds: {kept})")
     shapes = [f"{n} is {tuple(saved[n].shape)}, not {tuple(v.shape)}" for n, v in expected.items()
               if tuple(saved[n].shape) != tuple(v.shape)]
     return "; ".join(shapes) or None

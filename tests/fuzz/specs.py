@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from dltspec import diagnose
 from dltspec.diagnostics import CODES
 from dltspec.lang.fmt import format_document
-from dltspec.lang.schema import block_kinds, block_keys
+from dltspec.lang.schema import block_keys, block_kinds
 
 SPECS = Path(__file__).resolve().parents[2] / "specs"
 BASES = sorted(p.read_text(encoding="utf-8") for p in SPECS.glob("*.dlt"))

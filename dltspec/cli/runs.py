@@ -1,0 +1,129 @@
+"""``dltspec plot``, ``filters``, ``fetch`` and ``runs``: looking at run directories, and fetching data."""
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from dltspec import api
+from dltspec.cli.common import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, usage
+
+
+def run_dirs(names: Sequence[str], command: str):
+    from dltspec.training.rundir import RunDir, RunError
+
+    try:
+        return [RunDir.open(Path(name)) for name in names]
+    except RunError as exc:
+        return usage(command, str(exc))
+
+
+def cmd_plot(args) -> int:
+    from dltspec.pictures import PictureError, curves_png
+    from dltspec.sweeps.tasks import SWEEP
+
+    if (Path(args.run) / SWEEP).is_file():
+        return plot_sweep(args)
+    runs = run_dirs([args.run, *args.compare], "plot")
+    if runs is None:
+        return EXIT_USAGE
+    out = Path(args.output) if args.output else runs[0].file("curves.png" if not args.compare else "compare.png")
+    try:
+        curves_png(runs, out)
+    except (PictureError, OSError) as exc:
+        print(f"dltspec plot: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
+        return EXIT_ERRORS
+    print(f"wrote {out}")
+    return EXIT_OK
+
+
+def plot_sweep(args) -> int:
+    """``dltspec plot SWEEP``: best validation error against each swept value."""
+    from dltspec.pictures import PictureError, sweep_png
+    from dltspec.sweeps.tasks import RESULTS_JSON, SweepDir, SweepError
+
+    if args.compare:
+        return usage("plot", "--compare draws runs on the same axes; a sweep is drawn on its own") or EXIT_USAGE
+    sweep_dir = SweepDir(Path(args.run))
+    out = Path(args.output) if args.output else sweep_dir.file("sweep.png")
+    try:
+        keys = sweep_dir.read_plan()["keys"]
+        rows = json.loads(sweep_dir.file(RESULTS_JSON).read_text(encoding="utf-8"))
+        sweep_png(rows, keys, out)
+    except FileNotFoundError:
+        print(f"dltspec plot: {sweep_dir.path} has no results yet", file=sys.stderr)
+        return EXIT_ERRORS
+    except (SweepError, PictureError, OSError, ValueError, KeyError, TypeError) as exc:
+        print(f"dltspec plot: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
+        return EXIT_ERRORS
+    print(f"wrote {out}")
+    return EXIT_OK
+
+
+def cmd_filters(args) -> int:
+    from dltspec.model import shapes
+    from dltspec.pictures import PictureError, filters_png
+    from dltspec.predict import InputError, image_shape_of, n_in_of
+    from dltspec.training import params as param_files
+    from dltspec.training.rundir import RunError
+
+    runs = run_dirs([args.run], "filters")
+    if runs is None:
+        return EXIT_USAGE
+    run = runs[0]
+    try:
+        path = run.params_file(args.snapshot)
+        values, _meta = param_files.load(path)
+        spec = api.read(run.file("spec.dlt"))
+        shape = image_shape_of(spec, n_in_of(spec, values))
+        name = "filters.png" if args.snapshot is None else f"filters-iter-{args.snapshot}.png"
+        out = Path(args.output) if args.output else run.file(name)
+        first = shapes.network(spec.data).params()[0].name  # the first layer's weights, as the layer names them
+        layer, n = filters_png(values, shape, out, name=first)
+    except (RunError, param_files.ParamsError, PictureError, InputError, OSError) as exc:
+        print(f"dltspec filters: {getattr(exc, 'message', None) or getattr(exc, 'strerror', None) or exc}",
+              file=sys.stderr)
+        return EXIT_ERRORS
+    print(f"wrote {out}: {n} filters of {layer} from {path.name}")
+    return EXIT_OK
+
+
+def cmd_fetch(args) -> int:
+    from dltspec.data.fetch import FetchError, fetch_mnist
+    from dltspec.data.loaders import DataError, mnist_from_idx
+
+    try:
+        folder = fetch_mnist(Path(args.to) if args.to else None, args.mirror, args.timeout, args.retries)
+        splits = mnist_from_idx(folder)
+    except (FetchError, DataError) as exc:
+        print(f"dltspec fetch: {getattr(exc, 'message', None) or exc}", file=sys.stderr)
+        return EXIT_ERRORS
+    sizes = "/".join(f"{splits.size(s):,}" for s in ("train", "valid", "test"))
+    print(f"MNIST in {folder} ({sizes} examples, the tutorial's split); use it with "
+          f'`dataset idx {{ path = "{folder}" }}`' + ("" if args.to else ", and `dataset mnist` finds it"))
+    return EXIT_OK
+
+
+def cmd_runs(args) -> int:
+    from dltspec.sweeps.sweepdir import percent
+    from dltspec.training.rundir import runs_under
+
+    root = Path(args.dir)
+    if not root.exists():
+        return usage("runs", f"{root}: no such directory") or EXIT_USAGE
+    rows = [["run", "status", "best valid %", "test %", "epochs", "seconds", "backend"]]
+    for run in runs_under(root):
+        summary = run.summary() or {"status": "unknown"}  # a run killed before its summary was written
+        rows.append([run.path.name if run.path != root else str(root), str(summary.get("status", "?")),
+                     percent(summary.get("best_validation_error")), percent(summary.get("test_error")),
+                     str(summary.get("epochs", "-")), str(summary.get("seconds", "-")),
+                     str(summary.get("backend", "-"))])
+    if len(rows) == 1:
+        print(f"no runs in {root}")
+        return EXIT_OK
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) if i in (0, 1, 6) else cell.rjust(w)
+                        for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
+    return EXIT_OK

@@ -1,0 +1,97 @@
+"""The protocol glue: the pygls server that answers with :mod:`dltspec.lsp.features`."""
+from __future__ import annotations
+
+import sys
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+
+from dltspec import __version__
+from dltspec.lsp.diagnostics import lsp_diagnostics
+from dltspec.lsp.features import completions, hover
+from dltspec.lsp.positions import UTF16
+
+
+def plain(content: types.MarkupContent) -> types.MarkupContent:
+    """Markdown as plain text, for clients that take no Markdown (``**key**`` -> ``key``)."""
+    return types.MarkupContent(kind=types.MarkupKind.PlainText, value=content.value.replace("**", "").replace("`", ""))
+
+
+def takes_markdown(capabilities: types.ClientCapabilities, *path: str) -> bool:
+    """Whether the formats the client lists at ``path`` (from ``text_document``) include Markdown
+    (a client that lists none gets plain text)."""
+    node = capabilities.text_document
+    for name in path:
+        node = getattr(node, name, None) if node is not None else None
+    return node is not None and types.MarkupKind.Markdown in node
+
+
+def log(message: str) -> None:
+    print(f"dltspec lsp: {message}", file=sys.stderr, flush=True)
+
+
+def server() -> LanguageServer:
+    """The language server: diagnostics on open and change, completion and hover."""
+    ls = LanguageServer("dltspec", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
+
+    def encoding() -> str:
+        return str(getattr(ls.workspace.position_encoding, "value", ls.workspace.position_encoding) or UTF16)
+
+    def publish(uri: str) -> None:
+        document = ls.workspace.get_text_document(uri)
+        try:
+            found = lsp_diagnostics(document.source, uri, encoding())
+        except Exception as exc:  # never take the editor's session down with us
+            log(f"cannot check {uri}: {type(exc).__name__}: {exc}")
+            return
+        ls.text_document_publish_diagnostics(types.PublishDiagnosticsParams(
+            uri=uri, version=document.version, diagnostics=found))
+
+    @ls.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(params: types.DidOpenTextDocumentParams) -> None:
+        publish(params.text_document.uri)
+
+    @ls.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    def did_change(params: types.DidChangeTextDocumentParams) -> None:
+        publish(params.text_document.uri)
+
+    @ls.feature(types.TEXT_DOCUMENT_DID_SAVE)
+    def did_save(params: types.DidSaveTextDocumentParams) -> None:
+        publish(params.text_document.uri)
+
+    @ls.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(params: types.DidCloseTextDocumentParams) -> None:
+        ls.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=params.text_document.uri,
+                                                                            diagnostics=[]))
+
+    @ls.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=["=", "{"]))
+    def complete(params: types.CompletionParams) -> types.CompletionList:
+        document = ls.workspace.get_text_document(params.text_document.uri)
+        try:
+            items = completions(document.source, params.position.line, params.position.character, encoding())
+        except Exception as exc:
+            log(f"completion failed: {type(exc).__name__}: {exc}")
+            items = []
+        if not takes_markdown(ls.client_capabilities, "completion", "completion_item", "documentation_format"):
+            for item in items:
+                item.documentation = plain(item.documentation).value if item.documentation else None
+        return types.CompletionList(is_incomplete=False, items=items)
+
+    @ls.feature(types.TEXT_DOCUMENT_HOVER)
+    def on_hover(params: types.HoverParams) -> types.Hover | None:
+        document = ls.workspace.get_text_document(params.text_document.uri)
+        try:
+            shown = hover(document.source, params.position.line, params.position.character, encoding())
+        except Exception as exc:
+            log(f"hover failed: {type(exc).__name__}: {exc}")
+            return None
+        if shown is not None and not takes_markdown(ls.client_capabilities, "hover", "content_format"):
+            shown.contents = plain(shown.contents)
+        return shown
+
+    return ls
+
+
+def serve() -> None:
+    """Run the server on standard input and output until the client says exit."""
+    server().start_io()

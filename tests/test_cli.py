@@ -171,3 +171,41 @@ def test_a_directory_without_specs_is_a_usage_error(tmp_path, capsys):
     assert capsys.readouterr().err == f"dltspec check: {tmp_path}: no *.dlt files in this directory\n"
     assert main(["fmt", "--check", str(tmp_path)]) == 2
     assert "dltspec fmt: " in capsys.readouterr().err
+
+
+def test_an_error_a_command_did_not_print_is_one_line_and_exit_1(monkeypatch, capsys):
+    import dltspec.cli
+    from dltspec.training.rundir import RunError
+
+    def fails(args):
+        raise RunError("the disk went away")
+
+    monkeypatch.setattr(dltspec.cli, "cmd_runs", fails)
+    assert main(["runs", "."]) == 1
+    captured = capsys.readouterr()
+    assert captured.err == "dltspec runs: the disk went away\n" and captured.out == ""
+
+
+def test_every_error_dltspec_raises_has_one_root():
+    from dltspec.backends.devices import DeviceError
+    from dltspec.data.fetch import FetchError
+    from dltspec.data.idx import IdxError
+    from dltspec.data.loaders import DataError
+    from dltspec.data.safe_pickle import UnsafePickle
+    from dltspec.data.stream import SizeError
+    from dltspec.diagnostics import DltspecError, Span, SpecError
+    from dltspec.pictures import PictureError
+    from dltspec.predict import InputError
+    from dltspec.sweeps.orchestrate import SweepInterrupted, SweepStopped
+    from dltspec.sweeps.tasks import SweepError
+    from dltspec.training.params import ParamsError
+    from dltspec.training.rundir import RunError
+
+    for kind in (DeviceError, FetchError, IdxError, DataError, UnsafePickle, SizeError, SpecError, PictureError,
+                 InputError, SweepInterrupted, SweepStopped, SweepError, ParamsError, RunError):
+        assert issubclass(kind, DltspecError), kind
+    where = Span.point("p.pkl")
+    [located] = ParamsError("DLT502", "does not fit").as_diagnostics(where)
+    assert (located.code, located.message, located.span) == ("DLT502", "does not fit", where)
+    [data] = DataError("DLT401", "not found", "path", ("looked in x",)).as_diagnostics(where)
+    assert data.notes == ("looked in x",)

@@ -323,7 +323,7 @@ def test_predict_reports_bad_inputs(trained, tmp_path, capsys):
 def test_a_disk_that_fails_mid_run_stops_it_and_keeps_the_last_good_files(tmp_path, capsys, monkeypatch):
     import errno
 
-    from dltspec.training import rundir
+    from dltspec.training import record, rundir
 
     spec = tmp_path / "digits.dlt"
     spec.write_text(DIGITS)
@@ -336,9 +336,18 @@ def test_a_disk_that_fails_mid_run_stops_it_and_keeps_the_last_good_files(tmp_pa
         real(self, checkpoint)
 
     monkeypatch.setattr(rundir.RunDir, "write_checkpoint", fails_the_second_time)
+    submit = record.Writer.submit
+
+    def submit_and_wait(self, key, job):  # every checkpoint written before training goes on: no race with the disk
+        submit(self, key, job)
+        with self.changed:
+            while self.pending or self.busy:
+                self.changed.wait()
+
+    monkeypatch.setattr(record.Writer, "submit", submit_and_wait)
     code, _out, err = run_lines(capsys, "run", str(spec), "-q", "--out", str(tmp_path / "r"))
     run = RunDir(tmp_path / "r")
-    assert code == 1
+    assert code == 1, err
     assert err == f"dltspec run: cannot write {run.file('checkpoint.pkl')}: No space left on device; stopped " \
                   f"(the last checkpoint and best.pkl in {run.path} are kept)\n"
     assert run.read_checkpoint()["loop"]["validations"] == calls[0] < calls[1]  # the last good one

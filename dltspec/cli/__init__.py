@@ -37,7 +37,7 @@ from dltspec.cli.fmt import cmd_fmt
 from dltspec.cli.run import cmd_eval, cmd_predict, cmd_run
 from dltspec.cli.runs import cmd_fetch, cmd_filters, cmd_plot, cmd_runs
 from dltspec.cli.sweep import cmd_sweep
-from dltspec.diagnostics import SpecError
+from dltspec.diagnostics import DltspecError, SpecError
 
 
 def add_params_args(p: argparse.ArgumentParser) -> None:
@@ -183,6 +183,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.handler(args)
     except SpecError as exc:
         report(exc.diagnostics, source_lines(getattr(args, "spec", ""), "", getattr(args, "set", [])))
+        return EXIT_ERRORS
+    except DltspecError as exc:  # a problem a stage named, that its command did not print itself
+        print(f"dltspec {args.command}: {exc.message}", file=sys.stderr)
         return EXIT_ERRORS
     except KeyboardInterrupt:
         print("dltspec: interrupted", file=sys.stderr)

@@ -58,6 +58,8 @@ CODES: dict[str, str] = {
     "DLT309": "image shape missing or not matching the data",
     "DLT310": "validation split given twice",
     "DLT311": "an optimizer setting that needs another",
+    "DLT312": "a schedule that never acts in the run",
+    "DLT313": "schedule points out of order",
     "DLT401": "data file not found",
     "DLT402": "data file unreadable or malformed",
     "DLT403": "unsafe pickle refused",

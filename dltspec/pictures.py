@@ -97,15 +97,25 @@ def pyplot():
     return plt
 
 
+def scheduled_rate(records: list[dict]) -> bool:
+    """Whether a run's learning rate (or momentum) changed: a schedule, worth a panel of its own."""
+    return any(len({r.get(key) for r in records}) > 1 for key in ("learning_rate", "momentum"))
+
+
 def curves_png(runs: list[RunDir], out: Path) -> None:
     """Training cost, validation and test error against iterations, one colour per run; the best
-    validation point marked with a star and where the run stopped with a dotted line."""
+    validation point marked with a star and where the run stopped with a dotted line; below them,
+    when a run's rate changed (a schedule), its learning rate (and momentum) at each validation point."""
     plt = pyplot()
-    fig, (cost_ax, error_ax) = plt.subplots(2, 1, sharex=True, figsize=(8, 7), constrained_layout=True)
-    for k, run in enumerate(runs):
-        records = run.metrics()
+    all_records = [run.metrics() for run in runs]
+    for run, records in zip(runs, all_records):
         if not records:
             raise PictureError(f"{run.path} has no metrics yet (no validation point was reached)")
+    scheduled = any(scheduled_rate(records) for records in all_records)
+    fig, axes = plt.subplots(3 if scheduled else 2, 1, sharex=True, figsize=(8, 9.5 if scheduled else 7),
+                             constrained_layout=True)
+    cost_ax, error_ax = axes[0], axes[1]
+    for k, (run, records) in enumerate(zip(runs, all_records)):
         colour = f"C{k}"
         label = run.path.name
         it = [r["iteration"] for r in records]
@@ -124,11 +134,22 @@ def curves_png(runs: list[RunDir], out: Path) -> None:
             error_ax.annotate(f"stopped ({summary.get('stopped_by') or summary.get('status')})",
                               (summary["iterations"], error_ax.get_ylim()[1]), color=colour, fontsize=8,
                               rotation=90, va="top", ha="right")
+        if scheduled:
+            rate_ax = axes[2]
+            rate_ax.step(it, [r.get("learning_rate") for r in records], where="post", color=colour,
+                         label=f"{run.path.name} learning rate")
+            if any("momentum" in r for r in records) and len({r.get("momentum") for r in records}) > 1:
+                twin = rate_ax.twinx()
+                twin.step(it, [r.get("momentum") for r in records], where="post", color=colour, linestyle="--",
+                          label=f"{run.path.name} momentum")
+                twin.set_ylabel("momentum")
+    if scheduled:
+        axes[2].set_ylabel("learning rate (from here on)")
     cost_ax.set_ylabel("mean training cost")
     cost_ax.set_title("learning curves" if len(runs) > 1 else f"learning curves: {runs[0].path.name}")
     error_ax.set_ylabel("error (%)")
-    error_ax.set_xlabel("iteration (minibatches trained)")
-    for ax in (cost_ax, error_ax):
+    axes[-1].set_xlabel("iteration (minibatches trained)")
+    for ax in axes:
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
     buffer = io.BytesIO()

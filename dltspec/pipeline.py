@@ -128,9 +128,11 @@ def load_data(spec: Spec, download: bool = False) -> datasets.Splits:
         splits = datasets.load(spec.block("dataset"), spec.source.base_dir, download=download)
     except datasets.DataError as exc:
         raise SpecError([data_diagnostic(spec, exc)]) from None
-    problems = [d for d in rules.check_data(spec, splits) if d.is_error]
+    found = rules.check_data(spec, splits)
+    problems = [d for d in found if d.is_error]
     if problems:
         raise SpecError(problems)
+    spec.warnings = spec.warnings + [d for d in found if d not in spec.warnings]
     return splits
 
 

@@ -104,7 +104,7 @@ def test_same_diagnostics_as_check(tmp_path, capsys):
 
 # -- completion ------------------------------------------------------------------
 
-KINDS = ["dataset", "classifier", "loss", "regularizer", "optimizer", "stopping", "save", "run", "sweep"]
+KINDS = ["dataset", "classifier", "loss", "regularizer", "optimizer", "schedule", "stopping", "save", "run", "sweep"]
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -114,12 +114,12 @@ KINDS = ["dataset", "classifier", "loss", "regularizer", "optimizer", "stopping"
     ("dataset m", ["mnist", "pickle", "digits", "idx", "npz", "npy"]),
     ("classifier mlp { ", ["n_in", "n_out", "hidden", "activation", "seed"]),
     ("classifier mlp { seed = 1  hidden = [1, 2]\n  ", ["n_in", "n_out", "activation"]),
-    ("optimizer sgd { learning_rate = 0.1\n", ["batch_size", "momentum", "nesterov"]),
+    ("optimizer sgd { learning_rate = 0.1\n", ["batch_size", "momentum", "nesterov", "clip_norm", "clip_value"]),
     ("classifier mlp { activation = ", ["tanh", "sigmoid", "relu"]),
     ("classifier mlp { activation = s", ["tanh", "sigmoid", "relu"]),
     ("classifier { kind = ", ["logistic", "mlp", "lenet"]),
     ("stopping { n_", ["n_epochs", "patience", "patience_increase", "improvement_threshold",
-                       "validation_frequency"]),  # the default kind, patience
+                       "validation_frequency", "target_error", "max_time"]),  # the default kind, patience
     ("classifier mlp { seed = 1 }\n", KINDS),
     ("# classifier mlp { ", []),  # in a comment
     ('save "digits.', []),  # in an unterminated string
@@ -294,7 +294,7 @@ async def test_server_clean_spec_completion_and_hover(client: LanguageClient):
     document = types.TextDocumentIdentifier(uri=uri)
     listed = await client.text_document_completion_async(types.CompletionParams(
         document, types.Position(3, len("optimizer sgd { learning_rate = 0.1 "))))
-    assert labels(listed.items) == ["momentum", "nesterov"]  # the required keys set: the optional ones left
+    assert labels(listed.items) == ["momentum", "nesterov", "clip_norm", "clip_value"]  # the optional ones left
     listed = await client.text_document_completion_async(types.CompletionParams(
         document, types.Position(1, len("classifier logistic { "))))
     assert labels(listed.items) == ["n_in"]

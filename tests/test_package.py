@@ -164,6 +164,12 @@ def test_every_loss_regularizer_and_optimizer_has_its_function_and_back():
     assert set(OPTIMIZERS) == schema_kinds("optimizer")
 
 
+def test_every_schedule_has_its_function_and_back():
+    from dltspec.model.schedules import SCHEDULES
+
+    assert set(SCHEDULES) == schema_kinds("schedule")
+
+
 def test_every_dataset_kind_has_its_record_and_loader_and_back():
     from dltspec.data import loaders
     from dltspec.data.kinds import KINDS
@@ -175,9 +181,10 @@ def test_every_dataset_kind_has_its_record_and_loader_and_back():
 
 def test_every_stopping_policy_is_the_loops():
     from dltspec.lang.schema import block_schema, variants
+    from dltspec.training.loop import STOPPING
 
-    kinds = set(variants("stopping")) or {block_schema("stopping")["properties"]["kind"]["default"]}
-    assert kinds == {"patience"}  # the one policy dltspec.training.loop.Patience implements
+    assert block_schema("stopping")["properties"]["kind"]["default"] == "patience"
+    assert set(variants("stopping")) == set(STOPPING)  # each kind is a policy of dltspec.training.loop
 
 
 def activation_enums(node) -> list[set[str]]:
@@ -205,8 +212,8 @@ def test_every_activation_is_implemented_and_back():
 def test_every_block_kind_of_the_schema_is_read_by_a_stage():
     from dltspec.lang.schema import block_kinds
 
-    assert set(block_kinds()) == {"dataset", "classifier", "loss", "regularizer", "optimizer", "stopping", "save",
-                                  "run", "sweep"}
+    assert set(block_kinds()) == {"dataset", "classifier", "loss", "regularizer", "optimizer", "schedule",
+                                  "stopping", "save", "run", "sweep"}
 
 
 @pytest.mark.parametrize("registry", ["networks", "optimizers"])
@@ -221,6 +228,6 @@ def test_a_registry_out_of_step_with_the_schema_fails_the_check(registry, monkey
     else:
         from dltspec.model import updates
 
-        monkeypatch.setitem(updates.OPTIMIZERS, "adam", updates.sgd)
+        monkeypatch.setitem(updates.OPTIMIZERS, "lion", updates.sgd)
         with pytest.raises(AssertionError):
             test_every_loss_regularizer_and_optimizer_has_its_function_and_back()

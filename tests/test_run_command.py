@@ -468,3 +468,68 @@ def test_the_progress_streams_are_the_ones_of_the_moment():
     with redirect_stderr(err), redirect_stdout(out):
         assert style_for(False, False) == "lines"  # the stream of now, not the one at import: not a terminal
         assert Lines().out is out and Events().out is out and Bar().out is err
+
+
+SCHEDULED = DIGITS.replace("stopping patience { n_epochs = 3  patience = 2000 }",
+                           "schedule step { step_size = 1  gamma = 0.5  warmup = 1 }\n"
+                           "stopping epochs { n_epochs = 4 }")
+
+
+def test_a_schedule_is_recorded_at_each_validation_and_plotted(tmp_path, capsys):
+    from PIL import Image
+
+    spec = tmp_path / "sched.dlt"
+    spec.write_text(SCHEDULED.replace("batch_size = 20 }", "batch_size = 20  momentum = 0.5 }"))
+    code, _out, err = run_lines(capsys, "run", str(spec), "-q", "--out", str(tmp_path / "r"))
+    assert code == 0, err
+    run = RunDir(tmp_path / "r")
+    records = run.metrics()
+    # once an epoch (stopping epochs); the rate the next minibatch uses: warm-up from 0.1 * 0.1, then halved each epoch
+    assert [r["epoch"] for r in records] == [1, 2, 3, 4]
+    assert [r["learning_rate"] for r in records] == pytest.approx([0.1, 0.05, 0.025, 0.0125])
+    assert [r["momentum"] for r in records] == [0.5] * 4
+    assert run.read_json("summary.json")["stopped_by"] == "n_epochs"
+    code, _out, err = run_lines(capsys, "plot", str(run.path), "-o", str(tmp_path / "curves.png"))
+    assert code == 0, err
+    with Image.open(tmp_path / "curves.png") as image:
+        assert image.size == (800, 950)  # a third panel: the learning rate
+
+
+def test_a_target_error_stops_the_run_and_the_best_validated_parameters_are_kept(tmp_path, capsys):
+    spec = tmp_path / "target.dlt"
+    spec.write_text(DIGITS.replace("stopping patience { n_epochs = 3  patience = 2000 }",
+                                   "stopping epochs { n_epochs = 50  validation_frequency = 10  target_error = 0.2 }"))
+    code, out, err = run_lines(capsys, "run", str(spec), "--out", str(tmp_path / "r"))
+    assert code == 0, err
+    run = RunDir(tmp_path / "r")
+    records, summary = run.metrics(), run.read_json("summary.json")
+    assert summary["stopped_by"] == "target_error" and summary["status"] == "finished"
+    assert records[-1]["validation_error"] <= 0.2 < min(r["validation_error"] for r in records[:-1])
+    assert "(target_error)" in out
+    meta = param_files.load(run.file("best.pkl"))[1]
+    assert meta["best_iteration"] == records[-1]["iteration"] and meta["stopped_by"] == "target_error"
+    code, out, err = run_lines(capsys, "run", str(spec), "--resume", str(run.path), "-q")
+    assert code == 0, err
+    assert len(RunDir(tmp_path / "r").metrics()) == len(records)  # reached: resuming trains no further
+
+
+def test_a_time_budget_stops_the_run(tmp_path, capsys):
+    spec = tmp_path / "time.dlt"
+    spec.write_text(DIGITS.replace("stopping patience { n_epochs = 3  patience = 2000 }",
+                                   'stopping patience { n_epochs = 100000  patience = 10000000  '
+                                   'validation_frequency = 20  max_time = "1.5s" }'))
+    code, _out, err = run_lines(capsys, "run", str(spec), "-q", "--out", str(tmp_path / "r"))
+    assert code == 0, err
+    summary = RunDir(tmp_path / "r").read_json("summary.json")
+    assert summary["stopped_by"] == "max_time" and 1.5 <= summary["seconds"] < 30
+    assert summary["epochs"] < 100000
+
+
+def test_stopping_epochs_has_no_patience(tmp_path, capsys):
+    spec = tmp_path / "epochs.dlt"
+    spec.write_text(DIGITS.replace("stopping patience { n_epochs = 3  patience = 2000 }",
+                                   "stopping epochs { n_epochs = 2 }"))
+    code, _out, err = run_lines(capsys, "run", str(spec), "-q", "--out", str(tmp_path / "r"))
+    assert code == 0, err
+    summary = RunDir(tmp_path / "r").read_json("summary.json")
+    assert (summary["stopped_by"], summary["epochs"], summary["iterations"]) == ("n_epochs", 2, 2 * 53)

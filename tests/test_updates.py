@@ -137,3 +137,50 @@ def test_a_checkpoint_of_the_previous_format_is_read_as_one_without_state(tmp_pa
     again = api.compile_training(spec(""), backend="jax")
     again.restore(read)
     assert again.state.iteration == plain.state.iteration
+
+
+STATEFUL = {
+    "adagrad": ("optimizer adagrad { learning_rate = 0.05  batch_size = 20 }", ["accumulator"]),
+    "adadelta": ("optimizer adadelta { batch_size = 20 }", ["mean_square", "mean_square_delta"]),
+    "rmsprop": ("optimizer rmsprop { learning_rate = 0.002  batch_size = 20  clip_norm = 1.0 }", ["mean_square"]),
+    "adam": ("optimizer adam { learning_rate = 0.002  batch_size = 20 }\nschedule step { step_size = 1  gamma = 0.7 }",
+             ["m", "v"]),
+    "adamw": ("optimizer adamw { learning_rate = 0.002  batch_size = 20 }\nschedule on_plateau { patience = 0  factor = 0.5 }",
+              ["m", "v"]),
+}
+
+
+def optimizer_spec(name: str) -> dltspec.lang.spec.Spec:
+    text = SPEC.replace("optimizer sgd {{ learning_rate = 0.02  batch_size = 20  {momentum} }}", STATEFUL[name][0])
+    return dltspec.read(text=text.replace("{{", "{").replace("}}", "}"), file="o.dlt")
+
+
+@pytest.mark.parametrize("backend,name", [("jax", n) for n in sorted(STATEFUL)] + [("python", "adamw")])
+def test_every_optimizer_interrupted_and_resumed_is_bit_identical(backend, name, tmp_path):
+    whole = api.compile_training(optimizer_spec(name), backend=backend, floatX="float32")
+    reference = whole.run()
+    assert reference.stopped_by == "n_epochs"
+    expected_state = sorted([f"{p}.{what}" for p in ("hidden0.W", "hidden0.b", "output.W", "output.b")
+                             for what in STATEFUL[name][1]]
+                            + (["optimizer.t"] if name in ("adam", "adamw") else [])
+                            + (["learning_rate.scale"] if name == "adamw" else []))
+    assert sorted(whole.program.state_values()) == expected_state
+
+    first = api.compile_training(optimizer_spec(name), backend=backend, floatX="float32")
+    calls = iter(range(10 ** 6))
+    stopped = first.run(should_stop=lambda: next(calls) >= 7)
+    assert stopped.stopped_by == "interrupted" and 0 < first.state.iteration < whole.state.iteration
+    run = RunDir.create("o", tmp_path / "run")
+    run.write_checkpoint(first.checkpoint())
+
+    second = api.compile_training(optimizer_spec(name), backend=backend, floatX="float32")
+    second.restore(run.read_checkpoint())
+    resumed = second.run()
+    assert (resumed.best_iteration, resumed.best_validation_error, resumed.test_error) == \
+        (reference.best_iteration, reference.best_validation_error, reference.test_error)
+    for name_, value in whole.program.values().items():
+        assert second.program.values()[name_].tobytes() == value.tobytes(), name_
+    for name_, value in whole.program.state_values().items():
+        assert second.program.state_values()[name_].tobytes() == value.tobytes(), name_
+    if name == "adamw":  # the plateau reduced the rate, and the resumed run knew where it was
+        assert whole.plateau.scale < 1 and second.plateau == whole.plateau

@@ -346,7 +346,8 @@ def trace(spec: Spec, splits: Splits, floatX: str, target, training: bool) -> Tr
     with pytensor.config.change_flags(floatX=floatX), scratch_tempdir():  # no sources left in $TMPDIR
         x = pt.tensor("x", shape=(batch_size, splits.n_in), dtype=floatX)
         y = pt.tensor("y", shape=(batch_size,), dtype="int32")
-        graph = symbolic(spec, splits.n_in, splits.n_out(spec.block("classifier")), x, y)
+        graph = symbolic(spec, splits.n_in, splits.n_out(spec.block("classifier")), x, y,
+                         splits.size("train") // batch_size)
         params = graph.params
         carried = params + graph.state  # what the step updates: the parameters, then the optimizer's state
         outputs = [graph.updates[v] for v in carried] + [graph.cost, graph.errors]  # the step's, then errors
@@ -365,9 +366,12 @@ def trace(spec: Spec, splits: Splits, floatX: str, target, training: bool) -> Tr
 def store_for(spec: Spec, splits: Splits, floatX: str, target, training: bool) -> Store:
     """Where the compiled program of this spec, data shape, float type and device is kept
     (:mod:`dltspec.backends.xla_cache`)."""
+    from dltspec.model import schedules
+
     model = {k: v for k, v in spec.data.items() if k not in ("stopping", "save", "run", "sweep")}
+    n_train_batches = splits.size("train") // spec.block("optimizer")["batch_size"]
     return Store.of(model, target, floatX=floatX, training=training, n_in=splits.n_in,
-                    n_out=splits.n_out(spec.block("classifier")))
+                    n_out=splits.n_out(spec.block("classifier")), **schedules.key(spec.data, n_train_batches))
 
 
 def build(spec: Spec, splits: Splits, floatX: str = "float32", device_name: str | None = None,

@@ -200,7 +200,8 @@ def _build(spec: Spec, splits: Splits, backend: str, floatX: str, training: bool
     mode = BACKENDS[backend]()
     batch_size = spec.block("optimizer")["batch_size"]
     index = pt.lscalar("index")
-    graph = symbolic(spec, splits.n_in, splits.n_out(spec.block("classifier")), pt.matrix("x"), pt.ivector("y"))
+    graph = symbolic(spec, splits.n_in, splits.n_out(spec.block("classifier")), pt.matrix("x"), pt.ivector("y"),
+                     splits.size("train") // batch_size)
 
     bs = scalar(batch_size, dtype="int64", name="batch_size")
     batch = slice(index * bs, (index + 1) * bs)

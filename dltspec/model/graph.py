@@ -9,10 +9,10 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from dltspec.lang.spec import Spec
-from dltspec.model import shapes
+from dltspec.model import schedules, shapes
 from dltspec.model.networks import Model, model
 from dltspec.model.objectives import LOSSES, REGULARIZERS, zero_one
-from dltspec.model.updates import OPTIMIZERS, scalar
+from dltspec.model.updates import OPTIMIZERS, Step, scalar
 
 
 @dataclass
@@ -40,8 +40,9 @@ class Graph:
         return [p for _, p in self.model.params]
 
 
-def symbolic(spec: Spec, n_in: int, n_out: int, x, y) -> Graph:
-    """The spec's cost, updates and errors over the minibatch ``(x, y)``, before any compilation."""
+def symbolic(spec: Spec, n_in: int, n_out: int, x, y, n_train_batches: int = 1) -> Graph:
+    """The spec's cost, updates and errors over the minibatch ``(x, y)``, before any compilation;
+    ``n_train_batches``, the minibatches of an epoch, is what a schedule counted in epochs divides by."""
     network = shapes.network(spec.data, n_in, n_out)
     net = model(network, x)
     cost = LOSSES[spec.block("loss")["kind"]](net, y)
@@ -51,5 +52,6 @@ def symbolic(spec: Spec, n_in: int, n_out: int, x, y) -> Graph:
         cost = cost + weight * REGULARIZERS[reg["kind"]](net.weights)
         penalties.append(weight)
     optimizer = spec.block("optimizer")
-    rule = OPTIMIZERS[optimizer["kind"]](cost, [p for _, p in net.params], optimizer)
+    step = Step(optimizer, schedules.of_spec(spec.data, n_train_batches), n_train_batches, net.weights)
+    rule = OPTIMIZERS[optimizer["kind"]](cost, [p for _, p in net.params], optimizer, step)
     return Graph(x, y, net, cost, rule.updates, rule.state, zero_one(net, y), rule.hyper + penalties)

@@ -179,8 +179,8 @@ def with_data(spec: Spec, ready: list[tuple[Variant, Spec]]) -> tuple[list[tuple
         own = api.load_data(spec)
     except SpecError as exc:
         return [], exc.diagnostics
-    if not ready:
-        return [], []
+    if not ready:  # no sweep: the spec's own data warnings (its errors were raised)
+        return [], [d for d in rules.check_data(spec, own) if not d.is_error]
 
     def dataset_of(checked: Spec) -> str:
         return json.dumps(checked.block("dataset"), sort_keys=True)
@@ -200,9 +200,9 @@ def with_data(spec: Spec, ready: list[tuple[Variant, Spec]]) -> tuple[list[tuple
         finally:
             own = None
         for variant, checked in group:
-            found = [d for d in rules.check_data(checked, splits) if d.is_error]
+            found = rules.check_data(checked, splits)  # errors stop the variant; warnings are reported too
             problems += [(d, variant) for d in found]
-            if not found:
+            if not any(d.is_error for d in found):
                 passed.append((variant, checked, splits.source))
     passed.sort(key=lambda p: p[0].index)
     problems.sort(key=lambda p: p[1].index)  # each problem names the first variant that has it

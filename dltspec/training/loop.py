@@ -23,9 +23,24 @@ from dltspec.backends.program import ChunkCost
 CHUNK_SECONDS = 0.25
 
 
+def seconds_of(text: str | None) -> float | None:
+    """``"90s"``, ``"30m"``, ``"2h"`` in seconds (the schema's ``max_time`` pattern); None stays None."""
+    if text is None:
+        return None
+    text = text.strip()
+    number = text.rstrip("smhin ")
+    unit = text[len(number):].strip()
+    return float(number) * {"s": 1, "m": 60, "min": 60, "h": 3600}[unit]
+
+
 @dataclass
 class Patience:
-    """Early stopping with patience, exactly as the tutorial computes it."""
+    """Early stopping with patience, exactly as the tutorial computes it, and the policies beside it:
+    a target validation error and a time budget (whichever comes first stops the loop).
+
+    ``stopping epochs`` is this loop without patience: ``patience`` is then one more than the
+    run's iterations, so that only ``n_epochs`` (or a target, or the time) stops it.
+    """
 
     n_train_batches: int
     n_epochs: int
@@ -35,6 +50,8 @@ class Patience:
     validation_frequency: int | None = None
     best_validation_loss: float = math.inf
     best_iter: int = -1
+    target_error: float | None = None  # stop at a validation error at or below this
+    max_seconds: float | None = None  # stop once training has taken this long
 
     def __post_init__(self):
         if self.validation_frequency is None:
@@ -42,8 +59,16 @@ class Patience:
 
     @classmethod
     def from_block(cls, block: dict, n_train_batches: int) -> Patience:
-        return cls(n_train_batches, block["n_epochs"], block["patience"], block["patience_increase"],
-                   block["improvement_threshold"], block.get("validation_frequency"))
+        """The stopping block's policy (:data:`STOPPING`)."""
+        return STOPPING[block.get("kind", "patience")](block, n_train_batches)
+
+    def reached(self, state: LoopState) -> str | None:
+        """The policy besides patience and n_epochs that has stopped the loop here, if any."""
+        if self.target_error is not None and self.best_validation_loss <= self.target_error:
+            return "target_error"
+        if self.max_seconds is not None and state.seconds >= self.max_seconds:
+            return "max_time"
+        return None
 
     def validates_at(self, iter_: int) -> bool:
         return (iter_ + 1) % self.validation_frequency == 0
@@ -60,6 +85,26 @@ class Patience:
 
     def stops_at(self, iter_: int) -> bool:
         return self.patience <= iter_
+
+
+def targets(block: dict) -> dict:
+    return {"target_error": block.get("target_error"), "max_seconds": seconds_of(block.get("max_time"))}
+
+
+def patience_policy(block: dict, n_train_batches: int) -> Patience:
+    """``stopping patience``: the tutorial's loop."""
+    return Patience(n_train_batches, block["n_epochs"], block["patience"], block["patience_increase"],
+                    block["improvement_threshold"], block.get("validation_frequency"), **targets(block))
+
+
+def epochs_policy(block: dict, n_train_batches: int) -> Patience:
+    """``stopping epochs``: ``n_epochs`` epochs, validated once an epoch unless told otherwise, no patience."""
+    return Patience(n_train_batches, block["n_epochs"], block["n_epochs"] * n_train_batches + 1, 1.0, 1.0,
+                    block.get("validation_frequency") or max(n_train_batches, 1), **targets(block))
+
+
+#: stopping kind -> ``(block, n_train_batches) -> Patience``
+STOPPING = {"patience": patience_policy, "epochs": epochs_policy}
 
 
 @dataclass
@@ -109,7 +154,7 @@ class LoopResult:
     test_score: float | None
     epochs: int
     iterations: int
-    stopped_by: str  # "patience", "n_epochs", "interrupted" or "diverged"
+    stopped_by: str  # "patience", "n_epochs", "target_error", "max_time", "interrupted" or "diverged"
     seconds: float
     history: list[ValidationPoint] = field(default_factory=list)
     divergence: Divergence | None = None
@@ -162,8 +207,8 @@ def run_chunks(policy: Patience, train_chunk: Callable[[int, int], ChunkCost], v
     total = policy.n_epochs * n
     history: list[ValidationPoint] = []
     done = state.iteration >= 0 and policy.stops_at(state.iteration)
-    stopped_by, divergence, cap = None, None, 1
-    while state.iteration + 1 < total and not done:
+    stopped_by, divergence, cap = None if done else policy.reached(state), None, 1
+    while state.iteration + 1 < total and not done and stopped_by is None:
         if should_stop is not None and should_stop():
             stopped_by = "interrupted"
             break
@@ -198,6 +243,7 @@ def run_chunks(policy: Patience, train_chunk: Callable[[int, int], ChunkCost], v
             if on_validation is not None:
                 on_validation(point)
         done = policy.stops_at(end)
+        stopped_by = None if done else policy.reached(state)
     iter_ = state.iteration
     epochs = iter_ // n + 1 if iter_ >= 0 else (0 if stopped_by else policy.n_epochs)
     stopped_by = stopped_by or ("patience" if done else "n_epochs")

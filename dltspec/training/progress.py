@@ -36,7 +36,7 @@ def metric_record(point: ValidationPoint, training: Training, examples_per_s: fl
         "mean_cost": point.mean_cost, "validation_error": point.validation_error,
         "best_validation_error": point.best_validation_error, "is_best": point.is_best,
         "test_error": point.test_error, "patience": point.patience,
-        "learning_rate": training.spec.block("optimizer")["learning_rate"],
+        **training.hyper(),
         "seconds": round(point.seconds, 6), "examples_per_s": round(examples_per_s, 1),
     }
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from dltspec.diagnostics import Diagnostic, error
+from dltspec.diagnostics import Diagnostic, error, warning
 from dltspec.lang.spec import Spec
 from dltspec.training.loop import Patience
 
@@ -25,4 +25,23 @@ def validates_at_least_once(spec: Spec, splits: Splits) -> Iterator[Diagnostic]:
                     spec.positions.value(("stopping", key)))
 
 
-DATA_RULES = (validates_at_least_once,)
+def schedule_fits_the_data(spec: Spec, splits: Splits) -> Iterator[Diagnostic]:
+    """A schedule counted in iterations that acts after the run's last minibatch, and an on_plateau
+    patience of at least the validation points the run has, never act (DLT312)."""
+    from dltspec.lang.rules import schedule_fits_the_run
+
+    schedule, stopping = spec.data.get("schedule"), spec.block("stopping")
+    n_train_batches = splits.size("train") // spec.block("optimizer")["batch_size"]
+    if schedule is None or not n_train_batches:
+        return
+    yield from schedule_fits_the_run(spec, stopping["n_epochs"] * n_train_batches, "iteration")
+    if schedule["kind"] == "on_plateau":
+        frequency = Patience.from_block(stopping, n_train_batches).validation_frequency
+        points = stopping["n_epochs"] * n_train_batches // frequency
+        if schedule["patience"] >= points:
+            yield warning("DLT312", f"on_plateau reduces the rate after more than {schedule['patience']} validation "
+                          f"points without improvement, but the run has at most {points}: it never does",
+                          spec.positions.value(("schedule", "patience")))
+
+
+DATA_RULES = (validates_at_least_once, schedule_fits_the_data)

@@ -16,8 +16,11 @@ from dltspec.diagnostics import Diagnostic, SpecError, error
 from dltspec.lang.spec import Spec
 from dltspec.training.loop import LoopState, Patience, ValidationPoint, run_chunks
 
-if TYPE_CHECKING:  # numpy is imported when used
+if TYPE_CHECKING:  # numpy (and the schedules, which use it) are imported when used
     import numpy as np
+
+    from dltspec.model.schedules import Plateau
+
 
 
 @dataclass
@@ -31,7 +34,7 @@ class Result:
     test_error: float | None
     epochs: int
     iterations: int
-    stopped_by: str  # "patience", "n_epochs", "interrupted" or "diverged"
+    stopped_by: str  # "patience", "n_epochs", "target_error", "max_time", "interrupted" or "diverged"
     seconds: float
     backend: str
     floatX: str
@@ -41,7 +44,7 @@ class Result:
 
     @property
     def finished(self) -> bool:
-        return self.stopped_by in ("patience", "n_epochs")
+        return self.stopped_by in ("patience", "n_epochs", "target_error", "max_time")
 
     def summary(self) -> str:
         if self.best_iteration <= 0:
@@ -108,6 +111,29 @@ class Training:
     floatX: str
     device: str | None = None
     best: object = None  # the program's snapshot of the best parameters so far
+    plateau: Plateau | None = None  # the on_plateau schedule's state, when the spec has one
+
+    def __post_init__(self):
+        from dltspec.model.schedules import Plateau
+
+        if self.plateau is None:
+            self.plateau = Plateau.of_spec(self.spec.data)
+
+    def hyper(self) -> dict[str, float]:
+        """The learning rate (and momentum) the next minibatch trains with, its schedule applied."""
+        from dltspec.model.schedules import values_at
+
+        scale = self.plateau.scale if self.plateau is not None else 1.0
+        return values_at(self.spec.data, self.state.iteration + 1, self.policy.n_train_batches, scale)
+
+    def observe_plateau(self, point: ValidationPoint) -> None:
+        """Feed the on_plateau schedule a validation point; a reduction is put on the device at once."""
+        if self.plateau is not None and self.plateau.observe(point.validation_error):
+            import numpy as np
+
+            state = self.program.state_values()
+            state["learning_rate.scale"] = np.asarray(self.plateau.scale, dtype=state["learning_rate.scale"].dtype)
+            self.program.set_state(state)
 
     @property
     def batch_size(self) -> int:
@@ -133,7 +159,9 @@ class Training:
             "backend": self.backend, "floatX": self.floatX, "device": self.placement,
             "patience": asdict(self.policy),
             "loop": asdict(self.state),
-            "done": self.state.iteration >= 0 and self.policy.stops_at(self.state.iteration),
+            "done": (self.state.iteration >= 0 and self.policy.stops_at(self.state.iteration)
+                     or self.policy.reached(self.state) is not None),
+            "plateau": asdict(self.plateau) if self.plateau is not None else None,
             "rng": NO_RNG,
         }
         return lambda: {**fields, "params": program.arrays(params),
@@ -175,6 +203,10 @@ class Training:
         self.policy.patience = max(self.policy.patience, saved["patience"])
         self.policy.best_validation_loss, self.policy.best_iter = saved["best_validation_loss"], saved["best_iter"]
         self.state = LoopState(**checkpoint["loop"])
+        if self.plateau is not None and checkpoint.get("plateau"):
+            self.plateau = type(self.plateau)(**{**checkpoint["plateau"], **{k: getattr(self.plateau, k) for k in
+                                                                   ("factor", "patience", "cooldown", "threshold",
+                                                                    "min_scale")}})
 
     @property
     def placement(self) -> str:
@@ -191,8 +223,12 @@ class Training:
             self.best = self.program.snapshot()
             return self.program.error("test")
 
+        def on_validation(point: ValidationPoint) -> None:
+            self.observe_plateau(point)  # before the observer checkpoints
+            observer.validation(point, self)
+
         loop = run_chunks(self.policy, self.program.train_chunk, lambda: self.program.error("valid"), on_best,
-                          lambda point: observer.validation(point, self), state=self.state,
+                          on_validation, state=self.state,
                           on_chunk=lambda state: observer.chunk(self), should_stop=should_stop)
         problems = [divergence_diagnostic(self, loop.divergence)] if loop.divergence else []
         kept = {} if loop.divergence and self.best is None else self.best_values()  # never parameters gone NaN

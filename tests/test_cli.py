@@ -27,8 +27,8 @@ def test_schema_command_prints_the_draft07_schema(capsys):
     assert main(["schema"]) == 0
     schema = json.loads(capsys.readouterr().out)
     assert schema["$schema"] == "http://json-schema.org/draft-07/schema#"
-    assert set(schema["properties"]) == {"dataset", "classifier", "loss", "regularizer", "optimizer", "stopping", "save",
-                                        "run", "sweep"}
+    assert set(schema["properties"]) == {"dataset", "classifier", "loss", "regularizer", "optimizer", "schedule",
+                                         "stopping", "save", "run", "sweep"}
 
 
 def test_usage_errors_exit_2(capsys):

@@ -156,6 +156,26 @@ def test_hover_on_a_key_shows_description_type_default_and_range():
     assert "- type: integer" in required and "- default: none (required)" in required and "- range: >= 1" in required
 
 
+def test_the_optimizers_schedules_and_stopping_policies_are_completed_and_hovered():
+    assert labels(completions("optimizer ", 0, 10)) == ["sgd", "adagrad", "adadelta", "rmsprop", "adam", "adamw"]
+    assert labels(completions("schedule ", 0, 9)) == ["fixed", "step", "multistep", "exp", "inv", "poly", "linear",
+                                                      "cosine", "on_plateau"]
+    assert labels(completions("stopping ", 0, 9)) == ["patience", "epochs"]
+    text = "optimizer adam { batch_size = 20 "
+    assert labels(completions(text, 0, len(text))) == ["learning_rate", "beta1", "beta2", "epsilon", "clip_norm",
+                                                       "clip_value"]
+    text = "schedule on_plateau { "
+    assert labels(completions(text, 0, len(text)))[:5] == ["factor", "patience", "cooldown", "threshold",
+                                                           "min_learning_rate"]
+    beta2 = hover_text("optimizer adam { beta2 = 0.99 }", "beta2")
+    assert beta2.startswith("**beta2** in `optimizer adam`") and "- default: `0.999`" in beta2
+    assert "- range: >= 0, < 1" in beta2
+    gamma = hover_text("schedule step { step_size = 30  gamma = 0.5 }", "gamma")
+    assert "Factor of each decay" in gamma and "- range: > 0, < 1" in gamma
+    budget = hover_text('stopping epochs { max_time = "30m" }', "max_time")
+    assert budget.startswith("**max_time** in `stopping epochs`") and "30m" in budget
+
+
 def test_hover_on_enums_lists_and_values():
     text = 'classifier mlp { name = "é😀"  activation = relu  hidden = [500] }'
     activation = hover_text(text, "activation")

@@ -184,3 +184,18 @@ def test_every_optimizer_interrupted_and_resumed_is_bit_identical(backend, name,
         assert second.program.state_values()[name_].tobytes() == value.tobytes(), name_
     if name == "adamw":  # the plateau reduced the rate, and the resumed run knew where it was
         assert whole.plateau.scale < 1 and second.plateau == whole.plateau
+
+
+def test_a_scheduled_run_decides_the_same_chunked_and_one_minibatch_at_a_time():
+    """The JAX path trains a chunk of minibatches per dispatch, the schedule evaluated on the device; the
+    python backend calls one step per minibatch: the same validation errors, bests and rates."""
+    runs = {backend: api.compile_training(optimizer_spec("adamw"), backend=backend, floatX="float64")
+            for backend in ("jax", "python")}
+    results = {backend: training.run() for backend, training in runs.items()}
+    history = {backend: [(p.iteration, p.validation_error, p.is_best) for p in r.history]
+               for backend, r in results.items()}
+    assert history["jax"] == history["python"] and len(history["jax"]) > 10
+    assert runs["jax"].plateau == runs["python"].plateau and runs["jax"].plateau.scale < 1
+    jax_params, python_params = runs["jax"].program.values(), runs["python"].program.values()
+    for name, value in python_params.items():
+        np.testing.assert_allclose(jax_params[name], value, rtol=1e-9, atol=1e-12)

@@ -34,6 +34,18 @@ def key_rows(definition: dict) -> list[str]:
     return rows
 
 
+def example(kind: str, label: str, definition: dict) -> str:
+    """The block ``kind label`` with every key set to its first example (or its default): spec text."""
+    pairs = []
+    for key, sub in definition.get("properties", {}).items():
+        if key == "kind":
+            continue
+        value = sub["examples"][0] if sub.get("examples") else sub.get("default")
+        if value is not None:
+            pairs.append(f"{key} = {value_text(value)}")
+    return f"{kind} {label} {{ {'  '.join(pairs)} }}" if pairs else f"{kind} {label}"
+
+
 def markdown() -> str:
     """The reference of every block and key, in Markdown."""
     out = []
@@ -53,4 +65,6 @@ def markdown() -> str:
                 out += ["| key | type | default | description |", "|---|---|---|---|", *rows, ""]
             else:
                 out.append("No keys.\n")
+            if kinds and kind != "sweep":
+                out.append(f"```\n{example(kind, title.split()[1], definition)}\n```\n")
     return "\n".join(out).rstrip() + "\n"

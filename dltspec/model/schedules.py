@@ -152,7 +152,7 @@ def values_at(spec_data: dict, t: int, n_train_batches: int, scale: float = 1.0)
     optimizer, block = spec_data["optimizer"], of_spec(spec_data, n_train_batches)
     rate = optimizer["learning_rate"] * (1.0 if block is None else float(factor(block, t, n_train_batches, np)))
     out = {"learning_rate": rate * scale}
-    if "momentum" in optimizer:
+    if optimizer.get("momentum") or "final_momentum" in (block or {}):  # an optimizer with a velocity
         out["momentum"] = float(momentum(block, optimizer["momentum"], t, n_train_batches, np))
     return out
 

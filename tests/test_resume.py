@@ -52,7 +52,11 @@ def interrupted(spec: Path, out: Path, signum: int, after: int) -> subprocess.Co
     process = subprocess.Popen([*COMMAND, str(spec), "-q", "--out", str(out)], cwd=spec.parent,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
-    while metric_count(out / "metrics.jsonl") < after and process.poll() is None and time.monotonic() < deadline:
+
+    def ready() -> bool:  # the checkpoint is written by a background thread: a kill before the first leaves none
+        return metric_count(out / "metrics.jsonl") >= after and (out / "checkpoint.pkl").exists()
+
+    while not ready() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.001)
     assert process.poll() is None, f"the run ended before {after} validation points: {process.stderr.read()}"
     process.send_signal(signum)

@@ -52,6 +52,7 @@ class Patience:
     best_iter: int = -1
     target_error: float | None = None  # stop at a validation error at or below this
     max_seconds: float | None = None  # stop once training has taken this long
+    has_patience: bool = True  # False for ``stopping epochs``: patience never stops it (and is not shown)
 
     def __post_init__(self):
         if self.validation_frequency is None:
@@ -100,7 +101,8 @@ def patience_policy(block: dict, n_train_batches: int) -> Patience:
 def epochs_policy(block: dict, n_train_batches: int) -> Patience:
     """``stopping epochs``: ``n_epochs`` epochs, validated once an epoch unless told otherwise, no patience."""
     return Patience(n_train_batches, block["n_epochs"], block["n_epochs"] * n_train_batches + 1, 1.0, 1.0,
-                    block.get("validation_frequency") or max(n_train_batches, 1), **targets(block))
+                    block.get("validation_frequency") or max(n_train_batches, 1), **targets(block),
+                    has_patience=False)
 
 
 #: stopping kind -> ``(block, n_train_batches) -> Patience``
@@ -132,7 +134,7 @@ class ValidationPoint:
     best_validation_error: float
     is_best: bool
     test_error: float | None
-    patience: float
+    patience: float | None  # None when the policy has no patience (``stopping epochs``)
     mean_cost: float
     seconds: float
 
@@ -236,7 +238,8 @@ def run_chunks(policy: Patience, train_chunk: Callable[[int, int], ChunkCost], v
             state.seconds = clock() - start_time
             point = ValidationPoint(end // n + 1, end % n + 1, n, end, this_validation_loss,
                                     policy.best_validation_loss, is_best, state.test_score if is_best else None,
-                                    policy.patience, state.costs / state.n_costs, state.seconds)
+                                    policy.patience if policy.has_patience else None, state.costs / state.n_costs,
+                                    state.seconds)
             state.costs, state.n_costs = 0.0, 0
             state.validations += 1
             history.append(point)

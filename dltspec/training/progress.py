@@ -24,8 +24,9 @@ def validation_line(point: ValidationPoint, examples_per_s: float) -> str:
     best = (f"new best, test error {point.test_error * 100:f} %" if point.is_best
             else f"best {point.best_validation_error * 100:f} %")
     return (f"epoch {point.epoch}, minibatch {point.minibatch}/{point.n_train_batches}: "
-            f"validation error {point.validation_error * 100:f} % ({best}), patience {int(point.patience)}, "
-            f"cost {point.mean_cost:.4f}, {examples_per_s:,.0f} examples/s")
+            f"validation error {point.validation_error * 100:f} % ({best}), "
+            + (f"patience {int(point.patience)}, " if point.patience is not None else "")
+            + f"cost {point.mean_cost:.4f}, {examples_per_s:,.0f} examples/s")
 
 
 def metric_record(point: ValidationPoint, training: Training, examples_per_s: float) -> dict:
@@ -108,7 +109,8 @@ class Bar(Lines):
             self.bar.set_description_str(f"epoch {epoch}", refresh=False)
         self.bar.n = iteration % n + 1
         left = max(0, int(training.policy.patience) - iteration)
-        self.bar.set_postfix_str(f"{self.postfix}patience left {left}", refresh=True)
+        shown = f"patience left {left}" if training.policy.has_patience else f"of {training.policy.n_epochs} epochs"
+        self.bar.set_postfix_str(f"{self.postfix}{shown}", refresh=True)
         self.drawn = now
 
     def validation(self, point, training):

@@ -60,6 +60,7 @@ CODES: dict[str, str] = {
     "DLT311": "an optimizer setting that needs another",
     "DLT312": "a schedule that never acts in the run",
     "DLT313": "schedule points out of order",
+    "DLT314": "not a stack of layers",
     "DLT401": "data file not found",
     "DLT402": "data file unreadable or malformed",
     "DLT403": "unsafe pickle refused",

@@ -147,13 +147,13 @@ def probabilities_function(spec: Spec, params: dict[str, np.ndarray], backend: s
 
             from dltspec.backends.jax_backend import jax_function
 
-            forward = jax.jit(jax_function(shared + [x], [graph.model.p_y_given_x]))
+            forward = jax.jit(jax_function(shared + [x], [graph.model.evaluated]))
             values = [np.asarray(params[name], dtype=floatX) for name, _ in graph.model.params]
             batch = lambda rows: np.asarray(forward(*values, rows)[0])  # noqa: E731
         else:
             for name, p in graph.model.params:
                 p.set_value(np.asarray(params[name], dtype=floatX))
-            batch = pytensor.function([x], graph.model.p_y_given_x, mode=BACKENDS[backend]())
+            batch = pytensor.function([x], graph.model.evaluated, mode=BACKENDS[backend]())
 
     def probabilities(rows: np.ndarray) -> np.ndarray:
         out = []

@@ -25,7 +25,7 @@ CASES = [
     ("unknown classifier", "classifier mlp", "classifier mlpp", [], 2, 12, "DLT204",
      "unknown classifier 'mlpp' (did you mean 'mlp'?); expected one of: logistic, mlp"),
     ("unknown activation", "activation = tanh", "activation = tanhh", [], 2, 46, "DLT204",
-     "activation must be one of tanh, sigmoid, relu, got 'tanhh' (did you mean 'tanh'?)"),
+     "activation must be one of tanh, sigmoid, relu, softplus, linear, leaky_relu, got 'tanhh' (did you mean 'tanh'?)"),
     ("string for integer", "batch_size = 20", 'batch_size = "20"', [], 5, 51, "DLT202",
      "batch_size must be an integer, got a string '20'"),
     ("float for integer", "patience = 2000", "patience = 2000.5", [], 6, 46, "DLT202",

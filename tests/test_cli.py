@@ -27,7 +27,7 @@ def test_schema_command_prints_the_draft07_schema(capsys):
     assert main(["schema"]) == 0
     schema = json.loads(capsys.readouterr().out)
     assert schema["$schema"] == "http://json-schema.org/draft-07/schema#"
-    assert set(schema["properties"]) == {"dataset", "classifier", "loss", "regularizer", "optimizer", "schedule",
+    assert set(schema["properties"]) == {"dataset", "classifier", "layer", "loss", "regularizer", "optimizer", "schedule",
                                          "stopping", "save", "run", "sweep"}
 
 

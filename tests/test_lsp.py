@@ -104,20 +104,20 @@ def test_same_diagnostics_as_check(tmp_path, capsys):
 
 # -- completion ------------------------------------------------------------------
 
-KINDS = ["dataset", "classifier", "loss", "regularizer", "optimizer", "schedule", "stopping", "save", "run", "sweep"]
+KINDS = ["dataset", "classifier", "layer", "loss", "regularizer", "optimizer", "schedule", "stopping", "save", "run", "sweep"]
 
 
 @pytest.mark.parametrize("text, expected", [
     ("", KINDS),
     ("loss nll\nopt", KINDS),
-    ("classifier ", ["logistic", "mlp", "lenet"]),
+    ("classifier ", ["logistic", "mlp", "lenet", "layers"]),
     ("dataset m", ["mnist", "pickle", "digits", "idx", "npz", "npy"]),
     ("classifier mlp { ", ["n_in", "n_out", "hidden", "activation", "seed"]),
     ("classifier mlp { seed = 1  hidden = [1, 2]\n  ", ["n_in", "n_out", "activation"]),
     ("optimizer sgd { learning_rate = 0.1\n", ["batch_size", "momentum", "nesterov", "clip_norm", "clip_value"]),
-    ("classifier mlp { activation = ", ["tanh", "sigmoid", "relu"]),
-    ("classifier mlp { activation = s", ["tanh", "sigmoid", "relu"]),
-    ("classifier { kind = ", ["logistic", "mlp", "lenet"]),
+    ("classifier mlp { activation = ", ["tanh", "sigmoid", "relu", "softplus", "linear", "leaky_relu"]),
+    ("classifier mlp { activation = s", ["tanh", "sigmoid", "relu", "softplus", "linear", "leaky_relu"]),
+    ("classifier { kind = ", ["logistic", "mlp", "lenet", "layers"]),
     ("stopping { n_", ["n_epochs", "patience", "patience_increase", "improvement_threshold",
                        "validation_frequency", "target_error", "max_time"]),  # the default kind, patience
     ("classifier mlp { seed = 1 }\n", KINDS),
@@ -161,6 +161,11 @@ def test_the_optimizers_schedules_and_stopping_policies_are_completed_and_hovere
     assert labels(completions("schedule ", 0, 9)) == ["fixed", "step", "multistep", "exp", "inv", "poly", "linear",
                                                       "cosine", "on_plateau"]
     assert labels(completions("stopping ", 0, 9)) == ["patience", "epochs"]
+    assert labels(completions("layer ", 0, 6)) == ["dense", "conv", "dropout", "maxout", "softmax"]
+    text = "layer dense { units = 10 "
+    assert labels(completions(text, 0, len(text))) == ["activation", "leak", "init", "init_scale", "bias", "max_norm"]
+    rate = hover_text("layer dropout { rate = 0.3 }", "rate")
+    assert rate.startswith("**rate** in `layer dropout`") and "- range: >= 0, < 1" in rate
     text = "optimizer adam { batch_size = 20 "
     assert labels(completions(text, 0, len(text))) == ["learning_rate", "beta1", "beta2", "epsilon", "clip_norm",
                                                        "clip_value"]
@@ -179,7 +184,7 @@ def test_the_optimizers_schedules_and_stopping_policies_are_completed_and_hovere
 def test_hover_on_enums_lists_and_values():
     text = 'classifier mlp { name = "é😀"  activation = relu  hidden = [500] }'
     activation = hover_text(text, "activation")
-    assert "- one of: `tanh`, `sigmoid`, `relu`" in activation and "- default: `tanh`" in activation
+    assert "- one of: `tanh`, `sigmoid`, `relu`, `softplus`, `linear`, `leaky_relu`" in activation and "- default: `tanh`" in activation
     assert hover_text(text, "relu") == activation  # a value shows its key
     hidden = hover_text(text, "hidden", "utf-8")
     assert "- type: list of integers" in hidden and "- range: >= 1" in hidden and "- default: `[500]`" in hidden

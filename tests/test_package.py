@@ -164,6 +164,16 @@ def test_every_loss_regularizer_and_optimizer_has_its_function_and_back():
     assert set(OPTIMIZERS) == schema_kinds("optimizer")
 
 
+def test_every_layer_kind_and_init_has_its_class_and_back():
+    from dltspec.lang.schema import schema
+    from dltspec.model.layers import INITS, LAYERS
+
+    assert set(LAYERS) == schema_kinds("layer")
+    enums = [set(d["properties"]["init"]["enum"]) for d in schema()["definitions"].values()
+             if "init" in d.get("properties", {})]
+    assert enums and all(e == set(INITS) for e in enums)
+
+
 def test_every_schedule_has_its_function_and_back():
     from dltspec.model.schedules import SCHEDULES
 
@@ -212,7 +222,7 @@ def test_every_activation_is_implemented_and_back():
 def test_every_block_kind_of_the_schema_is_read_by_a_stage():
     from dltspec.lang.schema import block_kinds
 
-    assert set(block_kinds()) == {"dataset", "classifier", "loss", "regularizer", "optimizer", "schedule",
+    assert set(block_kinds()) == {"dataset", "classifier", "layer", "loss", "regularizer", "optimizer", "schedule",
                                   "stopping", "save", "run", "sweep"}
 
 

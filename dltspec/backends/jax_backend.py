@@ -351,7 +351,7 @@ def trace(spec: Spec, splits: Splits, floatX: str, target, training: bool) -> Tr
         params = graph.params
         carried = params + graph.state  # what the step updates: the parameters, then the optimizer's state
         outputs = [graph.updates[v] for v in carried] + [graph.cost, graph.errors]  # the step's, then errors
-        last = target.platform == "cpu" and layout.pays(x, graph.model.p_y_given_x)
+        last = target.platform == "cpu" and layout.pays(x, graph.model.evaluated)
         if last:  # the same graph on x = xT.T
             xT = pt.tensor("xT", shape=(splits.n_in, batch_size), dtype=floatX)
             outputs, x = clone_replace(outputs, {x: xT.T}), xT

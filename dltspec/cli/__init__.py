@@ -111,6 +111,8 @@ def parser() -> argparse.ArgumentParser:
     chk.add_argument("--data", action="store_true", help="also load the data and check sizes against it")
     chk.add_argument("--shapes", action="store_true", help="print each spec's layers, output shapes and "
                      "parameter counts (a model summary)")
+    chk.add_argument("--expand", action="store_true", help="print a preset classifier (logistic, mlp, lenet) as "
+                     "the classifier layers and layer blocks it stands for")
     chk.set_defaults(handler=cmd_check)
 
     fmt = sub.add_parser("fmt", help="rewrite specs in the canonical layout")

@@ -33,10 +33,23 @@ def print_shapes(text: str, path: str, overrides) -> None:
         print(table(found))
 
 
+def print_expanded(text: str, path: str, overrides) -> None:
+    """A preset's model as ``classifier layers`` and ``layer`` blocks (a layer stack prints as it is)."""
+    import dltspec
+    from dltspec.lang.spelling import instance_text
+    from dltspec.model.networks import expanded
+
+    spec, _ = dltspec.diagnose(text, file=path if path != "-" else "<stdin>", overrides=overrides)
+    if spec is not None:
+        classifier, stack = expanded(spec.block("classifier"))
+        print(instance_text({"classifier": classifier, "layer": stack or spec.data.get("layer", [])}), end="")
+
+
 def cmd_check(args) -> int:
-    if args.shapes and args.format != "text":
-        print("dltspec check: --shapes prints a table for people: use it with --format text", file=sys.stderr)
-        return EXIT_USAGE
+    for flag, what in (("shapes", "a table"), ("expand", "spec text")):
+        if getattr(args, flag) and args.format != "text":
+            print(f"dltspec check: --{flag} prints {what} for people: use it with --format text", file=sys.stderr)
+            return EXIT_USAGE
     paths = spec_paths(args.specs)
     if paths is None:
         return EXIT_USAGE
@@ -46,6 +59,8 @@ def cmd_check(args) -> int:
         everything += diagnostics
         if args.shapes and text is not None:
             print_shapes(text, path, args.set)
+        if args.expand and text is not None:
+            print_expanded(text, path, args.set)
         if args.format == "text":
             report(diagnostics, lines)
     if args.format != "text":

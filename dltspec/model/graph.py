@@ -40,18 +40,31 @@ class Graph:
         return [p for _, p in self.model.params]
 
 
+def max_col_norm(W, max_norm: float):
+    """pylearn2's ``max_col_norm``: every column of the updated ``W`` rescaled to norm at most ``max_norm``,
+    ``W * min(norm, max_norm) / (1e-7 + norm)`` column by column."""
+    import pytensor.tensor as pt
+
+    norms = pt.sqrt(pt.sum(pt.sqr(W), axis=0))
+    return W * (pt.clip(norms, 0, max_norm) / (1e-7 + norms))
+
+
 def symbolic(spec: Spec, n_in: int, n_out: int, x, y, n_train_batches: int = 1) -> Graph:
     """The spec's cost, updates and errors over the minibatch ``(x, y)``, before any compilation;
     ``n_train_batches``, the minibatches of an epoch, is what a schedule counted in epochs divides by."""
     network = shapes.network(spec.data, n_in, n_out)
-    net = model(network, x)
+    optimizer = spec.block("optimizer")
+    step = Step(optimizer, schedules.of_spec(spec.data, n_train_batches), n_train_batches)
+    net = model(network, x, step=step.t if network.noisy else None)  # dropout draws from the step count
     cost = LOSSES[spec.block("loss")["kind"]](net, y)
     penalties = []
     for i, reg in enumerate(spec.regularizers):
         weight = scalar(reg["weight"], f"regularizer{i}.weight")
         cost = cost + weight * REGULARIZERS[reg["kind"]](net.weights)
         penalties.append(weight)
-    optimizer = spec.block("optimizer")
-    step = Step(optimizer, schedules.of_spec(spec.data, n_train_batches), n_train_batches, net.weights)
+    step.weights = net.weights
     rule = OPTIMIZERS[optimizer["kind"]](cost, [p for _, p in net.params], optimizer, step)
+    for name, p in net.params:
+        if name in net.max_norms:
+            rule.updates[p] = max_col_norm(rule.updates[p], net.max_norms[name])
     return Graph(x, y, net, cost, rule.updates, rule.state, zero_one(net, y), rule.hyper + penalties)

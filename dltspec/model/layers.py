@@ -20,10 +20,13 @@ leaves it out there. None of the tutorial's layers does, so both graphs are the 
 """
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
+
+from dltspec.model.activations import ACTIVATIONS, activate
+from dltspec.model.inits import INITS, uniform_bound
+
+__all__ = ["ACTIVATIONS", "INITS", "LAYERS", "Layer", "Misfit", "Param", "activate", "uniform_bound"]
 
 
 @dataclass(frozen=True)
@@ -42,40 +45,7 @@ class Param:
     name: str
     shape: tuple
     regularizable: bool
-
-
-@dataclass(frozen=True)
-class Activation:
-    """A nonlinearity, and the factor on the tutorial's uniform initialisation range for it."""
-
-    function: Callable  # PyTensor expression -> PyTensor expression
-    init_gain: float = 1.0
-
-
-def _tanh(z):
-    import pytensor.tensor as pt
-
-    return pt.tanh(z)
-
-
-def _sigmoid(z):
-    import pytensor.tensor as pt
-
-    return pt.sigmoid(z)
-
-
-def _relu(z):
-    import pytensor.tensor as pt
-
-    return pt.maximum(z, 0)
-
-
-#: activation name -> :class:`Activation` (the schema's ``activation`` enum names the same, by test)
-ACTIVATIONS: dict[str, Activation] = {
-    "tanh": Activation(_tanh),
-    "sigmoid": Activation(_sigmoid, 4.0),  # the tutorial: 4 times the tanh range for a sigmoid
-    "relu": Activation(_relu),
-}
+    max_norm: float | None = None  # every column rescaled to at most this norm after each update
 
 
 def dims(shape) -> str:
@@ -91,11 +61,6 @@ def product(shape) -> int | None:
     return total
 
 
-def uniform_bound(fan_in: float, fan_out: float, gain: float = 1.0) -> float:
-    """The tutorial's initialisation range: ``r = gain * sqrt(6 / (fan_in + fan_out))``."""
-    return gain * math.sqrt(6.0 / (fan_in + fan_out))
-
-
 def shared_param(value, name: str):
     import numpy as np
     import pytensor
@@ -108,6 +73,8 @@ class Layer:
 
     kind: ClassVar[str]
     batch_last: ClassVar[bool] = False  # activations kept (features, batch) in and out
+    any_layout: ClassVar[bool] = False  # works on either layout (dropout): no transpose before it
+    noisy: ClassVar[bool] = False  # its training graph reads the step count (``graph(..., step=t)``)
 
     name: str
 
@@ -140,13 +107,19 @@ class Layer:
 class Dense(Layer):
     """The tutorial's HiddenLayer: ``activation(a W + b)``.
 
-    ``W`` of shape ``(fan_in, units)`` is ``uniform(-r, r)`` with ``r = sqrt(6 / (fan_in + units))``
-    (times the activation's gain: 4 for a sigmoid); ``b`` starts at zero.
+    ``W`` of shape ``(fan_in, units)`` is drawn by ``init``; the tutorial's rule (the default) is
+    ``uniform(-r, r)`` with ``r = sqrt(6 / (fan_in + units))`` (times the activation's gain: 4 for a
+    sigmoid); ``b`` starts at ``bias`` (zero).
     """
 
     name: str
     units: int
     activation: str = "tanh"
+    init: str = "tutorial"
+    init_scale: float = 0.01
+    bias: float = 0.0
+    max_norm: float | None = None
+    leak: float = 0.01
     kind: ClassVar[str] = "dense"
 
     def output_shape(self, input_shape):
@@ -154,20 +127,22 @@ class Dense(Layer):
 
     def param_shapes(self, input_shape):
         (fan_in,) = flat(input_shape)
-        return [Param(f"{self.name}.W", (fan_in, self.units), True), Param(f"{self.name}.b", (self.units,), False)]
+        return [Param(f"{self.name}.W", (fan_in, self.units), True, self.max_norm),
+                Param(f"{self.name}.b", (self.units,), False)]
 
     def initial_values(self, input_shape, rng):
         import numpy as np
 
         (fan_in,) = flat(input_shape)
-        r = uniform_bound(fan_in, self.units, ACTIVATIONS[self.activation].init_gain)
-        return {f"{self.name}.W": rng.uniform(low=-r, high=r, size=(fan_in, self.units)),
-                f"{self.name}.b": np.zeros(self.units)}
+        W = INITS[self.init](rng, (fan_in, self.units), fan_in, self.units, ACTIVATIONS[self.activation].init_gain,
+                             self.init_scale)
+        return {f"{self.name}.W": W, f"{self.name}.b": np.full(self.units, self.bias)}
 
     def graph(self, a, params, input_shape, deterministic=False):
         import pytensor.tensor as pt
 
-        return ACTIVATIONS[self.activation].function(pt.dot(a, params[f"{self.name}.W"]) + params[f"{self.name}.b"])
+        z = pt.dot(a, params[f"{self.name}.W"]) + params[f"{self.name}.b"]
+        return activate(self.activation, z, self.leak)
 
     def describe(self):
         return f"dense, {self.activation}"
@@ -180,6 +155,9 @@ class Softmax(Layer):
 
     name: str
     units: int | None
+    init: str = "zeros"
+    init_scale: float = 0.01
+    max_norm: float | None = None
     kind: ClassVar[str] = "softmax"
 
     def output_shape(self, input_shape):
@@ -187,13 +165,15 @@ class Softmax(Layer):
 
     def param_shapes(self, input_shape):
         (fan_in,) = flat(input_shape)
-        return [Param(f"{self.name}.W", (fan_in, self.units), True), Param(f"{self.name}.b", (self.units,), False)]
+        return [Param(f"{self.name}.W", (fan_in, self.units), True, self.max_norm),
+                Param(f"{self.name}.b", (self.units,), False)]
 
     def initial_values(self, input_shape, rng):
         import numpy as np
 
         (fan_in,) = flat(input_shape)
-        return {f"{self.name}.W": np.zeros((fan_in, self.units)), f"{self.name}.b": np.zeros(self.units)}
+        W = INITS[self.init](rng, (fan_in, self.units), fan_in, self.units, 1.0, self.init_scale)
+        return {f"{self.name}.W": W, f"{self.name}.b": np.zeros(self.units)}
 
     def graph(self, a, params, input_shape, deterministic=False):
         import pytensor.tensor as pt
@@ -219,10 +199,18 @@ class ConvPool(Layer):
     size: int
     pool: int
     activation: str = "tanh"
+    init: str = "tutorial"
+    init_scale: float = 0.01
+    bias: float = 0.0
+    leak: float = 0.01
     kind: ClassVar[str] = "conv"
     batch_last: ClassVar[bool] = True
 
     def output_shape(self, input_shape):
+        if len(input_shape) != 3:
+            return Misfit("DLT314", f"{self.name}: a convolution needs an image input, [channels, height, width]; "
+                          f"its input is a vector of {dims(input_shape)} values (a conv must come before any dense "
+                          "or maxout layer)", ())
         channels, height, width = input_shape
         k, pool = self.size, self.pool
         if k > min(height, width):
@@ -251,18 +239,116 @@ class ConvPool(Layer):
         filter_shape = self.filter_shape(input_shape)
         fan_in = input_shape[0] * self.size * self.size
         fan_out = self.kernels * self.size * self.size / (self.pool * self.pool)
-        r = uniform_bound(fan_in, fan_out)
-        return {f"{self.name}.W": rng.uniform(low=-r, high=r, size=filter_shape),
-                f"{self.name}.b": np.zeros(self.kernels)}
+        W = INITS[self.init](rng, filter_shape, fan_in, fan_out, 1.0, self.init_scale)  # the tutorial's: no gain
+        return {f"{self.name}.W": W, f"{self.name}.b": np.full(self.kernels, self.bias)}
 
     def graph(self, a, params, input_shape, deterministic=False):
         from dltspec.model.conv import conv_pool_layer
 
         return conv_pool_layer(a, params[f"{self.name}.W"], params[f"{self.name}.b"], self.filter_shape(input_shape),
-                               tuple(input_shape), (self.pool, self.pool), ACTIVATIONS[self.activation].function)
+                               tuple(input_shape), (self.pool, self.pool),
+                               lambda z: activate(self.activation, z, self.leak))
 
     def describe(self):
         return f"conv {self.size}×{self.size}, pool {self.pool}×{self.pool}, {self.activation}"
+
+
+def hash32(x):
+    """A 32-bit integer hash (two multiply-xorshift rounds) of an int64 expression, in int64 arithmetic that
+    never overflows (multipliers below 2**31): the same bits under every backend."""
+    mask = 0xFFFFFFFF
+    x = x & mask
+    x = x ^ (x // 65536)
+    x = (x * 0x7FEB352D) & mask
+    x = x ^ (x // 32768)
+    x = (x * 0x5BD1E995) & mask
+    return x ^ (x // 65536)
+
+
+@dataclass
+class Dropout(Layer):
+    """Inverted dropout: in training ``a * mask / (1 - rate)``, ``mask`` 1 with probability ``1 - rate``;
+    at validation, test and prediction (``deterministic``) the identity.
+
+    The mask is a counter-based draw: ``u = hash32(hash32(unit + n * hash32(t)) ^ salt) / 2**32`` for each
+    unit of the minibatch (``n`` of them), ``t`` the optimizer's step count and ``salt`` from the network's
+    seed and the layer's place; a unit is kept when ``u >= rate``. Nothing random is kept between steps:
+    the same spec draws the same masks on every backend, and a resumed run those of the uninterrupted one.
+    """
+
+    name: str
+    rate: float = 0.5
+    salt: int = 0
+    kind: ClassVar[str] = "dropout"
+    noisy: ClassVar[bool] = True
+    any_layout: ClassVar[bool] = True
+
+    def output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def param_shapes(self, input_shape):
+        return []
+
+    def initial_values(self, input_shape, rng):
+        return {}
+
+    def graph(self, a, params, input_shape, deterministic=False, step=None):
+        import pytensor.tensor as pt
+
+        if deterministic or not self.rate or step is None:
+            return a
+        t = pt.cast(step, "int64")
+        unit = pt.cumsum(pt.ones_like(a, dtype="int64")).reshape(a.shape) - 1  # 0, 1, ... (an arange JAX can trace)
+        n = pt.cast(a.size, "int64")
+        u = hash32(hash32(unit + n * hash32(t + self.salt)) ^ hash32(pt.constant(self.salt + 0x9E3779B, "int64")))
+        keep = pt.ge(pt.cast(u, "float64") / 2.0 ** 32, self.rate)
+        return pt.switch(keep, a / (1.0 - self.rate), pt.zeros_like(a))
+
+    def describe(self):
+        return f"dropout {self.rate:g}"
+
+
+@dataclass
+class Maxout(Layer):
+    """Maxout (Goodfellow et al. 2013): ``max_k (a W + b)[:, unit, k]`` over ``pieces`` linear pieces per unit.
+
+    ``W`` of shape ``(fan_in, units * pieces)`` (piece ``k`` of unit ``j`` is column ``j * pieces + k``),
+    drawn by ``init`` with ``fan_out = units * pieces``; ``b`` starts at ``bias``.
+    """
+
+    name: str
+    units: int
+    pieces: int = 2
+    init: str = "tutorial"
+    init_scale: float = 0.01
+    bias: float = 0.0
+    max_norm: float | None = None
+    kind: ClassVar[str] = "maxout"
+
+    def output_shape(self, input_shape):
+        return (self.units,)
+
+    def param_shapes(self, input_shape):
+        (fan_in,) = flat(input_shape)
+        width = self.units * self.pieces
+        return [Param(f"{self.name}.W", (fan_in, width), True, self.max_norm), Param(f"{self.name}.b", (width,), False)]
+
+    def initial_values(self, input_shape, rng):
+        import numpy as np
+
+        (fan_in,) = flat(input_shape)
+        width = self.units * self.pieces
+        W = INITS[self.init](rng, (fan_in, width), fan_in, width, 1.0, self.init_scale)
+        return {f"{self.name}.W": W, f"{self.name}.b": np.full(width, self.bias)}
+
+    def graph(self, a, params, input_shape, deterministic=False):
+        import pytensor.tensor as pt
+
+        z = pt.dot(a, params[f"{self.name}.W"]) + params[f"{self.name}.b"]
+        return pt.max(z.reshape((z.shape[0], self.units, self.pieces)), axis=-1)
+
+    def describe(self):
+        return f"maxout, {self.pieces} pieces"
 
 
 def flat(shape: tuple) -> tuple:
@@ -271,4 +357,4 @@ def flat(shape: tuple) -> tuple:
 
 
 #: layer kind -> class
-LAYERS: dict[str, type[Layer]] = {cls.kind: cls for cls in (Dense, Softmax, ConvPool)}
+LAYERS: dict[str, type[Layer]] = {cls.kind: cls for cls in (Dense, ConvPool, Dropout, Maxout, Softmax)}

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from dltspec.model.layers import ConvPool, Dense, Layer, Misfit, Param, Softmax, flat
+from dltspec.model.layers import LAYERS, ConvPool, Dense, Dropout, Layer, Misfit, Param, Softmax, flat
 
 
 def dense_stack(block: dict, n_out: int | None) -> list[Layer]:
@@ -35,8 +35,43 @@ def lenet(block: dict, n_out: int | None) -> list[Layer]:
     return convs + dense_stack(block, n_out)
 
 
+def layer_of(i: int, block: dict, n_out: int | None, seed: int) -> Layer:
+    """The ``layer`` block at place ``i`` of a stack, named ``layer<i>`` (its keys are the class's fields)."""
+    cls = LAYERS[block["kind"]]
+    fields = {k: v for k, v in block.items() if k != "kind"}
+    if cls is Softmax:
+        return Softmax(f"layer{i}", n_out, **fields)
+    if cls is Dropout:
+        return Dropout(f"layer{i}", salt=seed * 7919 + i, **fields)
+    return cls(f"layer{i}", **fields)
+
+
+def layers(block: dict, n_out: int | None) -> list[Layer]:
+    """``classifier layers``: the spec's ``layer`` blocks (given to it as ``block["layers"]``), in order."""
+    return [layer_of(i, layer, n_out, block.get("seed", 0)) for i, layer in enumerate(block.get("layers", []))]
+
+
 #: classifier kind -> its stack of layers (the schema's classifier kinds name the same, by test)
-NETWORKS: dict[str, Callable[[dict, int | None], list[Layer]]] = {"logistic": logistic, "mlp": mlp, "lenet": lenet}
+NETWORKS: dict[str, Callable[[dict, int | None], list[Layer]]] = {"logistic": logistic, "mlp": mlp, "lenet": lenet,
+                                                                 "layers": layers}
+
+
+def expanded(block: dict) -> tuple[dict, list[dict]]:
+    """A preset as ``classifier layers`` and its ``layer`` blocks, which build the same network: the same
+    parameters, drawn in the same order from the same ``RandomState(seed)`` (tested for every preset)."""
+    if block["kind"] == "layers":
+        return block, []
+    kept = {k: block[k] for k in ("n_in", "n_out", "image_shape", "seed") if block.get(k) is not None}
+    stack = []
+    for layer in NETWORKS[block["kind"]](block, block.get("n_out")):
+        if isinstance(layer, ConvPool):
+            stack.append({"kind": "conv", "kernels": layer.kernels, "size": layer.size, "pool": layer.pool,
+                          "activation": layer.activation})
+        elif isinstance(layer, Dense):
+            stack.append({"kind": "dense", "units": layer.units, "activation": layer.activation})
+        else:
+            stack.append({"kind": "softmax"})
+    return {"kind": "layers", **kept}, stack
 
 
 @dataclass
@@ -80,14 +115,23 @@ class Network:
             values.update(layer.initial_values(shape, rng))
         return values
 
-    def output(self, x, params: dict, deterministic: bool = False):
-        """The symbolic output for the minibatch ``x`` (``(batch, n_in)`` rows), ``params`` by name."""
+    def output(self, x, params: dict, deterministic: bool = False, step=None):
+        """The symbolic output for the minibatch ``x`` (``(batch, n_in)`` rows), ``params`` by name;
+        ``step``, the optimizer's step count, is what a noisy layer (dropout) draws from in training."""
         a, batch_last = x, False
         for layer, shape, _ in self.shapes():
-            if layer.batch_last != batch_last:
+            if layer.batch_last != batch_last and not layer.any_layout:
                 a, batch_last = a.T, layer.batch_last
-            a = layer.graph(a, params, shape, deterministic)
+            if layer.noisy:
+                a = layer.graph(a, params, shape, deterministic, step=step)
+            else:
+                a = layer.graph(a, params, shape, deterministic)
         return a.T if batch_last else a
+
+    @property
+    def noisy(self) -> bool:
+        """Whether training and evaluation graphs differ (a dropout layer)."""
+        return any(layer.noisy for layer in self.layers)
 
 
 @dataclass
@@ -102,23 +146,34 @@ class Model:
     params: list[tuple[str, object]] = field(default_factory=list)
     weights: list[object] = field(default_factory=list)
     network: Network | None = None
+    evaluated: object = None  # the deterministic output (validation, test, prediction)
+    max_norms: dict[str, float] = field(default_factory=dict)  # parameter name -> its columns' largest norm
+
+    def __post_init__(self):
+        if self.evaluated is None:
+            self.evaluated = self.p_y_given_x
 
     @property
     def y_pred(self):
+        """The predicted class, from the deterministic output."""
         import pytensor.tensor as pt
 
-        return pt.argmax(self.p_y_given_x, axis=1)
+        return pt.argmax(self.evaluated, axis=1)
 
 
-def model(network: Network, x, deterministic: bool = False) -> Model:
-    """The network's shared parameters (at their initial values) and its output on ``x``."""
+def model(network: Network, x, deterministic: bool = False, step=None) -> Model:
+    """The network's shared parameters (at their initial values) and its output on ``x`` (the training
+    graph, noisy layers drawing from ``step``, unless ``deterministic``); ``Model.evaluated`` is the
+    deterministic output (the same expression when no layer is noisy)."""
     from dltspec.model.layers import shared_param
 
     values = network.initial_values()
     specs = network.params()
     shared = {p.name: shared_param(values[p.name], p.name) for p in specs}
-    return Model(network.output(x, shared, deterministic), [(p.name, shared[p.name]) for p in specs],
-                 [shared[p.name] for p in specs if p.regularizable], network)
+    out = network.output(x, shared, deterministic, step)
+    evaluated = network.output(x, shared, True) if network.noisy and not deterministic else out
+    return Model(out, [(p.name, shared[p.name]) for p in specs], [shared[p.name] for p in specs if p.regularizable],
+                 network, evaluated, {p.name: p.max_norm for p in specs if p.max_norm is not None})
 
 
 def input_shape(n_in: int | None, image: tuple | None, block: dict) -> tuple:

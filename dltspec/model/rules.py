@@ -16,13 +16,15 @@ DataRule = Callable[[Spec, "Splits"], Iterator[Diagnostic]]
 
 def shapes_fit(spec: Spec) -> Iterator[Diagnostic]:
     """Every layer's input fits it: kernels, pools and sizes inferred from the spec (no data needed)."""
+    if any(d.code == "DLT314" for d in a_stack_of_layers(spec)):
+        return
     _, misfit = shapes.summary(spec.data)
     if misfit:
         yield error(misfit.code, misfit.message, spec.positions.value(misfit.path))
 
 
 def image_shape_matches_data(spec: Spec, splits: Splits) -> Iterator[Diagnostic]:
-    shape = shapes.image_shape(spec.data) if shapes.convolutional(spec.block("classifier")) else None
+    shape = shapes.image_shape(spec.data) if shapes.convolutional(shapes.classifier(spec.data)) else None
     if shape is not None and shapes.product(shape) != splits.n_in:
         yield error("DLT309", f"image_shape {shapes.dims(shape)} has {shapes.product(shape)} values but the data "
                     f"has {splits.n_in} features per example", spec.positions.value(("classifier", "image_shape")))
@@ -42,7 +44,7 @@ def batch_fits_every_split(spec: Spec, splits: Splits) -> Iterator[Diagnostic]:
 
 def n_in_matches_data(spec: Spec, splits: Splits) -> Iterator[Diagnostic]:
     n_in = spec.block("classifier").get("n_in")
-    if n_in is not None and n_in != splits.n_in and not shapes.convolutional(spec.block("classifier")):  # shapes
+    if n_in is not None and n_in != splits.n_in and not shapes.convolutional(shapes.classifier(spec.data)):
         yield error("DLT303", f"n_in = {n_in} but the data has {splits.n_in} features per example",
                     spec.positions.value(("classifier", "n_in")))
 
@@ -54,6 +56,28 @@ def n_out_covers_labels(spec: Spec, splits: Splits) -> Iterator[Diagnostic]:
                     f"n_out must be at least {splits.n_classes}", spec.positions.value(("classifier", "n_out")))
 
 
-RULES = (shapes_fit,)
+def a_stack_of_layers(spec: Spec) -> Iterator[Diagnostic]:
+    """``classifier layers`` takes its model from the ``layer`` blocks, which end with the one softmax layer;
+    a preset takes none."""
+    kind, stack = spec.block("classifier")["kind"], spec.data.get("layer", [])
+    if kind != "layers":
+        if stack:
+            yield error("DLT314", f"layer blocks need classifier layers: classifier {kind} is a preset with layers "
+                        "of its own", spec.positions.block(("layer", 0)))
+        return
+    if not stack:
+        yield error("DLT314", "classifier layers needs layer blocks, input side first, ending with layer softmax",
+                    spec.positions.block(("classifier",)))
+        return
+    for i, layer in enumerate(stack[:-1]):
+        if layer["kind"] == "softmax":
+            yield error("DLT314", f"layer softmax is the output layer: it must be the last, but {len(stack) - 1 - i} "
+                        "layer(s) follow it", spec.positions.block(("layer", i)))
+    if stack[-1]["kind"] != "softmax" and all(layer["kind"] != "softmax" for layer in stack):
+        yield error("DLT314", f"the last layer is a {stack[-1]['kind']} layer; a stack ends with layer softmax "
+                    "(the output: one unit per class)", spec.positions.block(("layer", len(stack) - 1)))
+
+
+RULES = (a_stack_of_layers, shapes_fit)
 DATA_RULES: tuple[DataRule, ...] = (batch_fits_every_split, n_in_matches_data, image_shape_matches_data,
                                      n_out_covers_labels)

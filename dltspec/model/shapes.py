@@ -25,6 +25,12 @@ class Row:
     n_params: int | None
 
 
+def classifier(data: dict) -> dict:
+    """The classifier block as its network reads it: ``classifier layers`` carries the spec's ``layer`` blocks."""
+    block = data["classifier"]
+    return {**block, "layers": data.get("layer", [])} if block["kind"] == "layers" else block
+
+
 def image_shape(data: dict) -> tuple[int, int, int] | None:
     """The shape of one example: the classifier's ``image_shape``, else the dataset kind's, else ``None``."""
     declared = data["classifier"].get("image_shape")
@@ -52,7 +58,7 @@ def convolutional(block: dict) -> bool:
 
 def network(data: dict, n_in: int | None = None, n_out: int | None = None) -> Network:
     """The network of the spec's classifier, on its input (``n_in`` and ``n_out``: the data's, where known)."""
-    block = data["classifier"]
+    block = classifier(data)
     n_out = n_out if n_out is not None else n_out_of(data)
     if convolutional(block):
         return Network.of(block, image_shape(data), n_out)
@@ -123,9 +129,10 @@ def input_problem(data: dict) -> Misfit | None:
 
 def summary(data: dict) -> tuple[list[Row], Misfit | None]:
     """The model's rows (input first) and the first shape problem, if any (the rows stop there)."""
-    block, dataset = data["classifier"], data["dataset"]["kind"]
+    block, dataset = classifier(data), data["dataset"]["kind"]
     if not convolutional(block):
-        return rows(network(data), dataset), None
+        net = network(data)
+        return rows(net, dataset), stack_misfit(net, block)
     problem = input_problem(data)
     if problem:
         return [], problem
@@ -133,11 +140,27 @@ def summary(data: dict) -> tuple[list[Row], Misfit | None]:
     misfit = net.misfit()
     if misfit is None:
         return rows(net, dataset), None
+    if block["kind"] == "layers":
+        return rows(net, dataset), stack_misfit(net, block)
     key, shape = misfit.path[-1], net.input_shape
     values = fitting(shape, block, key)
     index = len(net.shapes()) - 1
     path = ("classifier", key) if values else ("classifier", "kernels", index)
     return rows(net, dataset), Misfit(misfit.code, f"{misfit.message}; {what_fits(values, shape, block, key)}", path)
+
+
+#: a preset's key -> the key of a ``layer`` block that says the same
+LAYER_KEYS = {"kernel_size": "size"}
+
+
+def stack_misfit(net: Network, block: dict) -> Misfit | None:
+    """A ``classifier layers`` stack's first shape problem, placed at the key of the layer block it concerns."""
+    misfit = net.misfit()
+    if misfit is None or block["kind"] != "layers":
+        return misfit
+    index = len(net.shapes()) - 1
+    key = misfit.path[-1] if misfit.path else None
+    return Misfit(misfit.code, misfit.message, ("layer", index, LAYER_KEYS.get(key, key)) if key else ("layer", index))
 
 
 def table(layers: list[Row]) -> str:

@@ -1,0 +1,228 @@
+"""Models as stacks of `layer` blocks (dltspec/model/layers.py, networks.py): the presets are such stacks,
+broken stacks are located errors, dropout and max-norm do what they say, every layer's gradient is right."""
+from __future__ import annotations
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+import pytest
+
+import dltspec
+from dltspec import api
+from dltspec.cli import main
+from dltspec.lang.spelling import instance_text
+from dltspec.model import layers as L
+from dltspec.model.networks import expanded
+from dltspec.training.rundir import RunDir
+
+TAIL = """loss nll
+regularizer l2 { weight = 0.0001 }
+optimizer sgd { learning_rate = 0.05  batch_size = 20 }
+stopping patience { n_epochs = 2  patience = 100000  validation_frequency = 20 }
+"""
+PRESETS = {
+    "logistic": "classifier logistic { }",
+    "mlp": "classifier mlp { hidden = [16, 12]  activation = sigmoid  seed = 5 }",
+    "lenet": "classifier lenet { kernels = [4, 6]  kernel_size = 3  pool = 1  hidden = [10]  seed = 7 }",
+}
+
+
+def spec_of(model: str, tail: str = TAIL) -> dltspec.lang.spec.Spec:
+    return dltspec.read(text=f"dataset digits {{ seed = 0 }}\n{model}\n{tail}", file="s.dlt")
+
+
+def layer_form(preset: str) -> str:
+    classifier, stack = expanded(spec_of(PRESETS[preset]).block("classifier"))
+    return instance_text({"classifier": classifier, "layer": stack})
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_a_preset_and_its_layer_form_train_bit_identically(preset):
+    trainings = [api.compile_training(spec_of(text), backend="jax", floatX="float32")
+                 for text in (PRESETS[preset], layer_form(preset))]
+    start = [list(t.program.values().values()) for t in trainings]
+    assert [v.tobytes() for v in start[0]] == [v.tobytes() for v in start[1]]
+    results = [t.run() for t in trainings]
+    assert [(p.validation_error, p.is_best) for p in results[0].history] == \
+        [(p.validation_error, p.is_best) for p in results[1].history]
+    ends = [list(t.program.values().values()) for t in trainings]
+    assert [v.tobytes() for v in ends[0]] == [v.tobytes() for v in ends[1]]
+
+
+def test_check_expand_prints_a_presets_layer_form(tmp_path, capsys):
+    spec = tmp_path / "lenet.dlt"
+    spec.write_text(f"dataset digits {{ seed = 0 }}\n{PRESETS['lenet']}\n{TAIL}")
+    assert main(["check", "--expand", str(spec)]) == 0
+    assert capsys.readouterr().out == (
+        "classifier layers { seed = 7 }\n"
+        'layer conv { kernels = 4  size = 3  pool = 1  activation = "tanh" }\n'
+        'layer conv { kernels = 6  size = 3  pool = 1  activation = "tanh" }\n'
+        'layer dense { units = 10  activation = "tanh" }\n'
+        "layer softmax\n")
+    assert main(["check", "--expand", "--format", "json", str(spec)]) == 2
+
+
+STACK = """dataset digits {{ seed = 0 }}
+classifier layers {{ seed = 1 }}
+{layers}
+loss nll
+optimizer sgd {{ learning_rate = 0.1  batch_size = 20 }}
+stopping epochs {{ n_epochs = 2 }}
+"""
+# (name, layer blocks written from line 3, line, column, code, message fragment)
+BROKEN = [
+    ("no layers", "", 2, 1, "DLT314", "classifier layers needs layer blocks"),
+    ("softmax not last", "layer softmax\nlayer dense { units = 10 }", 3, 1, "DLT314",
+     "layer softmax is the output layer: it must be the last, but 1 layer(s) follow it"),
+    ("two softmax", "layer softmax\nlayer softmax", 3, 1, "DLT314", "must be the last"),
+    ("no softmax", "layer dense { units = 10 }", 3, 1, "DLT314", "the last layer is a dense layer"),
+    ("conv after dense", "layer dense { units = 10 }\nlayer conv { kernels = 4  size = 3 }\nlayer softmax", 4, 1,
+     "DLT314", "layer1: a convolution needs an image input"),
+    ("kernel too big", "layer conv { kernels = 4  size = 9 }\nlayer softmax", 3, 34, "DLT307",
+     "layer0: a 9×9 kernel does not fit its 1×8×8 input"),
+    ("pool does not divide", "layer conv { kernels = 4  size = 3  pool = 4 }\nlayer softmax", 3, 44, "DLT308",
+     "layer0: a 4×4 pool does not divide the 4×6×6 output of its convolution"),
+    ("pool too big", "layer conv { kernels = 4  size = 5  pool = 5 }\nlayer softmax", 3, 44, "DLT308",
+     "a 5×5 pool does not fit the 4×4×4 output"),
+    ("second conv too big", "layer conv { kernels = 4  size = 3  pool = 2 }\nlayer conv { kernels = 4  size = 4 }\n"
+     "layer softmax", 4, 34, "DLT307", "layer1: a 4×4 kernel does not fit its 4×3×3 input"),
+    ("dropout rate 1", "layer dropout { rate = 1.0 }\nlayer softmax", 3, 24, "DLT203", "rate must be < 1, got 1.0"),
+    ("negative rate", "layer dropout { rate = -0.1 }\nlayer softmax", 3, 24, "DLT203", "rate must be >= 0"),
+    ("zero units", "layer dense { units = 0 }\nlayer softmax", 3, 23, "DLT203", "units must be >= 1, got 0"),
+    ("missing units", "layer dense { activation = relu }\nlayer softmax", 3, 1, "DLT205",
+     "layer block #1 needs 'units'"),
+    ("unknown kind", "layer dens { units = 10 }\nlayer softmax", 3, 7, "DLT204",
+     "unknown layer 'dens' (did you mean 'dense'?)"),
+    ("unknown key", "layer dense { units = 10  unit = 4 }\nlayer softmax", 3, 27, "DLT201",
+     "unknown key 'unit' in layer block #1 (did you mean 'units'?)"),
+    ("unknown init", "layer dense { units = 10  init = xavier }\nlayer softmax", 3, 34, "DLT204",
+     "init must be one of tutorial, glorot_uniform"),
+    ("unknown activation", "layer dense { units = 10  activation = gelu }\nlayer softmax", 3, 40, "DLT204",
+     "activation must be one of tanh, sigmoid, relu, softplus, linear, leaky_relu, got 'gelu'"),
+    ("maxout zero pieces", "layer maxout { units = 10  pieces = 0 }\nlayer softmax", 3, 37, "DLT203",
+     "pieces must be >= 1, got 0"),
+    ("max_norm zero", "layer dense { units = 10  max_norm = 0 }\nlayer softmax", 3, 38, "DLT203",
+     "max_norm must be > 0, got 0"),
+    ("string units", 'layer dense { units = "10" }\nlayer softmax', 3, 23, "DLT202",
+     "units must be an integer, got a string '10'"),
+    ("conv missing size", "layer conv { kernels = 4 }\nlayer softmax", 3, 1, "DLT205", "layer block #1 needs 'size'"),
+    ("leak too big", "layer dense { units = 10  activation = leaky_relu  leak = 2 }\nlayer softmax", 3, 59, "DLT203",
+     "leak must be < 1, got 2"),
+]
+
+
+@pytest.mark.parametrize("name, layers, line, column, code, fragment", BROKEN, ids=[c[0] for c in BROKEN])
+def test_a_broken_stack_is_one_located_error(name, layers, line, column, code, fragment, tmp_path, capsys):
+    spec = tmp_path / "s.dlt"
+    spec.write_text(STACK.format(layers=layers))
+    assert main(["check", "--format", "json", str(spec)]) == 1
+    import json
+
+    found = json.loads(capsys.readouterr().out)
+    assert [(d["code"], d["start"]["line"], d["start"]["column"]) for d in found] == [(code, line, column)], found
+    assert fragment in found[0]["message"]
+
+
+def test_layer_blocks_with_a_preset_are_refused(tmp_path, capsys):
+    spec = tmp_path / "s.dlt"
+    spec.write_text(STACK.format(layers="layer softmax").replace("classifier layers { seed = 1 }",
+                                                                 "classifier mlp { hidden = [5] }"))
+    assert main(["check", str(spec)]) == 1
+    assert "s.dlt:3:1: error: layer blocks need classifier layers: classifier mlp is a preset" in capsys.readouterr().err
+
+
+DROPOUT = STACK.format(layers="layer dropout { rate = 0.2 }\nlayer dense { units = 24  activation = relu  "
+                       "init = he_uniform  max_norm = 0.5 }\nlayer dropout { rate = 0.5 }\n"
+                       "layer maxout { units = 8  pieces = 3 }\nlayer softmax").replace(
+    "stopping epochs { n_epochs = 2 }", "stopping epochs { n_epochs = 3  validation_frequency = 10 }")
+
+
+def test_dropout_is_the_identity_at_evaluation_and_inverted_in_training():
+    layer = L.Dropout("d", 0.25, salt=3)
+    a, t = pt.matrix("a"), pt.lscalar("t")
+    train = pytensor.function([a, t], layer.graph(a, {}, (400,), False, step=t))
+    evaluate = pytensor.function([a], layer.graph(a, {}, (400,), True, step=t), on_unused_input="ignore")
+    x = np.full((50, 400), 2.0, dtype=pytensor.config.floatX)
+    assert np.array_equal(evaluate(x), x)
+    out = [train(x, step) for step in range(3)]
+    kept = [o != 0 for o in out]
+    assert all(abs(k.mean() - 0.75) < 0.01 for k in kept)
+    assert np.allclose(out[0][kept[0]], 2.0 / 0.75)
+    assert 0.55 < (kept[0] == kept[1]).mean() < 0.70  # a fresh mask each step (independent: 0.625)
+    assert np.array_equal(train(x, 1), out[1])  # a function of the step alone
+
+
+def test_a_dropout_stack_trains_the_same_on_both_backends_and_keeps_its_max_norm():
+    spec = dltspec.read(text=DROPOUT, file="d.dlt")
+    runs = {b: api.compile_training(spec, backend=b, floatX="float64") for b in ("jax", "python")}
+    results = {b: t.run() for b, t in runs.items()}
+    assert [(p.validation_error, p.is_best) for p in results["jax"].history] == \
+        [(p.validation_error, p.is_best) for p in results["python"].history]
+    for name, value in runs["python"].program.values().items():
+        np.testing.assert_allclose(runs["jax"].program.values()[name], value, rtol=1e-9, atol=1e-12)
+    W = runs["jax"].program.values()["layer1.W"]
+    assert np.sqrt((W ** 2).sum(axis=0)).max() <= 0.5 + 1e-6  # every unit's incoming weights
+    assert np.sqrt((W ** 2).sum(axis=0)).max() > 0.45  # the constraint was active
+
+
+def test_a_dropout_run_interrupted_and_resumed_is_bit_identical(tmp_path):
+    spec = dltspec.read(text=DROPOUT, file="d.dlt")
+    whole = api.compile_training(spec, backend="jax", floatX="float32")
+    reference = whole.run()
+    first = api.compile_training(spec, backend="jax", floatX="float32")
+    calls = iter(range(10 ** 6))
+    assert first.run(should_stop=lambda: next(calls) >= 5).stopped_by == "interrupted"
+    run = RunDir.create("d", tmp_path / "run")
+    run.write_checkpoint(first.checkpoint())
+    second = api.compile_training(spec, backend="jax", floatX="float32")
+    second.restore(run.read_checkpoint())
+    resumed = second.run()
+    assert (resumed.best_iteration, resumed.best_validation_error) == \
+        (reference.best_iteration, reference.best_validation_error)
+    for name, value in whole.program.values().items():
+        assert second.program.values()[name].tobytes() == value.tobytes(), name
+
+
+def test_a_layers_key_can_be_set_by_its_place(tmp_path, capsys):
+    spec = tmp_path / "d.dlt"
+    spec.write_text(DROPOUT)
+    assert main(["check", "--shapes", str(spec), "--set", "layer.1.units=30"]) == 0
+    assert "layer1  dense, relu       30" in capsys.readouterr().out
+
+
+LAYERS = {
+    "dense tanh": L.Dense("l", 5, "tanh"), "dense sigmoid": L.Dense("l", 5, "sigmoid"),
+    "dense relu": L.Dense("l", 5, "relu", bias=0.1), "dense softplus": L.Dense("l", 5, "softplus"),
+    "dense linear": L.Dense("l", 5, "linear"), "dense leaky_relu": L.Dense("l", 5, "leaky_relu", leak=0.2),
+    "maxout": L.Maxout("l", 4, 3), "softmax": L.Softmax("l", 5, init="glorot_uniform"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LAYERS))
+def test_every_layers_gradient_matches_finite_differences(name):
+    layer = LAYERS[name]
+    rng = np.random.RandomState(0)
+    shape = (6,)
+    values = layer.initial_values(shape, np.random.RandomState(1))
+    names = sorted(values)
+    x = rng.randn(3, 6)
+    weights = rng.randn(*layer.output_shape(shape))
+
+    def cost(*params):
+        out = layer.graph(pt.as_tensor_variable(x), dict(zip(names, params)), shape)
+        return pt.sum(out * weights)
+
+    with pytensor.config.change_flags(floatX="float64"):
+        start = [np.asarray(values[n], dtype="float64") + 0.1 * rng.randn(*np.shape(values[n])) for n in names]
+        pytensor.gradient.verify_grad(cost, start, rng=rng, abs_tol=1e-6, rel_tol=1e-6)
+
+
+def test_initialisers_draw_what_they_say():
+    rng = np.random.RandomState(0)
+    assert L.INITS["he_normal"](rng, (400, 300), 400, 300, 1.0, 0.0).std() == pytest.approx(np.sqrt(2 / 400), rel=0.02)
+    assert np.abs(L.INITS["he_uniform"](rng, (400, 300), 400, 300, 1.0, 0.0)).max() <= np.sqrt(6 / 400)
+    assert L.INITS["glorot_normal"](rng, (400, 300), 400, 300, 1.0, 0.0).std() == \
+        pytest.approx(np.sqrt(2 / 700), rel=0.02)
+    assert np.abs(L.INITS["tutorial"](rng, (50, 30), 50, 30, 4.0, 0.0)).max() <= 4 * np.sqrt(6 / 80)
+    assert L.INITS["normal"](rng, (400, 300), 400, 300, 1.0, 0.3).std() == pytest.approx(0.3, rel=0.02)
+    assert not L.INITS["zeros"](rng, (3, 2), 3, 2, 1.0, 0.0).any()

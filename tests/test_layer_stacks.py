@@ -108,6 +108,14 @@ BROKEN = [
     ("conv missing size", "layer conv { kernels = 4 }\nlayer softmax", 3, 1, "DLT205", "layer block #1 needs 'size'"),
     ("leak too big", "layer dense { units = 10  activation = leaky_relu  leak = 2 }\nlayer softmax", 3, 59, "DLT203",
      "leak must be < 1, got 2"),
+    ("pool after dense", "layer dense { units = 10 }\nlayer pool { size = 2 }\nlayer softmax", 4, 1, "DLT314",
+     "layer1: pooling needs an image input"),
+    ("pool too big", "layer pool { size = 9 }\nlayer softmax", 3, 21, "DLT308",
+     "layer0: a 9×9 pool does not fit its 1×8×8 input"),
+    ("same with an even kernel", "layer conv { kernels = 2  size = 4  padding = same }\nlayer softmax", 3, 34,
+     "DLT307", "layer0: padding same needs an odd kernel size, got 4"),
+    ("unknown padding", "layer conv { kernels = 2  size = 3  padding = half }\nlayer softmax", 3, 47, "DLT204",
+     "padding must be one of valid, same, full, got 'half'"),
 ]
 
 
@@ -183,6 +191,31 @@ def test_a_dropout_run_interrupted_and_resumed_is_bit_identical(tmp_path):
         assert second.program.values()[name].tobytes() == value.tobytes(), name
 
 
+CONV_STACK = STACK.format(layers="layer conv { kernels = 3  size = 3  padding = same  stride = 1 }\n"
+                          "layer pool { size = 2  mode = mean }\n"
+                          "layer conv { kernels = 4  size = 3  stride = 2  padding = full  activation = relu }\n"
+                          "layer dense { units = 12 }\nlayer softmax").replace(
+    "stopping epochs { n_epochs = 2 }", "stopping epochs { n_epochs = 6  validation_frequency = 10 }").replace(
+    "learning_rate = 0.1", "learning_rate = 0.5")
+
+
+def test_a_conv_stack_with_strides_paddings_and_pooling_trains_the_same_on_both_backends(tmp_path, capsys):
+    path = tmp_path / "c.dlt"
+    path.write_text(CONV_STACK)
+    assert main(["check", "--shapes", str(path)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in table[1:-1]] == ["input", "layer0", "layer1", "layer2", "layer3", "layer4"]
+    assert "3×8×8" in table[2] and "3×4×4" in table[3] and "4×3×3" in table[4]  # same; mean pool 2; full, stride 2
+    spec = dltspec.read(text=CONV_STACK, file="c.dlt")
+    runs = {b: api.compile_training(spec, backend=b, floatX="float64") for b in ("jax", "python")}
+    results = {b: t.run() for b, t in runs.items()}
+    assert [(p.validation_error, p.is_best) for p in results["jax"].history] == \
+        [(p.validation_error, p.is_best) for p in results["python"].history]
+    assert results["jax"].best_validation_error < 0.25  # it learns (12 % after 6 epochs, float32, measured)
+    for name, value in runs["python"].program.values().items():
+        np.testing.assert_allclose(runs["jax"].program.values()[name], value, rtol=1e-8, atol=1e-10)
+
+
 def test_a_layers_key_can_be_set_by_its_place(tmp_path, capsys):
     spec = tmp_path / "d.dlt"
     spec.write_text(DROPOUT)
@@ -226,3 +259,71 @@ def test_initialisers_draw_what_they_say():
     assert np.abs(L.INITS["tutorial"](rng, (50, 30), 50, 30, 4.0, 0.0)).max() <= 4 * np.sqrt(6 / 80)
     assert L.INITS["normal"](rng, (400, 300), 400, 300, 1.0, 0.3).std() == pytest.approx(0.3, rel=0.02)
     assert not L.INITS["zeros"](rng, (3, 2), 3, 2, 1.0, 0.0).any()
+
+
+torch = pytest.importorskip("torch")  # the test extra's oracle for convolutions and pooling
+
+CONVS = [(1, "valid", 1), (2, "valid", 1), (1, "same", 1), (2, "same", 1), (1, "full", 1), (3, "full", 1),
+         (1, "valid", 2), (1, "same", 2)]
+
+
+def batch_last_graph(layer, image_shape, params: dict, x: np.ndarray) -> np.ndarray:
+    """The layer's output on ``x`` ``(batch, c, h, w)``, as ``(batch, features)`` (float64)."""
+    with pytensor.config.change_flags(floatX="float64"):
+        a = pt.matrix("a")
+        shared = {k: pytensor.shared(v) for k, v in params.items()}
+        out = pytensor.function([a], layer.graph(a, shared, image_shape))(x.reshape(len(x), -1).T)
+    return out.T
+
+
+@pytest.mark.parametrize("stride, padding, pool", CONVS, ids=[f"stride{s}-{p}-pool{q}" for s, p, q in CONVS])
+def test_conv_strides_and_paddings_match_torch(stride, padding, pool):
+    rng = np.random.RandomState(0)
+    image_shape, size = (2, 10, 10), 3
+    layer = L.ConvPool("c", 4, size, pool, "linear", stride=stride, padding=padding)
+    out_shape = layer.output_shape(image_shape)
+    W, b = rng.randn(4, 2, size, size), rng.randn(4)
+    x = rng.randn(5, *image_shape)
+    ours = batch_last_graph(layer, image_shape, {"c.W": W, "c.b": b}, x)
+    pad = {"valid": 0, "same": 1, "full": 2}[padding]
+    z = torch.nn.functional.conv2d(torch.tensor(x), torch.tensor(W).flip(2, 3), stride=stride, padding=pad)
+    if pool > 1:
+        z = torch.nn.functional.max_pool2d(z, pool)
+    expected = (z + torch.tensor(b)[None, :, None, None]).flatten(1).numpy()
+    assert ours.shape == (5, int(np.prod(out_shape)))
+    np.testing.assert_allclose(ours, expected, rtol=1e-10, atol=1e-10)
+
+
+POOLS = [(2, None, "max"), (3, 2, "max"), (2, 1, "max"), (2, None, "mean"), (3, 2, "mean")]
+
+
+@pytest.mark.parametrize("size, stride, mode", POOLS, ids=[f"{m}{s}-stride{t}" for s, t, m in POOLS])
+def test_pooling_matches_torch(size, stride, mode):
+    rng = np.random.RandomState(1)
+    image_shape = (3, 8, 7)
+    layer = L.Pool("p", size, stride, mode)
+    x = rng.randn(4, *image_shape)
+    ours = batch_last_graph(layer, image_shape, {}, x)
+    pool = torch.nn.functional.max_pool2d if mode == "max" else torch.nn.functional.avg_pool2d
+    expected = pool(torch.tensor(x), size, stride or size).flatten(1).numpy()
+    assert ours.shape == (4, int(np.prod(layer.output_shape(image_shape))))
+    np.testing.assert_allclose(ours, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("layer", [L.ConvPool("c", 3, 3, 2, "tanh", stride=1, padding="same", pool_mode="mean"),
+                                   L.ConvPool("c", 2, 3, 1, "relu", stride=2, padding="full")],
+                         ids=["same-meanpool", "stride2-full"])
+def test_conv_gradients_match_finite_differences(layer):
+    rng = np.random.RandomState(2)
+    image_shape = (2, 6, 6)
+    x = rng.randn(2, *image_shape).reshape(2, -1).T
+    values = layer.initial_values(image_shape, np.random.RandomState(3))
+    names = sorted(values)
+    weights = rng.randn(int(np.prod(layer.output_shape(image_shape))), 2)
+
+    def cost(*params):
+        return pt.sum(layer.graph(pt.as_tensor_variable(x), dict(zip(names, params)), image_shape) * weights)
+
+    with pytensor.config.change_flags(floatX="float64"):
+        start = [np.asarray(values[n], dtype="float64") + 0.1 * rng.randn(*np.shape(values[n])) for n in names]
+        pytensor.gradient.verify_grad(cost, start, rng=rng, abs_tol=1e-6, rel_tol=1e-6)

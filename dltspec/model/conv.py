@@ -20,22 +20,50 @@ from __future__ import annotations
 import numpy as np
 import pytensor.tensor as pt
 
-
-def output_size(image_shape: tuple[int, int, int], filter_size: tuple[int, int]) -> tuple[int, int]:
-    """Height and width of a valid convolution's output."""
-    return image_shape[1] - filter_size[0] + 1, image_shape[2] - filter_size[1] + 1
+from dltspec.model.layers import PADDINGS
 
 
-def im2col_indices(image_shape: tuple[int, int, int], filter_size: tuple[int, int]) -> np.ndarray:
+def output_size(image_shape: tuple[int, int, int], filter_size: tuple[int, int], stride: int = 1,
+                padding: str = "valid") -> tuple[int, int]:
+    """Height and width of a convolution's output: ``(size + 2 * pad - k) // stride + 1``."""
+    return tuple((image_shape[1 + d] + 2 * PADDINGS[padding](filter_size[d]) - filter_size[d]) // stride + 1
+                 for d in (0, 1))
+
+
+def im2col_indices(image_shape: tuple[int, int, int], filter_size: tuple[int, int], stride: int = 1,
+                   padding: str = "valid") -> np.ndarray:
     """Flat indices into a ``(channels, height, width)`` image, of shape ``(out_h*out_w, channels*kh*kw)``:
     row ``(y, x)`` holds the patch under output pixel ``(y, x)``, the kernel flipped (true convolution),
-    in the order of ``W.reshape(kernels, channels*kh*kw)``."""
+    in the order of ``W.reshape(kernels, channels*kh*kw)``. A patch pixel in the padding indexes
+    ``channels * height * width``: one zero row appended to the image (:func:`conv2d`)."""
     channels, height, width = image_shape
     kh, kw = filter_size
-    out_h, out_w = output_size(image_shape, filter_size)
+    out_h, out_w = output_size(image_shape, filter_size, stride, padding)
+    ph, pw = PADDINGS[padding](kh), PADDINGS[padding](kw)
     y, x, c, i, j = np.ix_(range(out_h), range(out_w), range(channels), range(kh), range(kw))
-    flat = (c * height + (y + kh - 1 - i)) * width + (x + kw - 1 - j)
+    row, col = y * stride + (kh - 1 - i) - ph, x * stride + (kw - 1 - j) - pw
+    inside = (row >= 0) & (row < height) & (col >= 0) & (col < width)
+    flat = np.where(inside, (c * height + row) * width + col, channels * height * width)
     return flat.reshape(out_h * out_w, channels * kh * kw).astype(np.int64)
+
+
+def pool_indices(image_shape: tuple[int, int, int], size: int, stride: int) -> np.ndarray:
+    """Flat indices into a ``(channels, height, width)`` image, of shape ``(channels*out_h*out_w, size*size)``:
+    the window of each pooled pixel (``out = (n - size) // stride + 1``: a border that fills no window is
+    ignored, as ``ignore_border=True``)."""
+    channels, height, width = image_shape
+    out_h, out_w = (height - size) // stride + 1, (width - size) // stride + 1
+    c, y, x, i, j = np.ix_(range(channels), range(out_h), range(out_w), range(size), range(size))
+    flat = (c * height + y * stride + i) * width + x * stride + j
+    return flat.reshape(channels * out_h * out_w, size * size).astype(np.int64)
+
+
+def pool2d(a, image_shape: tuple[int, int, int], size: int, stride: int, mode: str = "max"):
+    """Max- or mean-pooling of batch-last images ``a`` ``(channels*height*width, batch)`` over ``size x size``
+    windows ``stride`` apart: the flat batch-last ``(channels*out_h*out_w, batch)``."""
+    indices = pool_indices(image_shape, size, stride)
+    windows = a[indices.ravel()].reshape((indices.shape[0], size * size, batch_size(a)))
+    return windows.max(axis=1) if mode == "max" else windows.mean(axis=1)
 
 
 def batch_size(a):
@@ -44,7 +72,8 @@ def batch_size(a):
     return a.type.shape[-1] if a.type.shape[-1] is not None else a.shape[-1]
 
 
-def conv2d(a, W, filter_shape: tuple[int, int, int, int], image_shape: tuple[int, int, int]):
+def conv2d(a, W, filter_shape: tuple[int, int, int, int], image_shape: tuple[int, int, int], stride: int = 1,
+           padding: str = "valid"):
     """Valid true convolution of batch-last images ``a`` ``(channels*height*width, batch)`` with
     ``W`` of ``filter_shape`` ``(kernels, channels, kh, kw)``: ``(out_h, out_w, batch, kernels)``.
 
@@ -54,31 +83,38 @@ def conv2d(a, W, filter_shape: tuple[int, int, int, int], image_shape: tuple[int
     ``W.reshape(kernels, -1).T``: PyTensor lifts that transpose through the gradient's product.
     """
     n_kernels, channels, kh, kw = filter_shape
-    out_h, out_w = output_size(image_shape, (kh, kw))
+    out_h, out_w = output_size(image_shape, (kh, kw), stride, padding)
     batch = batch_size(a)
-    patches = a[im2col_indices(image_shape, (kh, kw)).ravel()]  # (out_h*out_w*channels*kh*kw, batch)
+    if padding != "valid":  # the padding's pixels index one row of zeros after the image
+        a = pt.concatenate([a, pt.zeros_like(a[:1])], axis=0)
+    patches = a[im2col_indices(image_shape, (kh, kw), stride, padding).ravel()]  # (out_h*out_w*c*kh*kw, batch)
     columns = patches.reshape((out_h * out_w, channels * kh * kw, batch)).dimshuffle(0, 2, 1)
     columns = columns.reshape((out_h * out_w * batch, channels * kh * kw))
     kernels = W.dimshuffle(1, 2, 3, 0).reshape((channels * kh * kw, n_kernels))  # not W.reshape(...).T: see above
     return pt.dot(columns, kernels).reshape((out_h, out_w, batch, n_kernels))
 
 
-def max_pool(z, poolsize: tuple[int, int], shape: tuple[int, int, int, int]):
-    """Max over ``poolsize`` windows of ``z`` of ``shape`` ``(height, width, batch, channels)``;
+def max_pool(z, poolsize: tuple[int, int], shape: tuple[int, int, int, int], mode: str = "max"):
+    """Max (or mean) over ``poolsize`` windows of ``z`` of ``shape`` ``(height, width, batch, channels)``;
     a border that does not fill a window is ignored (``ignore_border=True``)."""
     height, width = shape[:2]
     ph, pw = poolsize
     out_h, out_w = height // ph, width // pw
-    z = z[:out_h * ph, :out_w * pw]
-    return z.reshape((out_h, ph, out_w, pw, *shape[2:])).max(axis=(1, 3))
+    z = z[:out_h * ph, :out_w * pw].reshape((out_h, ph, out_w, pw, *shape[2:]))
+    return z.max(axis=(1, 3)) if mode == "max" else z.mean(axis=(1, 3))
 
 
-def conv_pool_layer(a, W, b, filter_shape, image_shape, poolsize, activation=pt.tanh):
+def conv_pool_layer(a, W, b, filter_shape, image_shape, poolsize, activation=pt.tanh, stride: int = 1,
+                    padding: str = "valid", pool_mode: str = "max"):
     """The tutorial's LeNetConvPoolLayer on batch-last ``a``: ``activation(max_pool(conv2d(a, W)) + b)``,
     ``b`` one per kernel; returns the flat batch-last output ``(kernels*pooled_h*pooled_w, batch)``."""
-    out_h, out_w = output_size(image_shape, filter_shape[2:])
+    out_h, out_w = output_size(image_shape, filter_shape[2:], stride, padding)
     batch = batch_size(a)
-    pooled = max_pool(conv2d(a, W, filter_shape, image_shape), poolsize, (out_h, out_w, batch, filter_shape[0]))
+    convolved = conv2d(a, W, filter_shape, image_shape, stride, padding)
+    if poolsize == (1, 1):
+        pooled = convolved
+    else:
+        pooled = max_pool(convolved, poolsize, (out_h, out_w, batch, filter_shape[0]), pool_mode)
     out = activation(pooled + b)  # (pooled_h, pooled_w, batch, kernels)
     n_out = filter_shape[0] * (out_h // poolsize[0]) * (out_w // poolsize[1])
     return out.dimshuffle(3, 0, 1, 2).reshape((n_out, batch))

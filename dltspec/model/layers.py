@@ -184,6 +184,10 @@ class Softmax(Layer):
         return "softmax"
 
 
+#: padding name -> the zeros added on each side for a kernel of size ``k``
+PADDINGS = {"valid": lambda k: 0, "same": lambda k: (k - 1) // 2, "full": lambda k: k - 1}
+
+
 @dataclass
 class ConvPool(Layer):
     """The tutorial's LeNetConvPoolLayer: ``activation(max_pool(conv2d(a, W)) + b)``, one ``b`` per kernel.
@@ -203,6 +207,9 @@ class ConvPool(Layer):
     init_scale: float = 0.01
     bias: float = 0.0
     leak: float = 0.01
+    stride: int = 1
+    padding: str = "valid"
+    pool_mode: str = "max"
     kind: ClassVar[str] = "conv"
     batch_last: ClassVar[bool] = True
 
@@ -212,11 +219,14 @@ class ConvPool(Layer):
                           f"its input is a vector of {dims(input_shape)} values (a conv must come before any dense "
                           "or maxout layer)", ())
         channels, height, width = input_shape
-        k, pool = self.size, self.pool
-        if k > min(height, width):
+        k, pool, s = self.size, self.pool, self.stride
+        if self.padding == "same" and k % 2 == 0:
+            return Misfit("DLT307", f"{self.name}: padding same needs an odd kernel size, got {k}", ("size",))
+        pad = PADDINGS[self.padding](k)
+        if k > min(height, width) + 2 * pad:
             return Misfit("DLT307", f"{self.name}: a {k}×{k} kernel does not fit its {dims(input_shape)} input",
                           ("kernel_size",))
-        conv = (self.kernels, height - k + 1, width - k + 1)
+        conv = (self.kernels, (height + 2 * pad - k) // s + 1, (width + 2 * pad - k) // s + 1)
         if pool > min(conv[1:]):
             return Misfit("DLT308", f"{self.name}: a {pool}×{pool} pool does not fit the {dims(conv)} output of "
                           "its convolution", ("pool",))
@@ -247,10 +257,55 @@ class ConvPool(Layer):
 
         return conv_pool_layer(a, params[f"{self.name}.W"], params[f"{self.name}.b"], self.filter_shape(input_shape),
                                tuple(input_shape), (self.pool, self.pool),
-                               lambda z: activate(self.activation, z, self.leak))
+                               lambda z: activate(self.activation, z, self.leak), self.stride, self.padding,
+                               self.pool_mode)
 
     def describe(self):
-        return f"conv {self.size}×{self.size}, pool {self.pool}×{self.pool}, {self.activation}"
+        extra = (f", stride {self.stride}" if self.stride != 1 else "") + (
+            f", {self.padding}" if self.padding != "valid" else "")
+        pool = f", {self.pool_mode} pool {self.pool}×{self.pool}" if self.pool > 1 else ""
+        return f"conv {self.size}×{self.size}{extra}{pool}, {self.activation}"
+
+
+@dataclass
+class Pool(Layer):
+    """Max- or mean-pooling (``mode``) over ``size x size`` windows ``stride`` apart (default: ``size``, windows
+    side by side) of each channel; a border that fills no window is ignored. No parameters."""
+
+    name: str
+    size: int
+    stride: int | None = None
+    mode: str = "max"
+    kind: ClassVar[str] = "pool"
+    batch_last: ClassVar[bool] = True
+
+    @property
+    def step(self) -> int:
+        return self.stride or self.size
+
+    def output_shape(self, input_shape):
+        if len(input_shape) != 3:
+            return Misfit("DLT314", f"{self.name}: pooling needs an image input, [channels, height, width]; its "
+                          f"input is a vector of {dims(input_shape)} values", ())
+        channels, height, width = input_shape
+        if self.size > min(height, width):
+            return Misfit("DLT308", f"{self.name}: a {self.size}×{self.size} pool does not fit its "
+                          f"{dims(input_shape)} input", ("size",))
+        return (channels, (height - self.size) // self.step + 1, (width - self.size) // self.step + 1)
+
+    def param_shapes(self, input_shape):
+        return []
+
+    def initial_values(self, input_shape, rng):
+        return {}
+
+    def graph(self, a, params, input_shape, deterministic=False):
+        from dltspec.model.conv import pool2d
+
+        return pool2d(a, tuple(input_shape), self.size, self.step, self.mode)
+
+    def describe(self):
+        return f"{self.mode} pool {self.size}×{self.size}" + (f", stride {self.step}" if self.step != self.size else "")
 
 
 def hash32(x):
@@ -357,4 +412,4 @@ def flat(shape: tuple) -> tuple:
 
 
 #: layer kind -> class
-LAYERS: dict[str, type[Layer]] = {cls.kind: cls for cls in (Dense, ConvPool, Dropout, Maxout, Softmax)}
+LAYERS: dict[str, type[Layer]] = {cls.kind: cls for cls in (Dense, ConvPool, Pool, Dropout, Maxout, Softmax)}

@@ -327,3 +327,36 @@ def test_conv_gradients_match_finite_differences(layer):
     with pytensor.config.change_flags(floatX="float64"):
         start = [np.asarray(values[n], dtype="float64") + 0.1 * rng.randn(*np.shape(values[n])) for n in names]
         pytensor.gradient.verify_grad(cost, start, rng=rng, abs_tol=1e-6, rel_tol=1e-6)
+
+
+def test_eval_predict_and_filters_work_on_a_dropout_stack_and_never_drop(tmp_path, capsys):
+    spec = tmp_path / "d.dlt"
+    spec.write_text(DROPOUT.replace("n_epochs = 3", "n_epochs = 1"))
+    assert main(["run", str(spec), "-q", "--out", str(tmp_path / "r")]) == 0
+    capsys.readouterr()
+    run = RunDir(tmp_path / "r")
+    assert main(["eval", str(run.path)]) == 0
+    first, second = capsys.readouterr().out, None
+    assert main(["eval", str(run.path)]) == 0
+    second = capsys.readouterr().out
+    assert first == second and "validation error" in first  # deterministic: no unit dropped at evaluation
+    best = run.read_json("summary.json")["best_validation_error"]
+    assert f"{best * 100:f} %" in first
+    np.save(tmp_path / "x.npy", np.random.RandomState(0).rand(3, 64).astype(np.float32))
+    outs = []
+    for _ in range(2):
+        assert main(["predict", str(run.path), str(tmp_path / "x.npy")]) == 0
+        outs.append(capsys.readouterr().out)
+    assert outs[0] == outs[1] and len(outs[0].splitlines()) == 3
+    assert main(["filters", str(run.path), "-o", str(tmp_path / "f.png")]) == 0  # the first layer with weights
+    assert (tmp_path / "f.png").stat().st_size > 0
+
+
+def test_a_sweep_varies_a_layers_key():
+    text = DROPOUT + "sweep grid { layer.1.units = [8, 16] }\n"
+    spec, diagnostics = api.diagnose(text, "s.dlt")
+    assert spec is not None, diagnostics
+    from dltspec.sweeps.variants import checked_variants
+
+    ready, problems = checked_variants(spec)
+    assert problems == [] and [checked.data["layer"][1]["units"] for _, checked in ready] == [8, 16]

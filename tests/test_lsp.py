@@ -161,7 +161,7 @@ def test_the_optimizers_schedules_and_stopping_policies_are_completed_and_hovere
     assert labels(completions("schedule ", 0, 9)) == ["fixed", "step", "multistep", "exp", "inv", "poly", "linear",
                                                       "cosine", "on_plateau"]
     assert labels(completions("stopping ", 0, 9)) == ["patience", "epochs"]
-    assert labels(completions("layer ", 0, 6)) == ["dense", "conv", "dropout", "maxout", "softmax"]
+    assert labels(completions("layer ", 0, 6)) == ["dense", "conv", "pool", "dropout", "maxout", "softmax"]
     text = "layer dense { units = 10 "
     assert labels(completions(text, 0, len(text))) == ["activation", "leak", "init", "init_scale", "bias", "max_norm"]
     rate = hover_text("layer dropout { rate = 0.3 }", "rate")

@@ -155,14 +155,16 @@ def start(command: list[str], log: Path) -> subprocess.Popen:
 
 
 def running_variant(out: Path, min_records: int, max_records: int = 10**9) -> dict | None:
-    """The summary of a variant being trained with ``min_records`` to ``max_records`` validation points."""
+    """The summary of a variant being trained with ``min_records`` to ``max_records`` validation points and a
+    checkpoint on disk (a kill before the first one leaves nothing to resume from)."""
     for summary_file in (out / "runs").glob("*/summary.json"):
         try:
             summary = json.loads(summary_file.read_text())
             records = (summary_file.parent / "metrics.jsonl").read_text().count("\n")
         except (OSError, ValueError):
             continue
-        if summary.get("status") == "running" and min_records <= records <= max_records:
+        checkpointed = (summary_file.parent / "checkpoint.pkl").exists()  # written by a background thread
+        if summary.get("status") == "running" and min_records <= records <= max_records and checkpointed:
             return {**summary, "run": summary_file.parent}
     return None
 

@@ -257,13 +257,14 @@ class ConvPool(Layer):
 
         return conv_pool_layer(a, params[f"{self.name}.W"], params[f"{self.name}.b"], self.filter_shape(input_shape),
                                tuple(input_shape), (self.pool, self.pool),
-                               lambda z: activate(self.activation, z, self.leak), self.stride, self.padding,
-                               self.pool_mode)
+                               lambda z: activate(self.activation, z, self.leak), self.stride,
+                               PADDINGS[self.padding](self.size), self.pool_mode)
 
     def describe(self):
         extra = (f", stride {self.stride}" if self.stride != 1 else "") + (
             f", {self.padding}" if self.padding != "valid" else "")
-        pool = f", {self.pool_mode} pool {self.pool}×{self.pool}" if self.pool > 1 else ""
+        mode = "mean " if self.pool_mode == "mean" else ""
+        pool = f", {mode}pool {self.pool}×{self.pool}" if self.pool > 1 else ""
         return f"conv {self.size}×{self.size}{extra}{pool}, {self.activation}"
 
 

@@ -360,3 +360,21 @@ def test_a_sweep_varies_a_layers_key():
 
     ready, problems = checked_variants(spec)
     assert problems == [] and [checked.data["layer"][1]["units"] for _, checked in ready] == [8, 16]
+
+
+@pytest.mark.parametrize("layer", [L.Pool("p", 2, None, "max"), L.Pool("p", 3, 2, "mean"), L.Dropout("d", 0.3, 5)],
+                         ids=["max-pool", "mean-pool-stride", "dropout"])
+def test_parameterless_layers_pass_the_gradient_through_as_finite_differences_say(layer):
+    """No parameters: the gradient checked is the one with respect to the layer's input."""
+    rng = np.random.RandomState(4)
+    image_shape = (2, 5, 5)
+    weights = rng.randn(int(np.prod(layer.output_shape(image_shape))), 3)
+
+    def cost(a):
+        if layer.noisy:
+            return pt.sum(layer.graph(a, {}, image_shape, False, step=pt.constant(7, dtype="int64")) * weights)
+        return pt.sum(layer.graph(a, {}, image_shape) * weights)
+
+    with pytensor.config.change_flags(floatX="float64"):
+        x = rng.randn(int(np.prod(image_shape)), 3)  # batch-last, as between convolutional layers
+        pytensor.gradient.verify_grad(cost, [x], rng=rng, abs_tol=1e-6, rel_tol=1e-6)

@@ -1,3 +1,4 @@
+from dltspec.cli import main
 from dltspec.lang.parse import MAX_SPEC_CHARS, MAX_SYNTAX_ERRORS, parse, parse_partial, parse_value
 
 from .conftest import SPECS
@@ -114,24 +115,32 @@ def test_a_spec_over_the_size_limit_is_refused_at_once():
     assert document.blocks == []
 
 
-def test_the_built_parser_is_cached_and_a_bad_cache_is_rebuilt(tmp_path, monkeypatch):
+def test_no_parser_tables_are_read_from_a_cache_so_a_planted_pickle_runs_nothing(tmp_path, monkeypatch):
+    """Lark's saved tables are a pickle: dltspec builds its parser and reads none back, wherever the cache is."""
+    import pickle
+
     from dltspec.lang import parse as parse_module
 
-    monkeypatch.setenv("DLTSPEC_CACHE_DIR", str(tmp_path / "cache"))
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    for name in ("grammar-0123456789abcdef.lark", "parser.pickle", "lark.cache"):
+        (cache / name).write_bytes(pickle.dumps(Payload()))
+    monkeypatch.setenv("DLTSPEC_CACHE_DIR", str(cache))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
     parse_module.parser.cache_clear()
     try:
         assert parse("loss nll", "a.dlt")[1] == []
-        (cached,) = (tmp_path / "cache").glob("grammar-*.lark")
-        cached.write_bytes(b"not a parser")
-        parse_module.parser.cache_clear()
-        assert parse("loss nll", "a.dlt")[1] == []
-        assert cached.read_bytes() != b"not a parser"
-        (tmp_path / "file").write_text("")
-        monkeypatch.setenv("DLTSPEC_CACHE_DIR", str(tmp_path / "file" / "cache"))  # cannot be made
-        parse_module.parser.cache_clear()
-        assert parse("loss nll", "a.dlt")[1] == []
+        assert main(["check", str(SPECS / "mlp.dlt")]) == 0
     finally:
         parse_module.parser.cache_clear()
+    assert not marker.exists()
+    assert sorted(p.name for p in cache.iterdir()) == ["grammar-0123456789abcdef.lark", "lark.cache", "parser.pickle"]
 
 
 def test_a_backslash_at_the_end_of_a_line_does_not_carry_a_string_over():

@@ -6,15 +6,11 @@ terminals.
 """
 from __future__ import annotations
 
-import hashlib
-import io
 import re
 from functools import lru_cache
 from pathlib import Path
 
 from lark import Lark
-
-from dltspec.files import cache_dir, write_atomic
 
 GRAMMAR = Path(__file__).with_name("dlt.lark")
 OPTIONS = {"parser": "lalr", "start": ["start", "value_only"], "propagate_positions": True,
@@ -23,31 +19,13 @@ OPTIONS = {"parser": "lalr", "start": ["start", "value_only"], "propagate_positi
 
 @lru_cache(maxsize=1)
 def parser() -> Lark:
-    """The LALR parser, built once per process.
+    """The LALR parser, built once per process from the grammar (about 20 ms).
 
-    Building it takes longer than checking a spec, so the built tables are kept in
-    :func:`~dltspec.files.cache_dir` under a name that changes with the grammar, the
-    options and Lark's version; a missing, stale or unreadable cache is rebuilt.
+    Nothing is read back from a cache: Lark's saved tables are a pickle, and a pickle planted in a
+    shared or restored cache folder would run its code on every ``dltspec check`` and in the language
+    server. Building the tables costs less than a pickle is worth that risk.
     """
-    import lark
-
-    grammar = GRAMMAR.read_text(encoding="utf-8")
-    key = hashlib.sha256(f"{grammar}{OPTIONS}{lark.__version__}".encode()).hexdigest()[:16]
-    path = cache_dir() / f"grammar-{key}.lark"
-    try:
-        with open(path, "rb") as f:
-            return Lark.load(f)
-    except Exception:  # noqa: BLE001 - any cache problem means: build it
-        pass
-    built = Lark(grammar, **OPTIONS)
-    try:
-        buffer = io.BytesIO()
-        built.save(buffer)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, buffer.getvalue())
-    except OSError:
-        pass  # a read-only home: build it each time
-    return built
+    return Lark(GRAMMAR.read_text(encoding="utf-8"), **OPTIONS)
 
 
 @lru_cache(maxsize=1)

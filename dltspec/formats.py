@@ -60,7 +60,8 @@ def sarif_rules() -> list[dict]:
 
 
 def artifact_uri(file: str) -> str:
-    """A URI reference for ``file``: relative to the working directory where it lies below it."""
+    """A URI reference for ``file``: relative to the working directory where it lies below it, else an
+    absolute ``file://`` URI."""
     path = Path(file)
     if path.is_absolute():
         try:
@@ -70,6 +71,13 @@ def artifact_uri(file: str) -> str:
     return quote(path.as_posix() if os.sep == "/" else str(path).replace(os.sep, "/"))
 
 
+def artifact_location(file: str) -> dict:
+    """A SARIF ``artifactLocation``: a relative URI with ``uriBaseId`` %SRCROOT% (the working directory), or
+    an absolute URI alone (SARIF 2.1.0 section 3.4.4: a ``uriBaseId`` only goes with a relative reference)."""
+    uri = artifact_uri(file)
+    return {"uri": uri} if uri.startswith("file:") else {"uri": uri, "uriBaseId": "%SRCROOT%"}
+
+
 def sarif_result(d: Diagnostic, rule_index: dict[str, int]) -> dict:
     s = d.span
     text = d.message + "".join(f"\nnote: {note}" for note in d.notes)
@@ -77,7 +85,7 @@ def sarif_result(d: Diagnostic, rule_index: dict[str, int]) -> dict:
         "ruleId": d.code, "ruleIndex": rule_index[d.code], "level": d.severity.value,
         "message": {"text": text},
         "locations": [{"physicalLocation": {
-            "artifactLocation": {"uri": artifact_uri(s.file), "uriBaseId": "%SRCROOT%"},
+            "artifactLocation": artifact_location(s.file),
             "region": {"startLine": s.line, "startColumn": s.column, "endLine": s.end_line,
                        "endColumn": s.end_column},
         }}],

@@ -143,6 +143,14 @@ def output_path(spec: Spec) -> Path:
 
 def output_problem(path: Path) -> str | None:
     """Why ``path`` cannot be written, or ``None``: checked before training, not after."""
+    from dltspec.files import ReadOnlyError, target_of
+
+    try:
+        path = target_of(path)  # a link is written through: its target is what must be writable
+    except ReadOnlyError as exc:
+        return exc.strerror
+    except OSError as exc:
+        return exc.strerror or str(exc)
     parent = path.parent if str(path.parent) else Path(".")
     try:
         if not parent.exists():

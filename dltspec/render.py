@@ -19,12 +19,20 @@ def caret_lines(diagnostic: Diagnostic, lines: list[str]) -> list[str]:
     return [f"  {text}", "  " + " " * start + "^" + "~" * (width - 1)]
 
 
+def shown_file(file: str) -> str:
+    """A file name on one line: control characters (a newline in the name) escaped as Python writes them,
+    so that a diagnostic stays one ``file:line:col:`` line that editors and CI can parse."""
+    if file.isprintable():
+        return file
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in file)
+
+
 def text(diagnostics: Iterable[Diagnostic], source_lines: Callable[[str], list[str]] | None = None) -> str:
     """``file:line:col: error: message [DLT203]``, then the source line and a caret, for each diagnostic."""
     out = []
     for d in diagnostics:
         s = d.span
-        out.append(f"{s.file}:{s.line}:{s.column}: {d.severity.value}: {d.message} [{d.code}]")
+        out.append(f"{shown_file(s.file)}:{s.line}:{s.column}: {d.severity.value}: {d.message} [{d.code}]")
         if source_lines is not None:
             out += caret_lines(d, source_lines(s.file))
         out += [f"  note: {note}" for note in d.notes]

@@ -209,3 +209,22 @@ def test_every_error_dltspec_raises_has_one_root():
     assert (located.code, located.message, located.span) == ("DLT502", "does not fit", where)
     [data] = DataError("DLT401", "not found", "path", ("looked in x",)).as_diagnostics(where)
     assert data.notes == ("looked in x",)
+
+
+def test_an_unexpected_exception_is_one_line_a_crash_file_and_exit_70(tmp_path, capsys, monkeypatch):
+    import dltspec.cli as cli
+
+    monkeypatch.setenv("DLTSPEC_CACHE_DIR", str(tmp_path / "cache"))
+
+    def broken(args):
+        raise KeyError("no such thing")
+
+    monkeypatch.setattr(cli, "cmd_check", broken)  # a bug no stage turned into a diagnostic
+    assert main(["check", "x.dlt"]) == 70
+    err = capsys.readouterr().err
+    (crash,) = (tmp_path / "cache" / "crashes").glob("crash-*.txt")
+    assert err == (f"dltspec check: internal error (KeyError: 'no such thing'); details in {crash}; please report "
+                   "it with that file\n")
+    text = crash.read_text()
+    assert "Traceback (most recent call last)" in text and "KeyError: 'no such thing'" in text
+    assert (crash.stat().st_mode & 0o777) == 0o600

@@ -389,3 +389,26 @@ def test_fmt_unwritable_file_is_reported_and_kept(tmp_path, capsys, monkeypatch)
     assert main(["fmt", str(path)]) == 1
     assert capsys.readouterr().err == f"dltspec fmt: {path}: cannot write: Permission denied\n"
     assert path.read_text() == MESSY
+
+
+def test_fmt_writes_through_a_symbolic_link_and_keeps_it(tmp_path, capsys):
+    from dltspec.cli import main
+
+    target = tmp_path / "real.dlt"
+    target.write_text("loss   nll\n")
+    link = tmp_path / "link.dlt"
+    link.symlink_to(target)
+    assert main(["fmt", str(link)]) == 0
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert target.read_text() == "loss nll\n"
+
+
+def test_fmt_refuses_a_read_only_file_and_leaves_it(tmp_path, capsys):
+    from dltspec.cli import main
+
+    path = tmp_path / "ro.dlt"
+    path.write_text("loss   nll\n")
+    path.chmod(0o444)
+    assert main(["fmt", str(path)]) == 1
+    assert f"dltspec fmt: {path}: cannot write: the file is read-only: not replaced" in capsys.readouterr().err
+    assert path.read_text() == "loss   nll\n" and (path.stat().st_mode & 0o777) == 0o444

@@ -73,3 +73,25 @@ def test_every_format_reports_every_syntax_error_of_every_file(tmp_path, capsys,
         places = [(Path(line.split("file=")[1].split(",")[0]).name, int(line.split("line=")[1].split(",")[0]))
                   for line in out.splitlines() if "title=DLT101" in line]
     assert places == [("a.dlt", 2), ("a.dlt", 3), ("b.dlt", 1)]
+
+
+def test_sarif_gives_an_absolute_uri_without_a_base_and_a_relative_one_with_it(tmp_path, capsys, monkeypatch):
+    """SARIF 2.1.0 section 3.4.4: uriBaseId goes only with a relative reference."""
+    inside, outside = tmp_path / "work", tmp_path / "elsewhere"
+    inside.mkdir(), outside.mkdir()
+    for folder in (inside, outside):
+        (folder / "bad.dlt").write_text("loss nll\n")
+    monkeypatch.chdir(inside)
+    assert main(["check", "--format", "sarif", "bad.dlt", str(outside / "bad.dlt")]) == 1
+    results = json.loads(capsys.readouterr().out)["runs"][0]["results"]
+    locations = [r["locations"][0]["physicalLocation"]["artifactLocation"] for r in results]
+    assert {"uri": "bad.dlt", "uriBaseId": "%SRCROOT%"} in locations
+    assert {"uri": (outside / "bad.dlt").as_uri()} in locations
+
+
+def test_a_file_name_with_a_newline_stays_on_one_diagnostic_line(tmp_path, capsys):
+    path = tmp_path / "two\nlines.dlt"
+    path.write_text("loss nll\n")
+    assert main(["check", str(path)]) == 1
+    first = capsys.readouterr().err.splitlines()[0]
+    assert first.startswith(f"{tmp_path}/two\\nlines.dlt:1:1: error: ") and first.endswith("[DLT205]")

@@ -533,3 +533,19 @@ def test_stopping_epochs_has_no_patience(tmp_path, capsys):
     assert code == 0, err
     summary = RunDir(tmp_path / "r").read_json("summary.json")
     assert (summary["stopped_by"], summary["epochs"], summary["iterations"]) == ("n_epochs", 2, 2 * 53)
+
+
+def test_save_writes_through_a_link_and_refuses_a_read_only_file_before_training(tmp_path, capsys):
+    spec = tmp_path / "digits.dlt"
+    spec.write_text(DIGITS.replace("n_epochs = 3", "n_epochs = 1"))
+    target, link = tmp_path / "real.pkl", tmp_path / "link.pkl"
+    link.symlink_to(target)
+    code, _out, err = run_lines(capsys, "run", str(spec), "-q", "--out", str(tmp_path / "r"), "--save", str(link))
+    assert code == 0, err
+    assert link.is_symlink() and param_files.load(target)[0]
+    readonly = tmp_path / "ro.pkl"
+    readonly.write_bytes(b"keep")
+    readonly.chmod(0o444)
+    code, _out, err = run_lines(capsys, "run", str(spec), "-q", "--out", str(tmp_path / "r2"), "--save", str(readonly))
+    assert code == 1 and "the file is read-only" in err and "[DLT503]" in err
+    assert readonly.read_bytes() == b"keep" and not (tmp_path / "r2").exists()

@@ -22,6 +22,7 @@ from dltspec.cli.common import (  # noqa: F401
     EXIT_BROKEN_PIPE,
     EXIT_DIVERGED,
     EXIT_ERRORS,
+    EXIT_INTERNAL,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
@@ -195,3 +196,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # the reader went away (`dltspec check ... | head`): stop quietly, as cat does
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
         return EXIT_BROKEN_PIPE
+    except Exception as exc:  # noqa: BLE001 - the net: never a traceback; every known case has its own error
+        where = crash_file(args.command, exc)
+        details = f"details in {where}" if where else "the traceback could not be written anywhere"
+        print(f"dltspec {args.command}: internal error ({type(exc).__name__}: {exc}); {details}; please report "
+              "it with that file", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def crash_file(command: str, exc: BaseException) -> str | None:
+    """Write the traceback of an unexpected exception to ``<cache>/crashes/`` (atomically); its path, or None."""
+    import time
+    import traceback
+
+    from dltspec import __version__
+    from dltspec.files import cache_dir, write_atomic
+
+    text = (f"dltspec {__version__}, command {command}, argv {sys.argv!r}, python {sys.version.split()[0]}\n\n"
+            + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+    try:
+        folder = cache_dir() / "crashes"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"
+        write_atomic(path, text.encode("utf-8"), mode=0o600)
+        return str(path)
+    except OSError:
+        return None

@@ -14,6 +14,7 @@ from dltspec.lang.spec import Source
 from dltspec.render import text as render_text
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 0, 1, 2, 3, 130, 141
+EXIT_INTERNAL = 70  # an exception no stage turned into a diagnostic (BSD's EX_SOFTWARE): a bug in dltspec
 STARTED = time.perf_counter()  # when the command's module was imported: its start, near enough
 
 

@@ -48,7 +48,7 @@ def test_pickle_loader_slices_and_checks(tmp_path):
     ({"s0": (np.ones((3, 2), "float32"), np.zeros(2))}, "train y must have one label per example"),
     ({"s1": (np.full((2, 2), np.nan, "float32"), np.zeros(2))}, "valid x contains NaN"),
     ({"s2": (np.ones(3, "float32"), np.zeros(3))}, "test x must have shape (examples, features)"),
-    ({"s0": (np.ones((2, 2), "float32"), np.array([0, -1]))}, "train labels must be non-negative integers"),
+    ({"s0": (np.ones((2, 2), "float32"), np.array([0, -1]))}, "train labels must be integers from 0 to 2147483646: -1 is negative"),
 ])
 def test_malformed_data_is_reported(tmp_path, change, fragment):
     write_pickle(tmp_path / "d.pkl", **change)

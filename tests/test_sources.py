@@ -156,7 +156,16 @@ def test_scale_and_standardize_use_the_training_split(tmp_path):
 
 @pytest.mark.parametrize("change, fragment", [
     ({"x_train": np.full((10, 4), np.nan, np.float32)}, "train x contains NaN or infinite values"),
-    ({"y_test": np.zeros(3, np.int64)}, "test y must have one label per example: x has 5 rows"),
+    ({"y_test": np.zeros(3, np.int64)}, "the test split has 5 examples in x but 3 labels in y"),
+    # each below trained (or crashed later) before the checks judged the arrays in their own types
+    ({"y_train": np.array([0, 1, 2**63 + 5, 0, 1, 0, 1, 0, 1, 0], np.uint64)},
+     "train labels must be integers from 0 to 2147483646: 9223372036854775813 is too large"),
+    ({"y_train": np.full(10, 3_000_000_000, np.int64)}, "labels must be integers from 0 to 2147483646"),
+    ({"y_train": np.full(10, 1.5)}, "train labels must be integers from 0 to 2147483646: 1.5 is not a whole number"),
+    ({"x_train": np.full((10, 4), 1e39)}, "train x holds values beyond float32's range"),
+    ({"x_test": np.zeros((5, 3), np.float32)}, "the splits have different numbers of features: train 4, valid 4, "
+                                               "test 3"),
+    ({"y_train": np.zeros(12, np.int64)}, "the train split has 10 examples in x but 12 labels in y"),
 ])
 def test_bad_data_is_reported_at_the_dataset_block(tmp_path, change, fragment):
     (x, y), (tx, ty) = arrays(10), arrays(5, seed=1)
@@ -197,3 +206,15 @@ def test_dataset_mnist_falls_back_to_uncompressed_idx_files_in_the_cache(tmp_pat
     splits = load(tmp_path, 'mnist { path = "absent.pkl.gz" }')
     assert [splits.size(s) for s in ("train", "valid", "test")] == [10, 10_000, 10]
     assert np.array_equal(splits.arrays["test"][1], parts["t10k-labels-idx1-ubyte"])
+
+
+def test_float_labels_in_an_idx_file_are_refused_not_truncated(tmp_path):
+    parts = write_idx_folder(tmp_path / "f", gz=False)
+    labels = parts["train-labels-idx1-ubyte"].astype(">f4")
+    labels[3] = 1.5
+    (tmp_path / "f" / "train-labels-idx1-ubyte").write_bytes(idx.dumps(labels))
+    with pytest.raises(SpecError) as info:
+        load(tmp_path, 'idx { path = "f"  valid_size = 8 }')
+    (d,) = info.value.diagnostics
+    assert d.code == "DLT402" and "train-labels-idx1-ubyte: labels must be integers" in d.message
+    assert "1.5 is not a whole number" in d.message

@@ -20,19 +20,11 @@ from pathlib import Path
 import numpy as np
 
 from dltspec.data import safe_pickle
+from dltspec.data.checks import MAX_LABEL, DataError, checked_split, labels_problem  # noqa: F401 - DataError: here too
 from dltspec.data.kinds import KINDS
-from dltspec.diagnostics import DltspecError
 from dltspec.lang.spec import SPLITS
 
 DATA_ENV = "DLTSPEC_DATA"
-
-
-class DataError(DltspecError):
-    """A problem with a data set, reported at ``dataset.<key>`` (or the block)."""
-
-    def __init__(self, code: str, message: str, key: str | None = None, notes: tuple[str, ...] = ()):
-        super().__init__(message)
-        self.code, self.key, self.notes = code, key, notes
 
 
 @dataclass(frozen=True)
@@ -93,29 +85,6 @@ def tutorial_splits(obj) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         x, y = (np.asarray(a) for a in pair)
         arrays[split] = checked_split(split, x, y)
     return arrays
-
-
-def checked_split(split: str, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    if x.dtype.kind not in "biuf" or y.dtype.kind not in "biuf":
-        raise DataError("DLT402", f"the {split} split must hold numbers, got x of {x.dtype} and y of {y.dtype}",
-                        "path")
-    if x.ndim != 2 or x.shape[1] < 1:
-        raise DataError("DLT402", f"{split} x must have shape (examples, features), got {x.shape}", "path")
-    if y.ndim != 1 or len(y) != len(x):
-        raise DataError("DLT402", f"{split} y must have one label per example: x has {len(x)} rows, "
-                        f"y has shape {y.shape}", "path")
-    if not all_finite(x):
-        raise DataError("DLT402", f"{split} x contains NaN or infinite values", "path")
-    if len(y) and (not np.all(np.equal(np.mod(y, 1), 0)) or y.min() < 0):
-        raise DataError("DLT402", f"{split} labels must be non-negative integers", "path")
-    return x.astype(np.float32, copy=False), y.astype(np.int64, copy=False)
-
-
-def all_finite(x: np.ndarray, rows_at_once: int = 1 << 14) -> bool:
-    """Whether every value of ``x`` is finite, looked at by blocks of rows (:func:`dltspec.data.stream.row_blocks`)."""
-    from dltspec.data.stream import row_blocks
-
-    return x.dtype.kind != "f" or all(np.isfinite(block).all() for block in row_blocks(x, rows_at_once))
 
 
 def read_pickle(path: Path):
@@ -300,6 +269,10 @@ def idx_arrays(files: dict[str, Path]) -> dict[str, tuple[np.ndarray, np.ndarray
             array = read(path)
         except (IdxError, OSError) as exc:
             raise DataError("DLT402", f"cannot read {path}: {exc}", "path") from None
+        if role == "y":
+            problem = labels_problem(array)
+            if problem:
+                raise DataError("DLT402", f"{path}: labels must be integers from 0 to {MAX_LABEL}: {problem}", "path")
         parts[part][role] = array.reshape(len(array), -1) if role == "x" else array.astype(np.int64)
     for part, arrays in parts.items():
         if len(arrays["x"]) != len(arrays["y"]):
@@ -365,6 +338,10 @@ def prepared(arrays: dict[str, tuple[np.ndarray, np.ndarray]], block: dict) -> S
     (``valid_range``, ``valid_fraction`` or the last ``valid_size`` rows), scaled (``scale``),
     standardized per feature on the training split (``normalize``), checked, and sliced (``n_<split>``).
     Mapped arrays stay mapped unless a step has to compute new values."""
+    for split, (sx, sy) in arrays.items():  # before any slice would cut the longer one to the shorter
+        if len(sx) != len(sy):
+            raise DataError("DLT402", f"the {split} split has {len(sx)} examples in x but {len(sy)} labels in y",
+                            "path")
     x, y = rows(arrays["train"][0]), arrays["train"][1]
     if block.get("shuffle"):
         order = np.random.RandomState(block["seed"]).permutation(len(y))
@@ -384,6 +361,10 @@ def prepared(arrays: dict[str, tuple[np.ndarray, np.ndarray]], block: dict) -> S
         if scale != 1:
             sx = np.multiply(sx, np.float32(scale), dtype=np.float32)
         out[split] = checked_split(split, sx, sy)
+    widths = {split: sx.shape[1] for split, (sx, _) in out.items()}
+    if len(set(widths.values())) > 1:
+        raise DataError("DLT402", "the splits have different numbers of features: " + ", ".join(
+            f"{split} {n}" for split, n in widths.items()), "path")
     if block.get("normalize", "none") == "standardize":
         mean, std = standardization(out["train"][0])
         out = {s: (((sx - mean) / std).astype(np.float32), sy) for s, (sx, sy) in out.items()}

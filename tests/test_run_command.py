@@ -178,18 +178,6 @@ def test_resume_refuses_a_changed_spec_unless_forced(tmp_path, capsys):
     assert RunDir(tmp_path / "r").read_json("summary.json")["resumed"] == 1
 
 
-def test_resuming_a_finished_run_trains_nothing_and_gives_the_same_result(tmp_path, capsys):
-    spec = tmp_path / "digits.dlt"
-    spec.write_text(DIGITS)
-    assert main(["run", str(spec), "-q", "--out", str(tmp_path / "r")]) == 0
-    first = capsys.readouterr().out.splitlines()[0]
-    before = RunDir(tmp_path / "r").metrics()
-    code, out, err = run_lines(capsys, "run", str(spec), "-q", "--resume", str(tmp_path / "r"))
-    assert code == 0, err
-    assert out.splitlines()[0].rsplit(",", 1)[0] == first.rsplit(",", 1)[0]  # all but the seconds
-    assert RunDir(tmp_path / "r").metrics() == before
-
-
 DIVERGES = textwrap.dedent("""\
     dataset digits { seed = 0 }
     classifier logistic { n_out = 10 }
@@ -549,3 +537,44 @@ def test_save_writes_through_a_link_and_refuses_a_read_only_file_before_training
     code, _out, err = run_lines(capsys, "run", str(spec), "-q", "--out", str(tmp_path / "r2"), "--save", str(readonly))
     assert code == 1 and "the file is read-only" in err and "[DLT503]" in err
     assert readonly.read_bytes() == b"keep" and not (tmp_path / "r2").exists()
+
+
+def test_resuming_a_finished_run_says_so_and_changes_nothing(tmp_path, capsys):
+    spec = tmp_path / "digits.dlt"
+    spec.write_text(DIGITS.replace("n_epochs = 3", "n_epochs = 1"))
+    code, _out, err = run_lines(capsys, "run", str(spec), "-q", "--out", str(tmp_path / "r"))
+    assert code == 0, err
+    before = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in (tmp_path / "r").iterdir()}
+    code, out, err = run_lines(capsys, "run", str(spec), "--resume", str(tmp_path / "r"))
+    assert code == 0, err
+    assert out == (f"dltspec run: {tmp_path / 'r'} has finished (n_epochs): nothing to resume, and nothing was "
+                   "changed; --force goes on with this spec's settings (a larger n_epochs trains longer)\n")
+    assert {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in (tmp_path / "r").iterdir()} == before
+
+
+def test_a_run_being_trained_cannot_be_resumed_by_a_second_process(tmp_path, capsys):
+    import subprocess
+    import sys
+    import time
+
+    spec = tmp_path / "long.dlt"
+    spec.write_text(DIGITS.replace("stopping patience { n_epochs = 3  patience = 2000 }",
+                                   "stopping epochs { n_epochs = 100000  validation_frequency = 20 }"))
+    out = tmp_path / "r"
+    process = subprocess.Popen([sys.executable, "-m", "dltspec", "run", str(spec), "-q", "--out", str(out)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "checkpoint.pkl").exists() and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.05)
+        assert process.poll() is None and (out / "checkpoint.pkl").exists()
+        code, _out, err = run_lines(capsys, "run", str(spec), "--resume", str(out))
+        assert code == 2
+        assert err == (f"dltspec run: {out} is in use: another dltspec process is training it; wait for it to end "
+                       "(or stop it) before resuming\n")
+    finally:
+        process.kill()
+        process.wait()
+    code, _out, err = run_lines(capsys, "run", str(spec), "--resume", str(out), "--set", "stopping.n_epochs=1",
+                                "--force", "-q")  # the killed process's lock went with it
+    assert "is in use" not in err

@@ -45,7 +45,7 @@ def announce(spec: api.Spec, splits, args) -> None:
 
 def cmd_run(args) -> int:
     from dltspec.training.progress import STYLES, style_for
-    from dltspec.training.record import RunError, RunStartError, begin
+    from dltspec.training.record import RunError, RunFinished, RunStartError, begin
 
     if args.resume and args.out:
         return usage("run", "--out and --resume cannot be used together: a resumed run goes on in its own "
@@ -82,6 +82,9 @@ def cmd_run(args) -> int:
         begun = begin(spec, compiled, args.backend, args.floatx, args.device,
                       out=Path(args.out) if args.out else None, resume_from=Path(args.resume) if args.resume else None,
                       force=args.force, where=Span("--resume", 1, 1, 1, 2), source=splits.source)
+    except RunFinished as exc:
+        print(f"dltspec run: {exc}")
+        return EXIT_OK
     except RunStartError as exc:
         print(f"dltspec run: {exc}", file=sys.stderr)
         return EXIT_USAGE

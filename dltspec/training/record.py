@@ -26,7 +26,18 @@ from dltspec.training import session
 from dltspec.training.loop import ValidationPoint
 from dltspec.training.params import ParamsError, save as save_params
 from dltspec.training.progress import Rate, metric_record
-from dltspec.training.rundir import BEST, CHECKPOINT, METRICS, RUN, SUMMARY, RunDir, RunError, metrics_line
+from dltspec.training.rundir import (
+    BEST,
+    CHECKPOINT,
+    METRICS,
+    RUN,
+    SUMMARY,
+    RunDir,
+    RunError,
+    lock,
+    metrics_line,
+    unlock,
+)
 from dltspec.training.session import Observer, Result, Training
 
 
@@ -256,6 +267,7 @@ class Recorder(Observer):
             self.writer.drain()
         finally:
             self.writer.close()
+            unlock(self.run.path)
         with disk(str(self.run.file(BEST))):
             if self.metrics is not None:
                 self.metrics.close()
@@ -266,6 +278,7 @@ class Recorder(Observer):
     def failed(self, training: Training, message: str) -> None:
         """Say in the summary that writing failed, if the disk still lets us."""
         self.writer.close()
+        unlock(self.run.path)
         try:
             if self.metrics is not None:
                 self.metrics.close()
@@ -345,6 +358,10 @@ class RunStartError(RunError):
     """The run directory cannot be created, or the run to resume cannot be opened (nothing was compiled)."""
 
 
+class RunFinished(RunStartError):
+    """The run to resume has finished: nothing to do (and nothing is written)."""
+
+
 @dataclass
 class Begun:
     """A run ready to train: its directory, the compiled spec (restored when resumed) and its recorder.
@@ -373,16 +390,24 @@ def begin(spec: Spec, compile_training: Callable[[], Training], backend: str, fl
     checkpoint, run, recorder = None, None, None
     if resume_from is not None:
         try:
+            lock(Path(resume_from)) if Path(resume_from).is_dir() else None  # before anything is read
             run, checkpoint = open_run(Path(resume_from))
         except RunError as exc:
-            if not restart:
+            if not restart or "is in use" in str(exc):
                 raise RunStartError(str(exc)) from None
             out = Path(resume_from)
+        same_spec = checkpoint is not None and checkpoint.get("spec_sha256") == spec.source.sha256
+        if same_spec and checkpoint.get("done") and not force and not restart:  # (another spec: its differences)
+            unlock(run.path)
+            stopped = run.summary().get("stopped_by") or "its stopping policy"
+            raise RunFinished(f"{run.path} has finished ({stopped}): nothing to resume, and nothing was changed; "
+                              "--force goes on with this spec's settings (a larger n_epochs trains longer)")
     if checkpoint is None:
         if restart and out is not None:
             shutil.rmtree(out, ignore_errors=True)  # what an earlier try left without a checkpoint
         try:
             run, recorder = start_run(spec, out, backend, floatX, device, source)
+            lock(run.path)
         except RunError as exc:
             raise RunStartError(str(exc)) from None
         return Begun(run, compile_training(), recorder, [])

@@ -76,6 +76,37 @@ def new_path(root: Path, name: str, now: float | None = None) -> Path:
     raise RunError(f"cannot find a free run directory name under {root}")
 
 
+#: run directory -> the descriptor that holds its lock in this process
+LOCKS: dict[str, int] = {}
+
+
+def lock(path: Path) -> None:
+    """Take the run directory's lock for this process (an advisory ``flock`` on the directory itself, which
+    the system releases when the process ends, however it ends); :class:`RunError` if another process
+    holds it. Where ``flock`` is missing (Windows), nothing is locked."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        return
+    key = str(Path(path).resolve())
+    if key in LOCKS:
+        return
+    fd = os.open(key, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise RunError(f"{path} is in use: another dltspec process is training it; wait for it to end "
+                       "(or stop it) before resuming") from None
+    LOCKS[key] = fd
+
+
+def unlock(path: Path) -> None:
+    fd = LOCKS.pop(str(Path(path).resolve()), None)
+    if fd is not None:
+        os.close(fd)
+
+
 @dataclass
 class RunDir:
     """The files of one run; see the module's docstring for the layout."""

@@ -160,6 +160,7 @@ class Training:
             "patience": asdict(self.policy),
             "loop": asdict(self.state),
             "done": (self.state.iteration >= 0 and self.policy.stops_at(self.state.iteration)
+                     or self.state.iteration + 1 >= self.policy.n_epochs * self.policy.n_train_batches
                      or self.policy.reached(self.state) is not None),
             "plateau": asdict(self.plateau) if self.plateau is not None else None,
             "rng": NO_RNG,

@@ -378,3 +378,42 @@ def test_parameterless_layers_pass_the_gradient_through_as_finite_differences_sa
     with pytensor.config.change_flags(floatX="float64"):
         x = rng.randn(int(np.prod(image_shape)), 3)  # batch-last, as between convolutional layers
         pytensor.gradient.verify_grad(cost, [x], rng=rng, abs_tol=1e-6, rel_tol=1e-6)
+
+
+@pytest.mark.parametrize("padding, stride", [("valid", 1), ("same", 1), ("full", 2)])
+def test_rectangular_kernels_match_torch(padding, stride):
+    rng = np.random.RandomState(5)
+    image_shape = (2, 9, 8)
+    layer = L.ConvPool("c", 3, [5, 3], 1, "linear", stride=stride, padding=padding)
+    W, b = rng.randn(3, 2, 5, 3), rng.randn(3)
+    x = rng.randn(4, *image_shape)
+    ours = batch_last_graph(layer, image_shape, {"c.W": W, "c.b": b}, x)
+    pad = {"valid": (0, 0), "same": (2, 1), "full": (4, 2)}[padding]
+    z = torch.nn.functional.conv2d(torch.tensor(x), torch.tensor(W).flip(2, 3), stride=stride, padding=pad)
+    expected = (z + torch.tensor(b)[None, :, None, None]).flatten(1).numpy()
+    assert ours.shape == (4, int(np.prod(layer.output_shape(image_shape))))
+    np.testing.assert_allclose(ours, expected, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("size, found", [("[3, 2]", "3×6×7"), ("[5, 1]", "3×4×8")])
+def test_a_rectangular_kernel_in_a_stack(size, found, tmp_path, capsys):
+    path = tmp_path / "r.dlt"
+    path.write_text(STACK.format(layers=f"layer conv {{ kernels = 3  size = {size} }}\nlayer softmax"))
+    assert main(["check", "--shapes", str(path)]) == 0
+    assert found in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("size, code, fragment", [
+    ("[3]", "DLT206", "size needs at least 2 item(s)"),
+    ("[3, 0]", "DLT203", "size[1] must be >= 1, got 0"),
+    ('"3"', "DLT202", "size must be an integer or a list [height, width], got a string '3'"),
+    ("[9, 2]", "DLT307", "layer0: a 9×2 kernel does not fit its 1×8×8 input"),
+])
+def test_a_bad_kernel_size_is_located(size, code, fragment, tmp_path, capsys):
+    import json
+
+    path = tmp_path / "r.dlt"
+    path.write_text(STACK.format(layers=f"layer conv {{ kernels = 3  size = {size} }}\nlayer softmax"))
+    assert main(["check", "--format", "json", str(path)]) == 1
+    (d,) = json.loads(capsys.readouterr().out)
+    assert (d["code"], d["start"]["line"]) == (code, 3) and fragment in d["message"], d

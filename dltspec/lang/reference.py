@@ -10,7 +10,9 @@ from dltspec.lang.spelling import value_text
 
 
 def constraint(sub: dict) -> str:
-    parts = [sub["type"]] if "type" in sub and sub["type"] != "array" else []
+    types = sub.get("type")
+    parts = [" or ".join(t if t != "array" else "list" for t in types)] if isinstance(types, list) else (
+        [types] if types is not None and types != "array" else [])
     if "enum" in sub:
         parts.append("one of " + ", ".join(f"`{v}`" for v in sub["enum"]))
     for key, op in (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="), ("exclusiveMaximum", "<")):

@@ -21,15 +21,20 @@ import numpy as np
 import pytensor.tensor as pt
 
 
+def pads(pad) -> tuple[int, int]:
+    """``pad`` (zeros on each side) as (rows, columns)."""
+    return tuple(pad) if isinstance(pad, (list, tuple)) else (pad, pad)
+
+
 def output_size(image_shape: tuple[int, int, int], filter_size: tuple[int, int], stride: int = 1,
-                pad: int = 0) -> tuple[int, int]:
+                pad=0) -> tuple[int, int]:
     """Height and width of a convolution's output: ``(size + 2 * pad - k) // stride + 1`` (``pad`` zeros on
-    each side)."""
-    return tuple((image_shape[1 + d] + 2 * pad - filter_size[d]) // stride + 1 for d in (0, 1))
+    each side: one number, or (rows, columns))."""
+    return tuple((image_shape[1 + d] + 2 * pads(pad)[d] - filter_size[d]) // stride + 1 for d in (0, 1))
 
 
 def im2col_indices(image_shape: tuple[int, int, int], filter_size: tuple[int, int], stride: int = 1,
-                   pad: int = 0) -> np.ndarray:
+                   pad=0) -> np.ndarray:
     """Flat indices into a ``(channels, height, width)`` image, of shape ``(out_h*out_w, channels*kh*kw)``:
     row ``(y, x)`` holds the patch under output pixel ``(y, x)``, the kernel flipped (true convolution),
     in the order of ``W.reshape(kernels, channels*kh*kw)``. A patch pixel in the padding indexes
@@ -37,7 +42,7 @@ def im2col_indices(image_shape: tuple[int, int, int], filter_size: tuple[int, in
     channels, height, width = image_shape
     kh, kw = filter_size
     out_h, out_w = output_size(image_shape, filter_size, stride, pad)
-    ph = pw = pad
+    ph, pw = pads(pad)
     y, x, c, i, j = np.ix_(range(out_h), range(out_w), range(channels), range(kh), range(kw))
     row, col = y * stride + (kh - 1 - i) - ph, x * stride + (kw - 1 - j) - pw
     inside = (row >= 0) & (row < height) & (col >= 0) & (col < width)
@@ -71,7 +76,7 @@ def batch_size(a):
 
 
 def conv2d(a, W, filter_shape: tuple[int, int, int, int], image_shape: tuple[int, int, int], stride: int = 1,
-           pad: int = 0):
+           pad=0):
     """Valid true convolution of batch-last images ``a`` ``(channels*height*width, batch)`` with
     ``W`` of ``filter_shape`` ``(kernels, channels, kh, kw)``: ``(out_h, out_w, batch, kernels)``.
 
@@ -83,7 +88,7 @@ def conv2d(a, W, filter_shape: tuple[int, int, int, int], image_shape: tuple[int
     n_kernels, channels, kh, kw = filter_shape
     out_h, out_w = output_size(image_shape, (kh, kw), stride, pad)
     batch = batch_size(a)
-    if pad:  # the padding's pixels index one row of zeros after the image
+    if any(pads(pad)):  # the padding's pixels index one row of zeros after the image
         a = pt.concatenate([a, pt.zeros_like(a[:1])], axis=0)
     patches = a[im2col_indices(image_shape, (kh, kw), stride, pad).ravel()]  # (out_h*out_w*c*kh*kw, batch)
     columns = patches.reshape((out_h * out_w, channels * kh * kw, batch)).dimshuffle(0, 2, 1)
@@ -103,7 +108,7 @@ def max_pool(z, poolsize: tuple[int, int], shape: tuple[int, int, int, int], mod
 
 
 def conv_pool_layer(a, W, b, filter_shape, image_shape, poolsize, activation=pt.tanh, stride: int = 1,
-                    pad: int = 0, pool_mode: str = "max"):
+                    pad=0, pool_mode: str = "max"):
     """The tutorial's LeNetConvPoolLayer on batch-last ``a``: ``activation(max_pool(conv2d(a, W)) + b)``,
     ``b`` one per kernel; returns the flat batch-last output ``(kernels*pooled_h*pooled_w, batch)``."""
     out_h, out_w = output_size(image_shape, filter_shape[2:], stride, pad)

@@ -200,7 +200,7 @@ class ConvPool(Layer):
 
     name: str
     kernels: int
-    size: int
+    size: int | tuple  # square kernels, or (height, width)
     pool: int
     activation: str = "tanh"
     init: str = "tutorial"
@@ -219,14 +219,15 @@ class ConvPool(Layer):
                           f"its input is a vector of {dims(input_shape)} values (a conv must come before any dense "
                           "or maxout layer)", ())
         channels, height, width = input_shape
-        k, pool, s = self.size, self.pool, self.stride
-        if self.padding == "same" and k % 2 == 0:
-            return Misfit("DLT307", f"{self.name}: padding same needs an odd kernel size, got {k}", ("size",))
-        pad = PADDINGS[self.padding](k)
-        if k > min(height, width) + 2 * pad:
-            return Misfit("DLT307", f"{self.name}: a {k}×{k} kernel does not fit its {dims(input_shape)} input",
-                          ("kernel_size",))
-        conv = (self.kernels, (height + 2 * pad - k) // s + 1, (width + 2 * pad - k) // s + 1)
+        (kh, kw), pool, s = self.kernel, self.pool, self.stride
+        if self.padding == "same" and (kh % 2 == 0 or kw % 2 == 0):
+            return Misfit("DLT307", f"{self.name}: padding same needs an odd kernel size, got {self.kernel_text}",
+                          ("size",))
+        ph, pw = PADDINGS[self.padding](kh), PADDINGS[self.padding](kw)
+        if kh > height + 2 * ph or kw > width + 2 * pw:
+            return Misfit("DLT307", f"{self.name}: a {self.kernel_text} kernel does not fit its {dims(input_shape)} "
+                          "input", ("kernel_size",))
+        conv = (self.kernels, (height + 2 * ph - kh) // s + 1, (width + 2 * pw - kw) // s + 1)
         if pool > min(conv[1:]):
             return Misfit("DLT308", f"{self.name}: a {pool}×{pool} pool does not fit the {dims(conv)} output of "
                           "its convolution", ("pool",))
@@ -236,8 +237,17 @@ class ConvPool(Layer):
                           "dropped)", ("pool",))
         return (self.kernels, conv[1] // pool, conv[2] // pool)
 
+    @property
+    def kernel(self) -> tuple[int, int]:
+        """The kernels' (height, width)."""
+        return tuple(self.size) if isinstance(self.size, (list, tuple)) else (self.size, self.size)
+
+    @property
+    def kernel_text(self) -> str:
+        return "×".join(map(str, self.kernel))
+
     def filter_shape(self, input_shape) -> tuple[int, int, int, int]:
-        return (self.kernels, input_shape[0], self.size, self.size)
+        return (self.kernels, input_shape[0], *self.kernel)
 
     def param_shapes(self, input_shape):
         return [Param(f"{self.name}.W", self.filter_shape(input_shape), True),
@@ -247,8 +257,9 @@ class ConvPool(Layer):
         import numpy as np
 
         filter_shape = self.filter_shape(input_shape)
-        fan_in = input_shape[0] * self.size * self.size
-        fan_out = self.kernels * self.size * self.size / (self.pool * self.pool)
+        kh, kw = self.kernel
+        fan_in = input_shape[0] * kh * kw
+        fan_out = self.kernels * kh * kw / (self.pool * self.pool)
         W = INITS[self.init](rng, filter_shape, fan_in, fan_out, 1.0, self.init_scale)  # the tutorial's: no gain
         return {f"{self.name}.W": W, f"{self.name}.b": np.full(self.kernels, self.bias)}
 
@@ -258,14 +269,14 @@ class ConvPool(Layer):
         return conv_pool_layer(a, params[f"{self.name}.W"], params[f"{self.name}.b"], self.filter_shape(input_shape),
                                tuple(input_shape), (self.pool, self.pool),
                                lambda z: activate(self.activation, z, self.leak), self.stride,
-                               PADDINGS[self.padding](self.size), self.pool_mode)
+                               tuple(PADDINGS[self.padding](k) for k in self.kernel), self.pool_mode)
 
     def describe(self):
         extra = (f", stride {self.stride}" if self.stride != 1 else "") + (
             f", {self.padding}" if self.padding != "valid" else "")
         mode = "mean " if self.pool_mode == "mean" else ""
         pool = f", {mode}pool {self.pool}×{self.pool}" if self.pool > 1 else ""
-        return f"conv {self.size}×{self.size}{extra}{pool}, {self.activation}"
+        return f"conv {self.kernel_text}{extra}{pool}, {self.activation}"
 
 
 @dataclass

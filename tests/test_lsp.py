@@ -406,3 +406,16 @@ def test_only_a_name_in_value_position_opens_a_call():
     assert read_around(call, call.index("optimizer.batch_size"))[0].where == "key"  # after it: the next key
     stray = "optimizer sgd { learning_rate ( batch_size = 2\n"
     assert read_around(stray, stray.index("batch_size"))[0].where == "key"  # a stray '(' opens nothing
+
+
+def test_the_size_limit_applies_to_completion_and_hover_too():
+    """A document over the spec size limit gets DLT100 and nothing else: no completion, no hover, at once
+    (each used to read the whole text: seconds for 5 MB)."""
+    from dltspec.lang.parse import MAX_SPEC_CHARS
+
+    text = "optimizer sgd { learning_rate = 0.1 }\n" + "# padding\n" * (MAX_SPEC_CHARS // 10)
+    assert len(text) > MAX_SPEC_CHARS
+    assert completions(text, 0, len("optimizer sgd { ")) == []
+    assert hover(text, 0, 3) is None
+    small = text[:200]
+    assert completions(small, 0, len("optimizer sgd { ")) and hover(small, 0, 3) is not None

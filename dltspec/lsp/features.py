@@ -5,6 +5,7 @@ from lsprotocol import types
 
 from dltspec.diagnostics import Span
 from dltspec.lang import schema as vocab
+from dltspec.lang.parse import MAX_SPEC_CHARS
 from dltspec.lang.reference import constraint
 from dltspec.lang.spelling import value_text
 from dltspec.lsp.descriptions import (
@@ -74,8 +75,11 @@ def completions(text: str, line: int, character: int, encoding: str = UTF16) -> 
     """The completion items at LSP position ``line``/``character`` of ``text``, broken or not.
 
     Block kinds between blocks, labels after a kind, the block's keys not yet set inside
-    ``{ }``, and enum values (or booleans) after ``key =``; nothing in comments and strings.
+    ``{ }``, and enum values (or booleans) after ``key =``; nothing in comments and strings; nothing in
+    a document over the spec size limit (its only diagnostic is DLT100: reading it would stall the editor).
     """
+    if len(text) > MAX_SPEC_CHARS:
+        return []
     offset = offset_of(text, line, character, encoding)
     context, _word = read_around(text, offset)
     return completion_items(context, text.count("\n", 0, offset))
@@ -102,8 +106,10 @@ def hover(text: str, line: int, character: int, encoding: str = UTF16) -> types.
     """What the name under LSP position ``line``/``character`` is, or ``None``.
 
     A block kind or label: its description; a key (or a key's value): the key's description,
-    type, default, allowed range and values.
+    type, default, allowed range and values. ``None`` in a document over the spec size limit.
     """
+    if len(text) > MAX_SPEC_CHARS:
+        return None
     offset = offset_of(text, line, character, encoding)
     reader = Reader(text)
     under = None

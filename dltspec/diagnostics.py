@@ -61,6 +61,7 @@ CODES: dict[str, str] = {
     "DLT312": "a schedule that never acts in the run",
     "DLT313": "schedule points out of order",
     "DLT314": "not a stack of layers",
+    "DLT315": "the run does not fit in memory",
     "DLT401": "data file not found",
     "DLT402": "data file unreadable or malformed",
     "DLT403": "unsafe pickle refused",

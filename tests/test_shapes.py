@@ -1,6 +1,8 @@
 """Static shape inference (dltspec/shapes.py) and `dltspec check --shapes`: no PyTensor, no data."""
 from __future__ import annotations
 
+import numpy as np
+
 import dltspec
 from dltspec.cli import main
 from dltspec.model import shapes
@@ -98,3 +100,34 @@ def test_what_would_fit_is_searched_in_a_bounded_range():
     spec, (d,) = diagnose(text, "huge.dlt")
     assert spec is None and d.code == "DLT308" and (d.span.line, d.span.column) == (2, 64)
     assert d.message.endswith("pool 1, 2 would fit every stage")
+
+
+def test_a_model_that_cannot_fit_in_memory_is_a_located_error_before_any_run_directory(tmp_path, capsys):
+    from dltspec.cli import main
+
+    spec = tmp_path / "big.dlt"
+    spec.write_text('dataset digits { seed = 0 }\nclassifier mlp { hidden = [100000000] }\nloss nll\n'
+                    'optimizer sgd { learning_rate = 0.1  batch_size = 20 }\nstopping patience { n_epochs = 1 }\n')
+    assert main(["check", str(spec)]) == 1
+    err = capsys.readouterr().err
+    assert f"{spec}:2:27: error: the model needs at least " in err and "[DLT315]" in err
+    assert "7,500,000,010 parameters" in err  # 64 * 1e8 + 1e8 (hidden W, b) + 1e8 * 10 + 10 (softmax W, b)
+    assert main(["run", str(spec), "--out", str(tmp_path / "r")]) == 1
+    assert "[DLT315]" in capsys.readouterr().err and not (tmp_path / "r").exists()
+
+
+def test_labels_that_imply_a_huge_n_out_are_a_memory_error_at_the_dataset(tmp_path, capsys):
+    from dltspec.cli import main
+
+    rng = np.random.RandomState(0)
+    x, y = rng.rand(40, 8).astype(np.float32), rng.randint(0, 3, 40)
+    y[5] = 1_000_000_000
+    np.savez(tmp_path / "d.npz", x_train=x, y_train=y, x_test=x[:10], y_test=y[:10] % 3)
+    spec = tmp_path / "labels.dlt"
+    spec.write_text('dataset npz { path = "d.npz"  valid_size = 10 }\nclassifier logistic { }\nloss nll\n'
+                    'optimizer sgd { learning_rate = 0.1  batch_size = 5 }\nstopping patience { n_epochs = 1 }\n')
+    assert main(["check", str(spec)]) == 0  # the spec alone cannot tell
+    capsys.readouterr()
+    assert main(["check", "--data", str(spec)]) == 1
+    err = capsys.readouterr().err
+    assert f"{spec}:1:22: error: the model needs at least" in err and "n_out 1,000,000,001 from its labels" in err

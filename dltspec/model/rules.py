@@ -78,6 +78,56 @@ def a_stack_of_layers(spec: Spec) -> Iterator[Diagnostic]:
                     "(the output: one unit per class)", spec.positions.block(("layer", len(stack) - 1)))
 
 
-RULES = (a_stack_of_layers, shapes_fit)
+def memory_path(spec: Spec, index: int | None) -> tuple:
+    """Where to place a memory problem: the key that sizes the layer with the most parameters."""
+    block = spec.block("classifier")
+    if block["kind"] == "layers" and index is not None:
+        layer = spec.data["layer"][index]
+        key = next((k for k in ("units", "kernels") if k in layer), None)
+        return ("layer", index, key) if key else ("layer", index)
+    for key in ("hidden", "kernels", "n_out"):
+        if (("classifier", key)) in spec.positions.keys:
+            return ("classifier", key)
+    return ("classifier",)
+
+
+def memory_problem(spec: Spec, net, data_values: int = 0, what: str = "",
+                   where: tuple | None = None) -> Iterator[Diagnostic]:
+    from dltspec.model import memory
+
+    found = memory.estimate(net, spec.block("optimizer"), data_values)
+    limit = memory.machine_memory()
+    if found is None or limit is None or found.total <= limit:
+        return
+    data = f", {memory.gib(found.data)} of data" if found.data else ""
+    yield error("DLT315", f"the model needs at least {memory.gib(found.total)} to train{what} ({found.n_params:,} "
+                f"parameters, their gradients and optimizer state, {memory.gib(found.activations)} of activations "
+                f"per minibatch{data}), more than this machine's {memory.gib(limit)}",
+                spec.positions.value(where or memory_path(spec, found.largest)),
+                "fewer or smaller layers, or a smaller batch_size")
+
+
+def fits_memory(spec: Spec) -> Iterator[Diagnostic]:
+    """The run fits the machine's memory, as far as the spec alone tells its shapes."""
+    if any(d.code == "DLT314" for d in a_stack_of_layers(spec)) or shapes.summary(spec.data)[1]:
+        return
+    yield from memory_problem(spec, shapes.network(spec.data))
+
+
+def fits_memory_with_data(spec: Spec, splits: Splits) -> Iterator[Diagnostic]:
+    """The same with the data's sizes: ``n_in`` and ``n_out`` (the largest label plus one) as the data has
+    them, and the data itself on the device."""
+    if list(fits_memory(spec)):
+        return  # said already, without the data
+    n_out = splits.n_out(spec.block("classifier"))
+    net = shapes.network(spec.data, splits.n_in, n_out)
+    values = sum(splits.size(s) * (splits.n_in + 1) for s in SPLITS)
+    where = ("dataset", "path") if ("dataset", "path") in spec.positions.keys else ("dataset",)
+    yield from memory_problem(spec, net, values, f" on this data (n_in {splits.n_in:,}, n_out {n_out:,} from its "
+                              "labels)", where)
+
+
+RULES = (a_stack_of_layers, shapes_fit, fits_memory)
 DATA_RULES: tuple[DataRule, ...] = (batch_fits_every_split, n_in_matches_data, image_shape_matches_data,
+                                     fits_memory_with_data,
                                      n_out_covers_labels)

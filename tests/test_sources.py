@@ -218,3 +218,29 @@ def test_float_labels_in_an_idx_file_are_refused_not_truncated(tmp_path):
     (d,) = info.value.diagnostics
     assert d.code == "DLT402" and "train-labels-idx1-ubyte: labels must be integers" in d.message
     assert "1.5 is not a whole number" in d.message
+
+
+def test_an_idx_header_whose_sizes_overflow_int64_is_a_clear_error(tmp_path):
+    import struct
+
+    raw = bytes([0, 0, 0x08, 3]) + struct.pack(">3I", 2**32 - 1, 2**32 - 1, 2**32 - 1) + b"\x00" * 16
+    with pytest.raises(idx.IdxError, match=r"32 bytes, but its header \(4294967295, 4294967295, 4294967295\) of "
+                                           r"uint8 needs 79228162458924105385300197391"):
+        idx.parse(raw)
+
+
+def test_a_gzip_bomb_is_not_inflated_past_what_its_header_declares(tmp_path):
+    import gzip
+
+    header = idx.dumps(np.zeros((10, 3, 3), np.uint8))
+    bomb = tmp_path / "bomb-idx3-ubyte.gz"
+    with gzip.open(bomb, "wb") as f:  # 90 pixels declared, 200 MB of zeros behind them
+        f.write(header)
+        for _ in range(200):
+            f.write(b"\x00" * 1_000_000)
+    with pytest.raises(idx.IdxError, match="inflates to more than the 106 bytes its header declares"):
+        idx.read(bomb)
+    lying = tmp_path / "lying-idx3-ubyte.gz"
+    lying.write_bytes(gzip.compress(idx.dumps(np.zeros((1, 1), np.uint8))[:4] + bytes.fromhex("7fffffff 7fffffff")))
+    with pytest.raises(idx.IdxError, match="more than its .* gzip'd bytes can hold"):
+        idx.read(lying)

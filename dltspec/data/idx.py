@@ -6,6 +6,7 @@ dimensions), ``DD`` big-endian uint32 sizes, then the elements, big-endian, row-
 from __future__ import annotations
 
 import gzip
+import math
 import struct
 from pathlib import Path
 
@@ -18,12 +19,17 @@ TYPES = {0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"), 0x0C
          0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 
 
+#: the most a deflate stream inflates: 1032 bytes out per byte in
+MAX_DEFLATE_RATIO = 1032
+
+
 class IdxError(DltspecError, ValueError):
     """Not an IDX file, or a damaged one."""
 
 
-def parse(data: bytes, name: str = "IDX data") -> np.ndarray:
-    """The array an IDX file's bytes hold."""
+def declared_size(data: bytes, name: str = "IDX data") -> tuple[int, tuple, np.dtype, int]:
+    """``(header bytes, shape, dtype, total bytes)`` as an IDX header declares them, in Python integers
+    (a product of sizes that would overflow int64 is only a large number here)."""
     if len(data) < 4 or data[0] != 0 or data[1] != 0:
         raise IdxError(f"{name} is not an IDX file (it does not start with 00 00)")
     code, ndim = data[2], data[3]
@@ -34,20 +40,45 @@ def parse(data: bytes, name: str = "IDX data") -> np.ndarray:
         raise IdxError(f"{name}: truncated header")
     shape = struct.unpack(f">{ndim}I", data[4:header])
     dtype = TYPES[code]
-    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    return header, shape, dtype, header + math.prod(shape) * dtype.itemsize
+
+
+def parse(data: bytes, name: str = "IDX data") -> np.ndarray:
+    """The array an IDX file's bytes hold."""
+    header, shape, dtype, expected = declared_size(data, name)
     if len(data) != expected:
         raise IdxError(f"{name}: {len(data)} bytes, but its header {shape} of {dtype.name} needs {expected}")
     return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
 
 
 def read(path: Path) -> np.ndarray:
-    """The array in the IDX file at ``path`` (gzip'd or not)."""
-    raw = Path(path).read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
-            raise IdxError(f"{path}: damaged gzip data: {exc}") from None
+    """The array in the IDX file at ``path`` (gzip'd or not). A gzip'd file is inflated only as far as
+    its header declares (plus one byte, to tell that it holds more): never a bomb in memory."""
+    path = Path(path)
+    with open(path, "rb") as f:
+        magic = f.read(2)
+    if magic != b"\x1f\x8b":
+        return parse(path.read_bytes(), str(path))
+    try:
+        with gzip.open(path, "rb") as f:
+            head = f.read(4 + 4 * 255)
+            _, _, _, expected = declared_size(head[:4 + 4 * head[3]] if len(head) >= 4 else head, str(path))
+            packed = path.stat().st_size
+            if expected > packed * MAX_DEFLATE_RATIO:
+                raise IdxError(f"{path}: its header declares {expected:,} bytes, more than its {packed:,} gzip'd "
+                               "bytes can hold")
+            parts, have = [head], len(head)
+            while have <= expected:  # in pieces: nothing is allocated for what the file does not hold
+                piece = f.read(min(1 << 20, expected + 1 - have))
+                if not piece:
+                    break
+                parts.append(piece)
+                have += len(piece)
+    except (OSError, EOFError) as exc:
+        raise IdxError(f"{path}: damaged gzip data: {exc}") from None
+    raw = b"".join(parts)
+    if len(raw) > expected:
+        raise IdxError(f"{path}: inflates to more than the {expected:,} bytes its header declares")
     return parse(raw, str(path))
 
 

@@ -244,3 +244,23 @@ def test_a_gzip_bomb_is_not_inflated_past_what_its_header_declares(tmp_path):
     lying.write_bytes(gzip.compress(idx.dumps(np.zeros((1, 1), np.uint8))[:4] + bytes.fromhex("7fffffff 7fffffff")))
     with pytest.raises(idx.IdxError, match="more than its .* gzip'd bytes can hold"):
         idx.read(lying)
+
+
+def test_damaged_npz_archives_are_located_errors_not_tracebacks(tmp_path):
+    import zipfile
+
+    (x, y), (tx, ty) = arrays(10), arrays(5, seed=1)
+    np.savez(tmp_path / "good.npz", x_train=x, y_train=y, x_test=tx, y_test=ty)
+    raw = (tmp_path / "good.npz").read_bytes()
+    (tmp_path / "trunc.npz").write_bytes(raw[:len(raw) // 2])
+    np.savez(tmp_path / "zerod.npz", x_train=np.float32(1), y_train=np.int64(1), x_test=tx, y_test=ty)
+    with zipfile.ZipFile(tmp_path / "bytes.npz", "w") as archive:
+        for name in ("x_train", "y_train", "x_test", "y_test"):
+            archive.writestr(f"{name}.npy", b"hello")  # members that are not .npy arrays
+    expected = {"trunc.npz": "cannot read", "zerod.npz": "got a float32 array of shape ()",
+                "bytes.npz": "got bytes data (not an .npy array)"}
+    for name, fragment in expected.items():
+        with pytest.raises(SpecError) as info:
+            load(tmp_path, f'npz {{ path = "{name}"  valid_size = 5 }}')
+        (d,) = info.value.diagnostics
+        assert (d.code, d.span.line) == ("DLT402", 1) and fragment in d.message, (name, d.message)

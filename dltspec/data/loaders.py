@@ -12,6 +12,7 @@ import hashlib
 import os
 import pickle
 import sys
+import zipfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -291,7 +292,7 @@ def npz_arrays(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
                 raise DataError("DLT402", f"{path} must hold x_train, y_train, x_test, y_test (and optionally "
                                 f"x_valid, y_valid); it holds {', '.join(sorted(names)) or 'nothing'}", "path")
             return {p: (archive[f"x_{p}"], archive[f"y_{p}"]) for p in parts}
-    except (OSError, ValueError, zlib.error) as exc:
+    except (OSError, ValueError, zlib.error, zipfile.BadZipFile, EOFError) as exc:
         raise DataError("DLT402", f"cannot read {path} as an .npz archive: {exc}", "path") from None
 
 
@@ -339,6 +340,12 @@ def prepared(arrays: dict[str, tuple[np.ndarray, np.ndarray]], block: dict) -> S
     standardized per feature on the training split (``normalize``), checked, and sliced (``n_<split>``).
     Mapped arrays stay mapped unless a step has to compute new values."""
     for split, (sx, sy) in arrays.items():  # before any slice would cut the longer one to the shorter
+        for role, a in (("x", sx), ("y", sy)):
+            if not isinstance(a, np.ndarray) or a.ndim == 0 or a.dtype.kind not in "biuf":
+                got = (f"a {a.dtype} array of shape {a.shape}" if isinstance(a, np.ndarray)
+                       else f"{type(a).__name__} data (not an .npy array)")
+                raise DataError("DLT402", f"{split} {role} must be an array of numbers, one row per example; got "
+                                f"{got}", "path")
         if len(sx) != len(sy):
             raise DataError("DLT402", f"the {split} split has {len(sx)} examples in x but {len(sy)} labels in y",
                             "path")

@@ -151,3 +151,27 @@ def test_a_momentum_run_killed_and_resumed_ends_bit_identical(tmp_path):
         assert got[key] == reference[key], key
     state = {k: v.tobytes() for k, v in run.read_checkpoint()["optimizer_state"].items()}
     assert state == {k: v.tobytes() for k, v in RunDir(tmp_path / "whole").read_checkpoint()["optimizer_state"].items()}
+
+
+@pytest.mark.parametrize("damage, fragment", [
+    (lambda c: c.pop("loop"), "its loop is missing"),
+    (lambda c: c.update(params=[1, 2]), "its params is list"),
+    (lambda c: c["loop"].update(bogus=1), "its loop has unknown fields bogus"),
+    (lambda c: c["patience"].update(n_train_batches="53"), "its patience.n_train_batches is not an integer"),
+    (lambda c: c["params"].update({"output.W": "text"}), "its params holds 'output.W', which is not an array"),
+])
+def test_a_well_formed_checkpoint_with_wrong_contents_is_refused_in_one_line(tmp_path, damage, fragment):
+    import pickle
+
+    spec = tmp_path / "d.dlt"
+    spec.write_text(SPEC.replace("n_epochs = 100", "n_epochs = 1"))
+    out = tmp_path / "run"
+    assert dltspec_run(str(spec), "-q", "--out", str(out), cwd=tmp_path).returncode == 0
+    run = RunDir(out)
+    checkpoint = run.read_checkpoint()
+    damage(checkpoint)
+    run.file("checkpoint.pkl").write_bytes(pickle.dumps(checkpoint))
+    done = dltspec_run(str(spec), "-q", "--resume", str(out), "--force", cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr == f"dltspec run: {out / 'checkpoint.pkl'} is damaged: {fragment}; it cannot be resumed " \
+                          "(start the run again)\n"

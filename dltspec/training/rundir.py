@@ -76,6 +76,37 @@ def new_path(root: Path, name: str, now: float | None = None) -> Path:
     raise RunError(f"cannot find a free run directory name under {root}")
 
 
+def checkpoint_problem(obj: dict) -> str | None:
+    """What is missing or of the wrong type in a checkpoint of the right format, or ``None``."""
+    from dataclasses import fields
+
+    import numpy as np
+
+    from dltspec.training.loop import LoopState, Patience
+
+    kinds = {"spec_sha256": str, "instance": dict, "backend": str, "floatX": str, "device": str, "patience": dict,
+             "loop": dict, "params": dict, "best_params": (dict, type(None)), "optimizer_state": dict}
+    for key, kind in kinds.items():
+        if not isinstance(obj.get(key), kind):
+            return f"its {key} is {type(obj.get(key)).__name__ if key in obj else 'missing'}"
+    for key, record in (("loop", LoopState), ("patience", Patience)):
+        known = {f.name for f in fields(record)}
+        unknown = sorted(set(obj[key]) - known)
+        if unknown:
+            return f"its {key} has unknown fields {', '.join(map(str, unknown))}"
+    for key in ("n_train_batches", "best_iter"):
+        if not isinstance(obj["patience"].get(key), int):
+            return f"its patience.{key} is not an integer"
+    for key in ("patience", "best_validation_loss"):
+        if not isinstance(obj["patience"].get(key), (int, float)):
+            return f"its patience.{key} is not a number"
+    for key in ("params", "best_params", "optimizer_state"):
+        bad = [n for n, v in (obj[key] or {}).items() if not isinstance(v, np.ndarray)]
+        if bad:
+            return f"its {key} holds {bad[0]!r}, which is not an array"
+    return None
+
+
 #: run directory -> the descriptor that holds its lock in this process
 LOCKS: dict[str, int] = {}
 
@@ -217,6 +248,9 @@ class RunDir:
         if not (isinstance(obj, dict) and obj.get("format") == CHECKPOINT_FORMAT):
             raise RunError(f"{path} is not a dltspec checkpoint (expected format {CHECKPOINT_FORMAT}, or an earlier "
                            f"one: {', '.join(EARLIER_FORMATS)})")
+        problem = checkpoint_problem(obj)
+        if problem:
+            raise RunError(f"{path} is damaged: {problem}; it cannot be resumed (start the run again)")
         return obj
 
     def snapshot_path(self, iteration: int) -> Path:

@@ -85,10 +85,19 @@ def layers(text: str, file: str = "<string>", overrides: Iterable[str] = ()) -> 
 
 def read_text(path: Path | str) -> str:
     """The text of a spec file; :class:`SpecError` (DLT100, located at the path) if unreadable."""
+    import stat
+
     try:
-        if Path(path).stat().st_size > 4 * MAX_SPEC_CHARS:  # UTF-8 takes at most 4 bytes a character
-            raise SpecError([too_large(str(path), Path(path).stat().st_size, "bytes")])
-        return Path(path).read_text(encoding="utf-8-sig")
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):  # a FIFO would block, a device (/dev/zero) never end
+            raise SpecError([error("DLT100", "cannot read spec: not a regular file (a device, a pipe or a socket)",
+                                   Span.point(str(path)))])
+        limit = 4 * MAX_SPEC_CHARS  # UTF-8 takes at most 4 bytes a character
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)  # at most: the size the system reports is not trusted
+        if len(data) > limit:
+            raise SpecError([too_large(str(path), max(st.st_size, len(data)), "bytes")])
+        return data.decode("utf-8-sig").replace("\r\n", "\n").replace("\r", "\n")  # universal newlines, as text mode
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise SpecError([error("DLT100", f"cannot read spec: {reason}", Span.point(str(path)))]) from None

@@ -228,3 +228,24 @@ def test_an_unexpected_exception_is_one_line_a_crash_file_and_exit_70(tmp_path, 
     text = crash.read_text()
     assert "Traceback (most recent call last)" in text and "KeyError: 'no such thing'" in text
     assert (crash.stat().st_mode & 0o777) == 0o600
+
+
+def test_a_device_or_a_pipe_named_as_a_spec_is_refused_and_a_folder_skips_them(tmp_path, capsys):
+    import os
+    import shutil
+
+    assert main(["check", "/dev/zero"]) == 1  # its size says 0; reading it would never end
+    assert "/dev/zero:1:1: error: cannot read spec: not a regular file" in capsys.readouterr().err
+    folder = tmp_path / "specs"
+    folder.mkdir()
+    os.mkfifo(folder / "waits.dlt")  # opening it would block until a writer came
+    shutil.copy(SPECS / "mlp.dlt", folder / "ok.dlt")
+    assert main(["check", str(folder)]) == 0
+    assert main(["check", str(folder / "waits.dlt")]) == 1
+    assert "not a regular file" in capsys.readouterr().err
+
+
+def test_a_crlf_spec_reads_as_it_did(tmp_path, capsys):
+    path = tmp_path / "crlf.dlt"
+    path.write_bytes((SPECS / "mlp.dlt").read_bytes().replace(b"\n", b"\r\n"))
+    assert main(["check", str(path)]) == 0

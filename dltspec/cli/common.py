@@ -122,7 +122,7 @@ def spec_paths(names: Sequence[str], command: str = "check") -> list[str] | None
         if name == "-":
             paths.append(name)
         elif Path(name).is_dir():
-            found = sorted(str(p) for p in Path(name).rglob("*.dlt"))
+            found = sorted(str(p) for p in Path(name).rglob("*.dlt") if p.is_file())  # no FIFO, device, folder
             if not found:
                 return usage(command, f"{name}: no *.dlt files in this directory")
             paths += found

@@ -60,6 +60,10 @@ def image_shape_of(spec: Spec, n_in: int) -> tuple[int, int, int]:
     return (1, side, side)
 
 
+#: the most pixels an input image may have (a 20000×20000 PNG is 400 million: refused before it is decoded)
+MAX_IMAGE_PIXELS = 50_000_000
+
+
 def image_examples(path: Path, shape: tuple[int, int, int], scale: float, invert: str) -> np.ndarray:
     """One example from an image file: grey, resized to ``shape``, scaled, inverted as asked."""
     try:
@@ -68,10 +72,18 @@ def image_examples(path: Path, shape: tuple[int, int, int], scale: float, invert
         raise InputError("reading images needs Pillow: pip install 'dltspec[plot]'") from None
     if shape[0] != 1:
         raise InputError(f"the model takes {shape[0]}-channel images; only grey images are supported")
+    import warnings
+
     try:
-        with Image.open(path) as image:
-            grey = image.convert("L").resize((shape[2], shape[1]), Image.Resampling.LANCZOS)
-    except (OSError, UnidentifiedImageError) as exc:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)  # a bomb is refused, not half-read
+            with Image.open(path) as image:
+                if image.width * image.height > MAX_IMAGE_PIXELS:
+                    raise InputError(f"{path} is {image.width}×{image.height} pixels: more than the "
+                                     f"{MAX_IMAGE_PIXELS:,} an input image may have")
+                image.draft("L", (shape[2], shape[1]))  # JPEG: decode at the size needed
+                grey = image.convert("L").resize((shape[2], shape[1]), Image.Resampling.LANCZOS)
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise InputError(f"cannot read {path} as an image: {exc}") from None
     pixels = np.asarray(grey, dtype=np.float64)
     if invert == "yes" or (invert == "auto" and pixels.mean() > 127.5):

@@ -417,3 +417,4 @@ def test_a_bad_kernel_size_is_located(size, code, fragment, tmp_path, capsys):
     assert main(["check", "--format", "json", str(path)]) == 1
     (d,) = json.loads(capsys.readouterr().out)
     assert (d["code"], d["start"]["line"]) == (code, 3) and fragment in d["message"], d
+

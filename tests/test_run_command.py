@@ -578,3 +578,17 @@ def test_a_run_being_trained_cannot_be_resumed_by_a_second_process(tmp_path, cap
     code, _out, err = run_lines(capsys, "run", str(spec), "--resume", str(out), "--set", "stopping.n_epochs=1",
                                 "--force", "-q")  # the killed process's lock went with it
     assert "is in use" not in err
+
+
+def test_predict_refuses_an_image_bomb_before_decoding_it(tmp_path, capsys):
+    from PIL import Image
+
+    spec = tmp_path / "d.dlt"
+    spec.write_text(DIGITS.replace("n_epochs = 3", "n_epochs = 1"))
+    assert main(["run", str(spec), "-q", "--out", str(tmp_path / "r")]) == 0
+    Image.new("1", (20000, 20000)).save(tmp_path / "bomb.png")  # 48 kB that decode to 400 million pixels
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "r"), str(tmp_path / "bomb.png")]) == 1
+    err = capsys.readouterr().err
+    assert "bomb.png" in err and ("20000×20000 pixels" in err or "decompression bomb" in err.lower())
+    assert "Traceback" not in err

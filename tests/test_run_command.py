@@ -592,3 +592,18 @@ def test_predict_refuses_an_image_bomb_before_decoding_it(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "bomb.png" in err and ("20000×20000 pixels" in err or "decompression bomb" in err.lower())
     assert "Traceback" not in err
+
+
+def test_plot_of_a_damaged_metrics_file_names_the_line(tmp_path, capsys):
+    spec = tmp_path / "digits.dlt"
+    spec.write_text(DIGITS.replace("n_epochs = 3", "n_epochs = 2"))
+    assert main(["run", str(spec), "-q", "--out", str(tmp_path / "r")]) == 0
+    metrics = tmp_path / "r" / "metrics.jsonl"
+    good = metrics.read_text()
+    metrics.write_text(good + '{"epoch": 3, "iteration": "x"')  # a torn last line: left out
+    assert main(["plot", str(tmp_path / "r"), "-o", str(tmp_path / "ok.png")]) == 0
+    capsys.readouterr()
+    for damaged, problem in (('{"epoch": 1}\n', "its iteration is missing"), ("garbage\n" + good, "not a line of JSON")):
+        metrics.write_text(damaged)
+        assert main(["plot", str(tmp_path / "r"), "-o", str(tmp_path / "c.png")]) == 1
+        assert capsys.readouterr().err == f"dltspec plot: {metrics}:1: {problem}; the file is damaged\n"

@@ -32,7 +32,9 @@ def test_metrics_are_appended_and_a_torn_last_line_is_ignored(tmp_path):
     run = RunDir.create("x", tmp_path / "r")
     with run.metrics_log() as f:  # as the recorder writes them
         for k in range(3):
-            f.write(metrics_line({"iteration": k, "validation_error": 0.5, "cost": float("nan")}))
+            f.write(metrics_line({"epoch": 1, "iteration": k, "validation_error": 0.5, "best_validation_error": 0.5,
+                                  "is_best": k == 0, "test_error": None, "mean_cost": float("nan"),
+                                  "cost": float("nan")}))
     run.sync_metrics()
     with open(run.file("metrics.jsonl"), "a") as f:
         f.write('{"iteration": 3, "valid')  # killed mid-write
@@ -61,7 +63,10 @@ def test_snapshots_keep_the_newest(tmp_path):
 
 def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     run = RunDir.create("x", tmp_path / "r")
-    good = {"params": {"W": np.arange(3.0)}, "loop": {"iteration": 9}}
+    base = {"spec_sha256": "0" * 64, "instance": {}, "backend": "jax", "floatX": "float32", "device": "cpu",
+            "patience": {"n_train_batches": 1, "patience": 10, "best_iter": -1, "best_validation_loss": 1.0},
+            "best_params": None, "optimizer_state": {}}
+    good = {**base, "params": {"W": np.arange(3.0)}, "loop": {"iteration": 9}}
     run.write_checkpoint(good)
 
     def disk_full(fd):
@@ -69,7 +74,7 @@ def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint(tmp_path, monke
 
     monkeypatch.setattr(files.os, "fsync", disk_full)
     with pytest.raises(OSError, match="No space left"):
-        run.write_checkpoint({"params": {"W": np.zeros(3)}, "loop": {"iteration": 19}})
+        run.write_checkpoint({**base, "params": {"W": np.zeros(3)}, "loop": {"iteration": 19}})
     monkeypatch.undo()
     back = run.read_checkpoint()
     assert back["loop"] == {"iteration": 9} and np.array_equal(back["params"]["W"], np.arange(3.0))

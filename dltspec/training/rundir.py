@@ -58,6 +58,21 @@ def json_value(value):
     return value
 
 
+#: what every record of metrics.jsonl holds, and of which type
+METRIC_FIELDS = {"epoch": int, "iteration": int, "mean_cost": (int, float, str), "validation_error": (int, float),
+                 "best_validation_error": (int, float), "is_best": bool, "test_error": (int, float, type(None))}
+
+
+def metric_problem(record) -> str | None:
+    """What a ``metrics.jsonl`` record lacks, or ``None``."""
+    if not isinstance(record, dict):
+        return f"a {type(record).__name__}, not a record"
+    for key, kind in METRIC_FIELDS.items():
+        if not isinstance(record.get(key), kind) or (kind is int and isinstance(record.get(key), bool)):
+            return f"its {key} is {'missing' if key not in record else repr(record[key])}"
+    return None
+
+
 def json_bytes(obj) -> bytes:
     return (json.dumps(json_value(obj), indent=2) + "\n").encode("utf-8")
 
@@ -209,17 +224,26 @@ class RunDir:
             os.close(fd)
 
     def metrics(self) -> list[dict]:
-        """Every complete record (a torn last line, from a crash mid-write, is left out)."""
+        """Every complete record (a torn last line, from a crash mid-write, is left out); :class:`RunError`
+        naming the line when a complete one is not a record of a validation point (a damaged file)."""
         try:
-            lines = self.file(METRICS).read_text(encoding="utf-8").split("\n")
+            lines = self.file(METRICS).read_text(encoding="utf-8", errors="replace").split("\n")
         except FileNotFoundError:
             return []
+        except OSError as exc:
+            raise RunError(f"cannot read {self.file(METRICS)}: {exc.strerror or exc}") from None
         records = []
-        for line in lines:
+        for number, line in enumerate(lines, start=1):
             try:
-                records.append(json.loads(line))
+                record = json.loads(line)
             except ValueError:
+                if line.strip() and number < len(lines) - 1:  # not the last line: damaged, not torn
+                    raise RunError(f"{self.file(METRICS)}:{number}: not a line of JSON; the file is damaged") from None
                 continue
+            problem = metric_problem(record)
+            if problem:
+                raise RunError(f"{self.file(METRICS)}:{number}: {problem}; the file is damaged")
+            records.append(record)
         return records
 
     def keep_metrics(self, n: int) -> None:

@@ -419,3 +419,50 @@ def test_the_size_limit_applies_to_completion_and_hover_too():
     assert hover(text, 0, 3) is None
     small = text[:200]
     assert completions(small, 0, len("optimizer sgd { ")) and hover(small, 0, 3) is not None
+
+
+def test_the_server_answers_invalid_params_and_bad_json_with_json_rpc_errors_and_goes_on():
+    """A raw-bytes client: a request whose params cannot be read gets -32602 with its id (the client would
+    otherwise wait forever), a body that is not JSON gets -32700 with id null, and the server goes on."""
+    import json
+    import select
+    import subprocess
+    import sys
+
+    server = subprocess.Popen([sys.executable, "-m", "dltspec", "lsp"], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def send(obj=None, raw=None):
+        body = raw if raw is not None else json.dumps(obj).encode()
+        server.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        server.stdin.flush()
+
+    def receive(timeout=20):
+        assert select.select([server.stdout], [], [], timeout)[0], "no answer"
+        header = b""
+        while not header.endswith(b"\r\n\r\n"):
+            header += server.stdout.read(1)
+        return json.loads(server.stdout.read(int(header.split(b":")[1].split(b"\r\n")[0])))
+
+    def hover_request(id_, text_document, line):
+        return {"jsonrpc": "2.0", "id": id_, "method": "textDocument/hover",
+                "params": {"textDocument": text_document, "position": {"line": line, "character": 1}}}
+
+    try:
+        send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"capabilities": {}}})
+        assert receive()["id"] == 1
+        send({"jsonrpc": "2.0", "method": "initialized", "params": {}})
+        send({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": {
+            "uri": "file:///a.dlt", "languageId": "dlt", "version": 1, "text": "loss nll\n"}}})
+        assert receive()["method"] == "textDocument/publishDiagnostics"
+        send(hover_request(2, {"uri": "file:///a.dlt"}, -5))
+        assert receive() == {"jsonrpc": "2.0", "id": 2,
+                             "error": {"code": -32602, "message": "invalid params for textDocument/hover"}}
+        send(raw=b"{not json")
+        answer = receive()
+        assert answer["id"] is None and answer["error"]["code"] == -32700
+        send(hover_request(3, {"uri": "file:///a.dlt"}, 0))
+        assert receive()["id"] == 3  # still answering
+    finally:
+        server.kill()
+        server.wait()

@@ -1,10 +1,14 @@
 """The protocol glue: the pygls server that answers with :mod:`dltspec.lsp.features`."""
 from __future__ import annotations
 
+import json
 import sys
+from dataclasses import dataclass
 
 from lsprotocol import types
+from pygls.exceptions import JsonRpcException
 from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
 
 from dltspec import __version__
 from dltspec.lsp.diagnostics import lsp_diagnostics
@@ -30,9 +34,53 @@ def log(message: str) -> None:
     print(f"dltspec lsp: {message}", file=sys.stderr, flush=True)
 
 
+@dataclass
+class Refused:
+    """A request whose params could not be read: answered with an error (JSON-RPC -32602), never left waiting."""
+
+    id: object
+    method: str
+    reason: str
+
+
+class Protocol(LanguageServerProtocol):
+    """pygls's protocol, which answers every request: one with invalid params gets a -32602 error with its
+    id (pygls would only show a message and the client would wait forever)."""
+
+    def structure_message(self, data):
+        try:
+            return super().structure_message(data)
+        except JsonRpcException as exc:
+            if isinstance(data, dict) and "id" in data and "method" in data:
+                return Refused(data["id"], str(data.get("method")), str(exc) or type(exc).__name__)
+            raise
+
+    def handle_message(self, message):
+        if isinstance(message, Refused):
+            log(f"refused {message.method}: {message.reason}")
+            self._send_data(types.ResponseErrorMessage(id=message.id, error=types.ResponseError(
+                code=types.ErrorCodes.InvalidParams, message=f"invalid params for {message.method}")))
+            return
+        super().handle_message(message)
+
+
+class Server(LanguageServer):
+    """The server, whose reader's errors become JSON-RPC errors: a body that is not JSON gets -32700."""
+
+    def report_server_error(self, error: Exception, source) -> None:
+        if isinstance(error, json.JSONDecodeError) or isinstance(error.__cause__, json.JSONDecodeError):
+            log(f"a message that is not JSON: {error}")
+            self.protocol._send_data({"jsonrpc": "2.0", "id": None,  # JSON-RPC 2.0: id null when it cannot be read
+                                      "error": {"code": int(types.ErrorCodes.ParseError),
+                                                "message": f"parse error: {error}"}})
+            return
+        super().report_server_error(error, source)
+
+
 def server() -> LanguageServer:
     """The language server: diagnostics on open and change, completion and hover."""
-    ls = LanguageServer("dltspec", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
+    ls = Server("dltspec", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
+                protocol_cls=Protocol)
 
     def encoding() -> str:
         return str(getattr(ls.workspace.position_encoding, "value", ls.workspace.position_encoding) or UTF16)

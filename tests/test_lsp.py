@@ -466,3 +466,41 @@ def test_the_server_answers_invalid_params_and_bad_json_with_json_rpc_errors_and
     finally:
         server.kill()
         server.wait()
+
+
+@pytest.mark.parametrize("bad_header", [b"Content-Length: abc", b"Content-Length: 99999999999", b"X-Nothing: 1"],
+                         ids=["not-a-number", "huge", "missing"])
+def test_a_frame_with_a_bad_content_length_is_dropped_and_the_server_goes_on(bad_header):
+    import json
+    import select
+    import subprocess
+    import sys
+
+    server = subprocess.Popen([sys.executable, "-m", "dltspec", "lsp"], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def frame(obj) -> bytes:
+        body = json.dumps(obj).encode()
+        return b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+    def receive(timeout=20):
+        assert select.select([server.stdout], [], [], timeout)[0], "no answer"
+        header = b""
+        while not header.endswith(b"\r\n\r\n"):
+            header += server.stdout.read(1)
+        return json.loads(server.stdout.read(int(header.split(b":")[1].split(b"\r\n")[0])))
+
+    try:
+        server.stdin.write(frame({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"capabilities": {}}}))
+        server.stdin.flush()
+        assert receive()["id"] == 1
+        bad = json.dumps({"jsonrpc": "2.0", "id": 2, "method": "shutdown"}).encode()
+        server.stdin.write(bad_header + b"\r\n\r\n" + bad)  # a body with no usable length
+        server.stdin.write(frame({"jsonrpc": "2.0", "id": 3, "method": "textDocument/hover", "params": {
+            "textDocument": {"uri": "file:///none.dlt"}, "position": {"line": 0, "character": 0}}}))
+        server.stdin.flush()
+        answer = receive()
+        assert answer["id"] == 3  # the bad frame was dropped, the next one answered
+    finally:
+        server.kill()
+        server.wait()

@@ -140,6 +140,52 @@ def server() -> LanguageServer:
     return ls
 
 
+#: the largest frame read (a spec is at most 100,000 characters; a frame is its JSON)
+MAX_FRAME = 16 * 2 ** 20
+HEADER = b"Content-Length:"
+
+
+class Frames:
+    """Standard input as pygls reads it (``readline`` for headers, ``read`` for a body), passing on only
+    well-formed frames. A frame whose ``Content-Length`` is missing, not a number or over :data:`MAX_FRAME`
+    is dropped: its body is skipped up to the next ``Content-Length`` header, so one bad frame never
+    stalls the server (pygls would wait forever for a header it can read, or allocate the length given)."""
+
+    def __init__(self, raw):
+        self.raw = raw
+        self.pending = b""
+
+    def readline(self) -> bytes:
+        if not self.pending:
+            self.pending = self.frame()
+        end = self.pending.find(b"\n") + 1 or len(self.pending)
+        line, self.pending = self.pending[:end], self.pending[end:]
+        return line
+
+    def read(self, n: int) -> bytes:
+        part, self.pending = self.pending[:n], self.pending[n:]
+        return part
+
+    def frame(self) -> bytes:
+        """The next well-formed frame, as bytes; b"" at the end of the input."""
+        while True:
+            length, line = None, self.raw.readline()
+            while line and line.strip():  # the headers, up to the blank line
+                at = line.find(HEADER)
+                if at >= 0:  # a header glued to a skipped body: the frame starts there
+                    value = line[at + len(HEADER):].strip()
+                    length = int(value) if value.isdigit() else -1
+                line = self.raw.readline()
+            if not line:
+                return b""
+            if length is not None and 0 <= length <= MAX_FRAME:
+                body = self.raw.read(length)
+                if len(body) < length:
+                    return b""
+                return b"Content-Length: %d\r\n\r\n" % length + body
+            log(f"dropped a frame with a bad Content-Length ({'missing' if length is None else 'not a size'})")
+
+
 def serve() -> None:
     """Run the server on standard input and output until the client says exit."""
-    server().start_io()
+    server().start_io(Frames(sys.stdin.buffer))

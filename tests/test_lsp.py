@@ -421,86 +421,87 @@ def test_the_size_limit_applies_to_completion_and_hover_too():
     assert completions(small, 0, len("optimizer sgd { ")) and hover(small, 0, 3) is not None
 
 
+class RawClient:
+    """``dltspec lsp`` driven with raw bytes: frames written as given, answers read as JSON."""
+
+    def __init__(self):
+        import subprocess
+        import sys
+
+        self.server = subprocess.Popen([sys.executable, "-m", "dltspec", "lsp"], stdin=subprocess.PIPE,
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.server.kill()
+        self.server.wait()
+
+    @staticmethod
+    def frame(obj=None, raw=None) -> bytes:
+        import json
+
+        body = raw if raw is not None else json.dumps(obj).encode()
+        return b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+    def write(self, *chunks: bytes) -> None:
+        for chunk in chunks:
+            self.server.stdin.write(chunk)
+        self.server.stdin.flush()
+
+    def send(self, obj=None, raw=None) -> None:
+        self.write(self.frame(obj, raw))
+
+    def receive(self, timeout: float = 20):
+        import json
+        import select
+
+        assert select.select([self.server.stdout], [], [], timeout)[0], "no answer"
+        header = b""
+        while not header.endswith(b"\r\n\r\n"):
+            header += self.server.stdout.read(1)
+        return json.loads(self.server.stdout.read(int(header.split(b":")[1].split(b"\r\n")[0])))
+
+    def initialize(self) -> None:
+        self.send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"capabilities": {}}})
+        assert self.receive()["id"] == 1
+
+
 def test_the_server_answers_invalid_params_and_bad_json_with_json_rpc_errors_and_goes_on():
     """A raw-bytes client: a request whose params cannot be read gets -32602 with its id (the client would
     otherwise wait forever), a body that is not JSON gets -32700 with id null, and the server goes on."""
-    import json
-    import select
-    import subprocess
-    import sys
-
-    server = subprocess.Popen([sys.executable, "-m", "dltspec", "lsp"], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-    def send(obj=None, raw=None):
-        body = raw if raw is not None else json.dumps(obj).encode()
-        server.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
-        server.stdin.flush()
-
-    def receive(timeout=20):
-        assert select.select([server.stdout], [], [], timeout)[0], "no answer"
-        header = b""
-        while not header.endswith(b"\r\n\r\n"):
-            header += server.stdout.read(1)
-        return json.loads(server.stdout.read(int(header.split(b":")[1].split(b"\r\n")[0])))
 
     def hover_request(id_, text_document, line):
         return {"jsonrpc": "2.0", "id": id_, "method": "textDocument/hover",
                 "params": {"textDocument": text_document, "position": {"line": line, "character": 1}}}
 
-    try:
-        send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"capabilities": {}}})
-        assert receive()["id"] == 1
-        send({"jsonrpc": "2.0", "method": "initialized", "params": {}})
-        send({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": {
+    with RawClient() as client:
+        client.initialize()
+        client.send({"jsonrpc": "2.0", "method": "initialized", "params": {}})
+        client.send({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": {
             "uri": "file:///a.dlt", "languageId": "dlt", "version": 1, "text": "loss nll\n"}}})
-        assert receive()["method"] == "textDocument/publishDiagnostics"
-        send(hover_request(2, {"uri": "file:///a.dlt"}, -5))
-        assert receive() == {"jsonrpc": "2.0", "id": 2,
-                             "error": {"code": -32602, "message": "invalid params for textDocument/hover"}}
-        send(raw=b"{not json")
-        answer = receive()
+        assert client.receive()["method"] == "textDocument/publishDiagnostics"
+        client.send(hover_request(2, {"uri": "file:///a.dlt"}, -5))
+        assert client.receive() == {"jsonrpc": "2.0", "id": 2,
+                                    "error": {"code": -32602, "message": "invalid params for textDocument/hover"}}
+        client.send(raw=b"{not json")
+        answer = client.receive()
         assert answer["id"] is None and answer["error"]["code"] == -32700
-        send(hover_request(3, {"uri": "file:///a.dlt"}, 0))
-        assert receive()["id"] == 3  # still answering
-    finally:
-        server.kill()
-        server.wait()
+        client.send(hover_request(3, {"uri": "file:///a.dlt"}, 0))
+        assert client.receive()["id"] == 3  # still answering
 
 
 @pytest.mark.parametrize("bad_header", [b"Content-Length: abc", b"Content-Length: 99999999999", b"X-Nothing: 1"],
                          ids=["not-a-number", "huge", "missing"])
 def test_a_frame_with_a_bad_content_length_is_dropped_and_the_server_goes_on(bad_header):
     import json
-    import select
-    import subprocess
-    import sys
 
-    server = subprocess.Popen([sys.executable, "-m", "dltspec", "lsp"], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-    def frame(obj) -> bytes:
-        body = json.dumps(obj).encode()
-        return b"Content-Length: %d\r\n\r\n" % len(body) + body
-
-    def receive(timeout=20):
-        assert select.select([server.stdout], [], [], timeout)[0], "no answer"
-        header = b""
-        while not header.endswith(b"\r\n\r\n"):
-            header += server.stdout.read(1)
-        return json.loads(server.stdout.read(int(header.split(b":")[1].split(b"\r\n")[0])))
-
-    try:
-        server.stdin.write(frame({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"capabilities": {}}}))
-        server.stdin.flush()
-        assert receive()["id"] == 1
+    with RawClient() as client:
+        client.initialize()
         bad = json.dumps({"jsonrpc": "2.0", "id": 2, "method": "shutdown"}).encode()
-        server.stdin.write(bad_header + b"\r\n\r\n" + bad)  # a body with no usable length
-        server.stdin.write(frame({"jsonrpc": "2.0", "id": 3, "method": "textDocument/hover", "params": {
-            "textDocument": {"uri": "file:///none.dlt"}, "position": {"line": 0, "character": 0}}}))
-        server.stdin.flush()
-        answer = receive()
+        client.write(bad_header + b"\r\n\r\n" + bad,  # a body with no usable length
+                     client.frame({"jsonrpc": "2.0", "id": 3, "method": "textDocument/hover", "params": {
+                         "textDocument": {"uri": "file:///none.dlt"}, "position": {"line": 0, "character": 0}}}))
+        answer = client.receive()
         assert answer["id"] == 3  # the bad frame was dropped, the next one answered
-    finally:
-        server.kill()
-        server.wait()

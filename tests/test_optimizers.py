@@ -254,3 +254,47 @@ def test_on_plateau_decides_as_reduce_lr_on_plateau():
     np.testing.assert_allclose(ours, theirs, rtol=1e-12)
     assert len(set(theirs)) >= 4  # it did reduce, several times, down to the minimum
     assert min(theirs) == pytest.approx(0.01)
+
+
+SCHEDULE_SPEC = """dataset digits {{ seed = 0 }}
+classifier logistic {{ }}
+loss nll
+optimizer {optimizer}
+{schedule}
+stopping {stopping}
+"""
+
+
+@pytest.mark.parametrize("optimizer, schedule, stopping, found", [
+    ("adam { batch_size = 20 }", "schedule fixed { final_momentum = 0.99  momentum_saturate = 5 }",
+     "epochs { n_epochs = 10 }", [("DLT311", 5, 35, "ramps an sgd optimizer's momentum; optimizer adam has none")]),
+    ("sgd { learning_rate = 0.1  batch_size = 20  momentum = 0.5 }", "schedule fixed { final_momentum = 0.99 }",
+     "epochs { n_epochs = 10 }", [("DLT311", 5, 35, "final_momentum needs momentum_saturate")]),
+    ("sgd { learning_rate = 0.1  batch_size = 20 }", "schedule step { step_size = 40 }", "epochs { n_epochs = 30 }",
+     [("DLT312", 5, 29, "step_size puts the schedule's first change at epoch 40, but the run has at most 30 epochs")]),
+    ("sgd { learning_rate = 0.1  batch_size = 20 }", "schedule multistep { milestones = [30, 20] }",
+     "epochs { n_epochs = 50 }", [("DLT313", 5, 35, "milestones must increase, got [30, 20]")]),
+    ("sgd { learning_rate = 0.1  batch_size = 20 }", "schedule linear { start = 9  saturate = 5  decay_factor = 0.1 }",
+     "epochs { n_epochs = 50 }", [("DLT313", 5, 41, "saturate = 5 must come after start = 9")]),
+    ("sgd { learning_rate = 0.1  batch_size = 20 }", "", "epochs { n_epochs = 3  validation_frequency = 5 }", []),
+])
+def test_schedule_settings_that_make_no_sense_are_located(optimizer, schedule, stopping, found):
+    text = SCHEDULE_SPEC.format(optimizer=optimizer, schedule=schedule, stopping=stopping)
+    _spec, diagnostics = dltspec.diagnose(text, file="s.dlt")
+    got = [(d.code, d.span.line, d.span.column) for d in diagnostics]
+    assert got == [f[:3] for f in found], diagnostics
+    for d, (*_, fragment) in zip(diagnostics, found):
+        assert fragment in d.message
+
+
+def test_an_on_plateau_patience_beyond_the_runs_validation_points_is_a_warning_with_the_data(tmp_path, capsys):
+    from dltspec.cli import main
+
+    path = tmp_path / "p.dlt"
+    path.write_text(SCHEDULE_SPEC.format(optimizer="sgd { learning_rate = 0.1  batch_size = 20 }",
+                                         schedule="schedule on_plateau { patience = 5 }",
+                                         stopping="epochs { n_epochs = 3 }"))
+    assert main(["check", str(path)]) == 0 and capsys.readouterr().err == ""  # the spec alone cannot tell
+    assert main(["check", "--data", str(path)]) == 0
+    assert f"{path}:5:34: warning: on_plateau reduces the rate after more than 5 validation points without " \
+           "improvement, but the run has at most 3: it never does [DLT312]" in capsys.readouterr().err

@@ -86,6 +86,32 @@ def test_nesterov_without_momentum_is_a_located_error():
     assert [(d.code, d.span.line, d.span.column) for d in diagnostics] == [("DLT311", 5, 67)]
 
 
+def interrupted_and_resumed(make_spec, backend: str, whole, tmp_path):
+    """A run of ``make_spec()`` stopped between two chunks, its checkpoint written to a run directory and
+    read back, and a fresh training restored from it and run to its end: ``(that training, its result, the
+    checkpoint)``."""
+    first = api.compile_training(make_spec(), backend=backend, floatX="float32")
+    calls = iter(range(10 ** 6))
+    stopped = first.run(should_stop=lambda: next(calls) >= 7)  # stops between two chunks
+    assert stopped.stopped_by == "interrupted" and 0 < first.state.iteration < whole.state.iteration
+    run = RunDir.create("m", tmp_path / "run")
+    run.write_checkpoint(first.checkpoint())
+    checkpoint = run.read_checkpoint()
+    second = api.compile_training(make_spec(), backend=backend, floatX="float32")
+    second.restore(checkpoint)
+    return second, second.run(), checkpoint
+
+
+def assert_ends_as(second, resumed, whole, reference) -> None:
+    """The resumed training ends as the uninterrupted one: the same figures, parameters and state, bit for bit."""
+    assert (resumed.best_iteration, resumed.best_validation_error, resumed.test_error) == \
+        (reference.best_iteration, reference.best_validation_error, reference.test_error)
+    for name, value in whole.program.values().items():
+        assert second.program.values()[name].tobytes() == value.tobytes(), name
+    for name, value in whole.program.state_values().items():
+        assert second.program.state_values()[name].tobytes() == value.tobytes(), name
+
+
 @pytest.mark.parametrize("backend", ["jax", "python"])
 @pytest.mark.parametrize("rule", sorted(MOMENTUM))
 def test_momentum_interrupted_and_resumed_is_bit_identical(backend, rule, tmp_path):
@@ -93,26 +119,11 @@ def test_momentum_interrupted_and_resumed_is_bit_identical(backend, rule, tmp_pa
     reference = whole.run()
     assert reference.stopped_by == "n_epochs" and whole.program.state_values()
 
-    first = api.compile_training(spec(MOMENTUM[rule]), backend=backend, floatX="float32")
-    calls = iter(range(10 ** 6))
-    stopped = first.run(should_stop=lambda: next(calls) >= 7)  # stops between two chunks
-    assert stopped.stopped_by == "interrupted" and 0 < first.state.iteration < whole.state.iteration
-    run = RunDir.create("m", tmp_path / "run")
-    run.write_checkpoint(first.checkpoint())
-    checkpoint = run.read_checkpoint()
+    second, resumed, checkpoint = interrupted_and_resumed(lambda: spec(MOMENTUM[rule]), backend, whole, tmp_path)
     assert checkpoint["format"] == CHECKPOINT_FORMAT
     assert sorted(checkpoint["optimizer_state"]) == ["hidden0.W.velocity", "hidden0.b.velocity",
                                                      "output.W.velocity", "output.b.velocity"]
-
-    second = api.compile_training(spec(MOMENTUM[rule]), backend=backend, floatX="float32")
-    second.restore(checkpoint)
-    resumed = second.run()
-    assert (resumed.best_iteration, resumed.best_validation_error, resumed.test_error) == \
-        (reference.best_iteration, reference.best_validation_error, reference.test_error)
-    for name, value in whole.program.values().items():
-        assert second.program.values()[name].tobytes() == value.tobytes(), name
-    for name, value in whole.program.state_values().items():
-        assert second.program.state_values()[name].tobytes() == value.tobytes(), name
+    assert_ends_as(second, resumed, whole, reference)
 
 
 def test_a_checkpoint_without_the_optimizers_state_is_refused(tmp_path):
@@ -166,22 +177,8 @@ def test_every_optimizer_interrupted_and_resumed_is_bit_identical(backend, name,
                             + (["learning_rate.scale"] if name == "adamw" else []))
     assert sorted(whole.program.state_values()) == expected_state
 
-    first = api.compile_training(optimizer_spec(name), backend=backend, floatX="float32")
-    calls = iter(range(10 ** 6))
-    stopped = first.run(should_stop=lambda: next(calls) >= 7)
-    assert stopped.stopped_by == "interrupted" and 0 < first.state.iteration < whole.state.iteration
-    run = RunDir.create("o", tmp_path / "run")
-    run.write_checkpoint(first.checkpoint())
-
-    second = api.compile_training(optimizer_spec(name), backend=backend, floatX="float32")
-    second.restore(run.read_checkpoint())
-    resumed = second.run()
-    assert (resumed.best_iteration, resumed.best_validation_error, resumed.test_error) == \
-        (reference.best_iteration, reference.best_validation_error, reference.test_error)
-    for name_, value in whole.program.values().items():
-        assert second.program.values()[name_].tobytes() == value.tobytes(), name_
-    for name_, value in whole.program.state_values().items():
-        assert second.program.state_values()[name_].tobytes() == value.tobytes(), name_
+    second, resumed, _ = interrupted_and_resumed(lambda: optimizer_spec(name), backend, whole, tmp_path)
+    assert_ends_as(second, resumed, whole, reference)
     if name == "adamw":  # the plateau reduced the rate, and the resumed run knew where it was
         assert whole.plateau.scale < 1 and second.plateau == whole.plateau
 

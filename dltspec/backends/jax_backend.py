@@ -303,9 +303,10 @@ class JaxProgram:
     def set_state(self, values: dict[str, np.ndarray]) -> None:
         import jax
 
-        n = len(self.names)
-        self.params = self.params[:n] + tuple(jax.device_put(np.asarray(values[name], dtype=v.dtype), self.device)
-                                              for name, v in zip(self.state_names, self.params[n:]))
+        n = len(self.names)  # the state variables named in ``values`` are put on the device; the others stay
+        self.params = self.params[:n] + tuple(
+            jax.device_put(np.asarray(values[name], dtype=v.dtype), self.device) if name in values else v
+            for name, v in zip(self.state_names, self.params[n:]))
 
 
 def batched(x: np.ndarray, y: np.ndarray, batch_size: int, floatX: str,

@@ -79,4 +79,5 @@ class Program(Protocol):
         """Host copies of the optimizer's state now, by name."""
 
     def set_state(self, values: dict) -> None:
-        """Put the optimizer's state (by name) in place."""
+        """Put the optimizer's state variables named in ``values`` in place (all of them, or some: the others keep
+        their values)."""

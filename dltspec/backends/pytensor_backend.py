@@ -157,8 +157,9 @@ class Program:
         return self.state_snapshot()
 
     def set_state(self, values: dict[str, np.ndarray]) -> None:
-        for name, v in self.state.items():
-            v.set_value(np.asarray(values[name], dtype=v.dtype))
+        """Set the optimizer state variables named in ``values`` (the others keep theirs)."""
+        for name, value in values.items():
+            self.state[name].set_value(np.asarray(value, dtype=self.state[name].dtype))
 
 
 def build(spec: Spec, splits: Splits, backend: str = "numba", floatX: str = "float32",

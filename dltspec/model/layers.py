@@ -103,6 +103,22 @@ class Layer:
         return None if None in sizes else sum(sizes)
 
 
+def dense_params(name: str, input_shape: tuple, width: int | None, max_norm: float | None = None) -> list[Param]:
+    """``W`` of ``(fan_in, width)`` (an image input flattened) and ``b`` of ``(width,)``: a dense product's."""
+    (fan_in,) = flat(input_shape)
+    return [Param(f"{name}.W", (fan_in, width), True, max_norm), Param(f"{name}.b", (width,), False)]
+
+
+def dense_values(name: str, input_shape: tuple, width: int, rng, init: str, gain: float, scale: float,
+                 bias: float = 0.0) -> dict:
+    """Their initial values: ``W`` drawn by ``init`` (``fan_out = width``), every ``b`` at ``bias``."""
+    import numpy as np
+
+    (fan_in,) = flat(input_shape)
+    return {f"{name}.W": INITS[init](rng, (fan_in, width), fan_in, width, gain, scale),
+            f"{name}.b": np.full(width, bias, dtype=float)}
+
+
 @dataclass
 class Dense(Layer):
     """The tutorial's HiddenLayer: ``activation(a W + b)``.
@@ -126,17 +142,11 @@ class Dense(Layer):
         return (self.units,)
 
     def param_shapes(self, input_shape):
-        (fan_in,) = flat(input_shape)
-        return [Param(f"{self.name}.W", (fan_in, self.units), True, self.max_norm),
-                Param(f"{self.name}.b", (self.units,), False)]
+        return dense_params(self.name, input_shape, self.units, self.max_norm)
 
     def initial_values(self, input_shape, rng):
-        import numpy as np
-
-        (fan_in,) = flat(input_shape)
-        W = INITS[self.init](rng, (fan_in, self.units), fan_in, self.units, ACTIVATIONS[self.activation].init_gain,
-                             self.init_scale)
-        return {f"{self.name}.W": W, f"{self.name}.b": np.full(self.units, self.bias)}
+        return dense_values(self.name, input_shape, self.units, rng, self.init,
+                            ACTIVATIONS[self.activation].init_gain, self.init_scale, self.bias)
 
     def graph(self, a, params, input_shape, deterministic=False):
         import pytensor.tensor as pt
@@ -164,16 +174,10 @@ class Softmax(Layer):
         return (self.units,)
 
     def param_shapes(self, input_shape):
-        (fan_in,) = flat(input_shape)
-        return [Param(f"{self.name}.W", (fan_in, self.units), True, self.max_norm),
-                Param(f"{self.name}.b", (self.units,), False)]
+        return dense_params(self.name, input_shape, self.units, self.max_norm)
 
     def initial_values(self, input_shape, rng):
-        import numpy as np
-
-        (fan_in,) = flat(input_shape)
-        W = INITS[self.init](rng, (fan_in, self.units), fan_in, self.units, 1.0, self.init_scale)
-        return {f"{self.name}.W": W, f"{self.name}.b": np.zeros(self.units)}
+        return dense_values(self.name, input_shape, self.units, rng, self.init, 1.0, self.init_scale)
 
     def graph(self, a, params, input_shape, deterministic=False):
         import pytensor.tensor as pt
@@ -396,17 +400,11 @@ class Maxout(Layer):
         return (self.units,)
 
     def param_shapes(self, input_shape):
-        (fan_in,) = flat(input_shape)
-        width = self.units * self.pieces
-        return [Param(f"{self.name}.W", (fan_in, width), True, self.max_norm), Param(f"{self.name}.b", (width,), False)]
+        return dense_params(self.name, input_shape, self.units * self.pieces, self.max_norm)
 
     def initial_values(self, input_shape, rng):
-        import numpy as np
-
-        (fan_in,) = flat(input_shape)
-        width = self.units * self.pieces
-        W = INITS[self.init](rng, (fan_in, width), fan_in, width, 1.0, self.init_scale)
-        return {f"{self.name}.W": W, f"{self.name}.b": np.full(width, self.bias)}
+        return dense_values(self.name, input_shape, self.units * self.pieces, rng, self.init, 1.0, self.init_scale,
+                            self.bias)
 
     def graph(self, a, params, input_shape, deterministic=False):
         import pytensor.tensor as pt

@@ -188,6 +188,11 @@ class Plateau:
         return cls(block["factor"], block["patience"], block["cooldown"], threshold,
                    block["min_learning_rate"] / rate)
 
+    def restore(self, saved: dict) -> None:
+        """Go on from a checkpoint's plateau state (its scale and counters); the settings stay this spec's."""
+        for key in ("scale", "best", "bad", "cooling"):
+            setattr(self, key, saved[key])
+
     def observe(self, validation_error: float) -> bool:
         """Record a validation point; return whether the scale changed."""
         if validation_error < self.best * self.threshold:

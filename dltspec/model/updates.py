@@ -105,11 +105,16 @@ class Step:
             rate = rate * scale
         return rate
 
+    @property
+    def ramped(self) -> bool:
+        """Whether the schedule ramps the momentum (``final_momentum``)."""
+        return "final_momentum" in (self.schedule or {})
+
     @cached_property
     def momentum(self):
         """``momentum``, ramped when the schedule says so."""
         mu = self.value("momentum")
-        if self.schedule is None or "final_momentum" not in self.schedule:
+        if not self.ramped:
             return mu
         return self.floatx(schedules.momentum(self.schedule, mu, self.t, self.n_train_batches, pt))
 
@@ -146,7 +151,7 @@ def sgd(cost, params: list, block: dict, step: Step) -> Updates:
     """
     learning_rate = step.learning_rate
     grads = step.gradients(cost, params)
-    if not block.get("momentum") and "final_momentum" not in (step.schedule or {}):
+    if not block.get("momentum") and not step.ramped:
         return step.result(OrderedDict((p, p - learning_rate * g) for p, g in zip(params, grads)), [])
     momentum = step.momentum
     updates, state = OrderedDict(), []

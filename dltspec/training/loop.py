@@ -63,6 +63,15 @@ class Patience:
         """The stopping block's policy (:data:`STOPPING`)."""
         return STOPPING[block.get("kind", "patience")](block, n_train_batches)
 
+    def stopped(self, state: LoopState) -> str | None:
+        """Which policy has stopped a loop at ``state``, if any: ``patience``, ``n_epochs``, then
+        :meth:`reached`'s. The loop asks it after every chunk; a checkpoint's ``done`` is it too."""
+        if state.iteration >= 0 and self.stops_at(state.iteration):
+            return "patience"
+        if state.iteration + 1 >= self.n_epochs * self.n_train_batches:
+            return "n_epochs"
+        return self.reached(state)
+
     def reached(self, state: LoopState) -> str | None:
         """The policy besides patience and n_epochs that has stopped the loop here, if any."""
         if self.target_error is not None and self.best_validation_loss <= self.target_error:
@@ -208,9 +217,8 @@ def run_chunks(policy: Patience, train_chunk: Callable[[int, int], ChunkCost], v
     n = policy.n_train_batches
     total = policy.n_epochs * n
     history: list[ValidationPoint] = []
-    done = state.iteration >= 0 and policy.stops_at(state.iteration)
-    stopped_by, divergence, cap = None if done else policy.reached(state), None, 1
-    while state.iteration + 1 < total and not done and stopped_by is None:
+    stopped_by, divergence, cap = policy.stopped(state), None, 1
+    while stopped_by is None:
         if should_stop is not None and should_stop():
             stopped_by = "interrupted"
             break
@@ -245,11 +253,9 @@ def run_chunks(policy: Patience, train_chunk: Callable[[int, int], ChunkCost], v
             history.append(point)
             if on_validation is not None:
                 on_validation(point)
-        done = policy.stops_at(end)
-        stopped_by = None if done else policy.reached(state)
+        stopped_by = policy.stopped(state)
     iter_ = state.iteration
-    epochs = iter_ // n + 1 if iter_ >= 0 else (0 if stopped_by else policy.n_epochs)
-    stopped_by = stopped_by or ("patience" if done else "n_epochs")
+    epochs = iter_ // n + 1 if iter_ >= 0 else (policy.n_epochs if stopped_by == "n_epochs" else 0)
     return LoopResult(policy.best_validation_loss, policy.best_iter, state.test_score, epochs, iter_ + 1,
                       stopped_by, clock() - start_time, history, divergence)
 

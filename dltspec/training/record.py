@@ -34,6 +34,7 @@ from dltspec.training.rundir import (
     SUMMARY,
     RunDir,
     RunError,
+    RunInUse,
     lock,
     metrics_line,
     unlock,
@@ -393,7 +394,7 @@ def begin(spec: Spec, compile_training: Callable[[], Training], backend: str, fl
             lock(Path(resume_from)) if Path(resume_from).is_dir() else None  # before anything is read
             run, checkpoint = open_run(Path(resume_from))
         except RunError as exc:
-            if not restart or "is in use" in str(exc):
+            if not restart or isinstance(exc, RunInUse):  # a run in use is never started again over its owner
                 raise RunStartError(str(exc)) from None
             out = Path(resume_from)
         same_spec = checkpoint is not None and checkpoint.get("spec_sha256") == spec.source.sha256

@@ -122,6 +122,10 @@ def checkpoint_problem(obj: dict) -> str | None:
     return None
 
 
+class RunInUse(RunError):
+    """Another process holds the run directory's lock."""
+
+
 #: run directory -> the descriptor that holds its lock in this process
 LOCKS: dict[str, int] = {}
 
@@ -142,7 +146,7 @@ def lock(path: Path) -> None:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        raise RunError(f"{path} is in use: another dltspec process is training it; wait for it to end "
+        raise RunInUse(f"{path} is in use: another dltspec process is training it; wait for it to end "
                        "(or stop it) before resuming") from None
     LOCKS[key] = fd
 

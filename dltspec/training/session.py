@@ -131,9 +131,7 @@ class Training:
         if self.plateau is not None and self.plateau.observe(point.validation_error):
             import numpy as np
 
-            state = self.program.state_values()
-            state["learning_rate.scale"] = np.asarray(self.plateau.scale, dtype=state["learning_rate.scale"].dtype)
-            self.program.set_state(state)
+            self.program.set_state({"learning_rate.scale": np.asarray(self.plateau.scale)})  # that one alone
 
     @property
     def batch_size(self) -> int:
@@ -159,9 +157,7 @@ class Training:
             "backend": self.backend, "floatX": self.floatX, "device": self.placement,
             "patience": asdict(self.policy),
             "loop": asdict(self.state),
-            "done": (self.state.iteration >= 0 and self.policy.stops_at(self.state.iteration)
-                     or self.state.iteration + 1 >= self.policy.n_epochs * self.policy.n_train_batches
-                     or self.policy.reached(self.state) is not None),
+            "done": self.policy.stopped(self.state) is not None,
             "plateau": asdict(self.plateau) if self.plateau is not None else None,
             "rng": NO_RNG,
         }
@@ -205,9 +201,7 @@ class Training:
         self.policy.best_validation_loss, self.policy.best_iter = saved["best_validation_loss"], saved["best_iter"]
         self.state = LoopState(**checkpoint["loop"])
         if self.plateau is not None and checkpoint.get("plateau"):
-            self.plateau = type(self.plateau)(**{**checkpoint["plateau"], **{k: getattr(self.plateau, k) for k in
-                                                                   ("factor", "patience", "cooldown", "threshold",
-                                                                    "min_scale")}})
+            self.plateau.restore(checkpoint["plateau"])
 
     @property
     def placement(self) -> str:

@@ -355,6 +355,11 @@ def resume(run: RunDir, checkpoint: dict, training: Training, force: bool,
 __all__ = ["Begun", "Recorder", "RunError", "RunStartError", "begin", "open_run", "resume", "spec_as_run", "start_run"]
 
 
+#: how long a sweep's variant, rescheduled from a worker the cluster lost, waits for that worker's process to
+#: end and release the run's lock (the scheduler may reschedule as soon as it loses contact)
+RETAKE_SECONDS = 60.0
+
+
 class RunStartError(RunError):
     """The run directory cannot be created, or the run to resume cannot be opened (nothing was compiled)."""
 
@@ -391,7 +396,8 @@ def begin(spec: Spec, compile_training: Callable[[], Training], backend: str, fl
     checkpoint, run, recorder = None, None, None
     if resume_from is not None:
         try:
-            lock(Path(resume_from)) if Path(resume_from).is_dir() else None  # before anything is read
+            if Path(resume_from).is_dir():  # before anything is read; a sweep's variant waits for a lost worker
+                lock(Path(resume_from), wait=RETAKE_SECONDS if restart else 0.0)  # whose process is still ending
             run, checkpoint = open_run(Path(resume_from))
         except RunError as exc:
             if not restart or isinstance(exc, RunInUse):  # a run in use is never started again over its owner

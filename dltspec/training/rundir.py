@@ -130,10 +130,10 @@ class RunInUse(RunError):
 LOCKS: dict[str, int] = {}
 
 
-def lock(path: Path) -> None:
+def lock(path: Path, wait: float = 0.0) -> None:
     """Take the run directory's lock for this process (an advisory ``flock`` on the directory itself, which
-    the system releases when the process ends, however it ends); :class:`RunError` if another process
-    holds it. Where ``flock`` is missing (Windows), nothing is locked."""
+    the system releases when the process ends, however it ends); :class:`RunInUse` if another process
+    still holds it after ``wait`` seconds. Where ``flock`` is missing (Windows), nothing is locked."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows
@@ -141,12 +141,19 @@ def lock(path: Path) -> None:
     key = str(Path(path).resolve())
     if key in LOCKS:
         return
-    fd = os.open(key, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise RunInUse(f"{path} is in use: another dltspec process is training it; wait for it to end "
+    import time
+
+    fd, deadline = os.open(key, os.O_RDONLY), time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() < deadline:
+                time.sleep(0.1)
+                continue
+            os.close(fd)
+            raise RunInUse(f"{path} is in use: another dltspec process is training it; wait for it to end "
                        "(or stop it) before resuming") from None
     LOCKS[key] = fd
 

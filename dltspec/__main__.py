@@ -1,5 +1,5 @@
 import sys
 
-from dltspec.cli import main
+from dltspec.entry import main
 
 sys.exit(main())

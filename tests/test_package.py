@@ -22,7 +22,7 @@ STAGES = {
     "sweeps": {"lang", "model", "data", "backends", "training", "checks", "pipeline"},
 }
 #: modules every stage may import: the error type and the small helpers beside it
-SHARED = {"dltspec.diagnostics", "dltspec.files"}
+SHARED = {"dltspec.diagnostics", "dltspec.files", "dltspec.interrupts"}  # used by every stage, importing none
 
 
 def module_name(path: Path) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -191,8 +192,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"dltspec {args.command}: {exc.message}", file=sys.stderr)
         return EXIT_ERRORS
     except KeyboardInterrupt:
+        from dltspec import interrupts
+
+        code = interrupts.finished(128 + int(interrupts.STATE.signal or signal.SIGINT))
         print("dltspec: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return code
     except BrokenPipeError:  # the reader went away (`dltspec check ... | head`): stop quietly, as cat does
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
         return EXIT_BROKEN_PIPE

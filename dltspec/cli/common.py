@@ -62,10 +62,13 @@ def read_spec(args):
 def resolve_placement(args) -> bool:
     """Set ``args.backend`` and ``args.device`` from ``--backend`` and ``--device``; on failure
     print one line and return ``False``."""
+    from dltspec import interrupts
     from dltspec.backends.devices import DeviceError, placement
 
     try:
-        args.backend, args.device = placement(args.backend, args.device)
+        with interrupts.deferred():  # jaxlib and PyTensor's native parts are not to be stopped half-loaded
+            args.backend, args.device = placement(args.backend, args.device)
+            import pytensor  # noqa: F401
     except DeviceError as exc:
         print(f"dltspec {args.command}: {exc}", file=sys.stderr)
         return False
@@ -92,12 +95,23 @@ class StopRequest:
         return self.signal is not None
 
     def handle(self, signum, frame) -> None:
+        from dltspec import interrupts
+
+        if interrupts.STATE.signal is None:
+            interrupts.STATE.signal = signum
         if self.at_once or (self.signal is not None and signum == signal.SIGINT):
             self.signal = self.signal or signum
-            raise KeyboardInterrupt
-        self.signal = signum
+            if not interrupts.STATE.deferring:  # else raised where the deferred block ends
+                raise KeyboardInterrupt
+        self.signal = self.signal or signum
 
     def __enter__(self) -> StopRequest:
+        from dltspec import interrupts
+
+        if interrupts.STATE.pending:  # asked before this began, and swallowed on the way (a gc callback)
+            if self.at_once:
+                raise KeyboardInterrupt
+            self.signal = interrupts.STATE.signal  # training stops at its first chance, with a checkpoint
         for sig in (signal.SIGINT, signal.SIGTERM):
             self.previous[sig] = signal.signal(sig, self.handle)
         return self

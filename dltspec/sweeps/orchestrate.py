@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dltspec import interrupts
 from dltspec.diagnostics import DltspecError, SpecError
 from dltspec.lang.spec import Spec
 from dltspec.sweeps import tasks
@@ -122,10 +123,14 @@ def trained(sweep_dir: SweepDir, spec: Spec, planned: list[Planned], scheduler: 
         observer.ended(record, by_key[record["key"]], done, len(planned))
 
     if todo:
-        client, cluster = tasks.connect(scheduler, workers, connect_timeout)
-        observer.connected(len(client.scheduler_info().get("workers", {})), scheduler, len(todo), out)
+        client = cluster = None
         try:
-            tasks.run_tasks(client, todo, spec.data["sweep"]["retries"], on_record)
+            with interrupts.deferred() if scheduler is None else contextlib.nullcontext():
+                client, cluster = tasks.connect(scheduler, workers, connect_timeout)  # a local cluster
+            observer.connected(len(client.scheduler_info().get("workers", {})), scheduler, len(todo), out)
+            tasks.run_tasks(client, todo, spec.data["sweep"]["retries"], on_record)  # starts whole, or not
+        except SweepError:
+            raise
         except KeyboardInterrupt:
             with contextlib.suppress(OSError):  # the tables as far as it got (results.jsonl has every record)
                 sweep_dir.write_tables(ranked(planned, records), keys)
@@ -135,7 +140,8 @@ def trained(sweep_dir: SweepDir, spec: Spec, planned: list[Planned], scheduler: 
             raise SweepStopped(f"stopped with {done} of {len(planned)} variants ended (results in {out}): "
                                f"{getattr(exc, 'strerror', None) or reason_of(exc)}") from None
         finally:
-            client.close()
+            if client is not None:
+                client.close()
             if cluster is not None:
                 cluster.close()
     rows = ranked(planned, records)

@@ -324,6 +324,16 @@ def start_run(spec: Spec, out: Path | None, backend: str, floatX: str, device: s
     return run, Recorder(run, spec)
 
 
+def never_trained(run: RunDir, spec: Spec, status: str) -> None:
+    """Say in a new run's summary that it stopped before training (nothing to resume); unlock it."""
+    try:
+        run.write_json(SUMMARY, {"status": status, "name": spec.name, "updated": now_iso(),
+                                 "problems": ["stopped before training began: nothing to resume"]})
+    except OSError:
+        pass
+    unlock(run.path)
+
+
 def open_run(path: Path) -> tuple[RunDir, dict]:
     """The run at ``path`` and its last checkpoint; :class:`RunError` if there is none."""
     run = RunDir.open(path)
@@ -417,7 +427,12 @@ def begin(spec: Spec, compile_training: Callable[[], Training], backend: str, fl
             lock(run.path)
         except RunError as exc:
             raise RunStartError(str(exc)) from None
-        return Begun(run, compile_training(), recorder, [])
+        try:
+            training = compile_training()
+        except KeyboardInterrupt:  # stopped while compiling: the directory says so, and holds no checkpoint
+            never_trained(run, spec, "interrupted")
+            raise
+        return Begun(run, training, recorder, [])
     training = compile_training()
     recorder, problems = resume(run, checkpoint, training, force, where or Span.point(str(run.path)))
     if recorder is None and restart:

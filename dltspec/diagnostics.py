@@ -62,6 +62,8 @@ CODES: dict[str, str] = {
     "DLT313": "schedule points out of order",
     "DLT314": "not a stack of layers",
     "DLT315": "the run does not fit in memory",
+    "DLT316": "a pre-training that does not fit the classifier",
+    "DLT317": "units a pre-training cannot train",
     "DLT401": "data file not found",
     "DLT402": "data file unreadable or malformed",
     "DLT403": "unsafe pickle refused",

@@ -210,8 +210,15 @@ def compile_training(spec: Spec, *, backend: str | None = None, floatX: str = "f
     splits = splits if splits is not None else load_data(spec)
     program = build_program(spec, splits, backend, floatX, device, budget=budget)
     policy = Patience.from_block(spec.block("stopping"), program.n_batches["train"])
+    pretraining = {}
+    if "pretrain" in spec.data:
+        from dltspec.model.pretrain import phase_spec
+        from dltspec.training.pretrain import PretrainState
+
+        pretraining = {"pretrain": PretrainState(), "phases": lambda phase: build_program(
+            phase_spec(spec, phase), splits, backend, floatX, device, budget=budget)}
     return Training(spec, program, policy, LoopState(), backend, floatX,
-                    str(program.device) if backend == "jax" else device)
+                    str(program.device) if backend == "jax" else device, **pretraining)
 
 
 def train(spec: Spec, *, backend: str | None = None, floatX: str = "float32",

@@ -104,7 +104,8 @@ def test_same_diagnostics_as_check(tmp_path, capsys):
 
 # -- completion ------------------------------------------------------------------
 
-KINDS = ["dataset", "classifier", "layer", "loss", "regularizer", "optimizer", "schedule", "stopping", "save", "run", "sweep"]
+KINDS = ["dataset", "classifier", "layer", "loss", "regularizer", "optimizer", "schedule", "pretrain", "stopping",
+         "save", "run", "sweep"]
 
 
 @pytest.mark.parametrize("text, expected", [

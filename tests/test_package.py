@@ -223,7 +223,7 @@ def test_every_block_kind_of_the_schema_is_read_by_a_stage():
     from dltspec.lang.schema import block_kinds
 
     assert set(block_kinds()) == {"dataset", "classifier", "layer", "loss", "regularizer", "optimizer", "schedule",
-                                  "stopping", "save", "run", "sweep"}
+                                  "pretrain", "stopping", "save", "run", "sweep"}
 
 
 @pytest.mark.parametrize("registry", ["networks", "optimizers"])

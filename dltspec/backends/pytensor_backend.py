@@ -217,8 +217,8 @@ def _build(spec: Spec, splits: Splits, backend: str, floatX: str, training: bool
             train_shared = shared_dataset(*floatx_split(*splits.arrays["train"]))
         else:  # a chunk at a time, put there by Program.local_index
             train_shared = shared_dataset(np.zeros((batch_size, splits.n_in), floatX), np.zeros(batch_size, floatX))
-        train_step = pytensor.function([index], graph.cost, updates=graph.updates,
-                                       givens=givens(*train_shared), mode=mode)
+        train_step = pytensor.function([index], graph.cost, updates=graph.updates, givens=givens(*train_shared),
+                                       mode=mode, on_unused_input="ignore")  # a pre-training phase reads no labels
     if stream is None:
         arrays = {split: floatx_split(*splits.arrays[split]) for split in ("valid", "test")}
         eval_set = EvalSet(*shared_dataset(*arrays["valid"]), arrays)
@@ -226,7 +226,7 @@ def _build(spec: Spec, splits: Splits, backend: str, floatX: str, training: bool
         empty = (np.zeros((batch_size, splits.n_in), floatX), np.zeros(batch_size, floatX))
         eval_set = EvalSet(*shared_dataset(*empty), {})
     error_fn = pytensor.function([index], graph.errors, givens=givens(eval_set.shared_x, eval_set.shared_y),
-                                 mode=mode)
+                                 mode=mode, on_unused_input="ignore")
     return Program(
         params=OrderedDict(graph.model.params),
         state=OrderedDict((v.name, v) for v in graph.state),

@@ -322,6 +322,9 @@ def schema_diagnostics(err: jsonschema.ValidationError, instance: dict, position
                     + (f": {err.schema['x-expected']}" if "x-expected" in err.schema else ""), positions.value(path))
     elif rule == "minLength":
         yield error("DLT206", f"{where(path, instance)} must not be empty", positions.value(path))
+    elif rule == "anyOf" and err.context:  # a value of several forms: the problem of the form it has
+        fitting = [e for e in err.context if e.validator != "type"] or err.context
+        yield from schema_diagnostics(max(fitting, key=lambda e: len(e.absolute_path)), instance, positions)
     else:  # a rule the schema gained without a translation here: still located
         yield error("DLT206", f"{where(path, instance)}: {err.message}", positions.value(path))
 

@@ -336,15 +336,27 @@ def hash32(x):
     return x ^ (x // 65536)
 
 
+def counter_uniform(a, step, salt: int):
+    """A uniform draw in [0, 1) (float64) for each element of ``a``, from a counter-based hash:
+    ``hash32(hash32(unit + n * hash32(t + salt)) ^ hash32(salt + 0x9E3779B)) / 2**32``, ``unit`` the element's
+    place in ``a`` (``n`` of them), ``t`` the step count. Nothing random is kept between steps: the same
+    draws on every backend, and a resumed run draws those of the uninterrupted one."""
+    import pytensor.tensor as pt
+
+    t = pt.cast(step, "int64")
+    unit = pt.cumsum(pt.ones_like(a, dtype="int64")).reshape(a.shape) - 1  # 0, 1, ... (an arange JAX can trace)
+    n = pt.cast(a.size, "int64")
+    u = hash32(hash32(unit + n * hash32(t + salt)) ^ hash32(pt.constant(salt + 0x9E3779B, "int64")))
+    return pt.cast(u, "float64") / 2.0 ** 32
+
+
 @dataclass
 class Dropout(Layer):
     """Inverted dropout: in training ``a * mask / (1 - rate)``, ``mask`` 1 with probability ``1 - rate``;
     at validation, test and prediction (``deterministic``) the identity.
 
-    The mask is a counter-based draw: ``u = hash32(hash32(unit + n * hash32(t)) ^ salt) / 2**32`` for each
-    unit of the minibatch (``n`` of them), ``t`` the optimizer's step count and ``salt`` from the network's
-    seed and the layer's place; a unit is kept when ``u >= rate``. Nothing random is kept between steps:
-    the same spec draws the same masks on every backend, and a resumed run those of the uninterrupted one.
+    The mask is a counter-based draw (:func:`counter_uniform`) from the optimizer's step count and a
+    ``salt`` from the network's seed and the layer's place; a unit is kept when ``u >= rate``.
     """
 
     name: str
@@ -368,11 +380,7 @@ class Dropout(Layer):
 
         if deterministic or not self.rate or step is None:
             return a
-        t = pt.cast(step, "int64")
-        unit = pt.cumsum(pt.ones_like(a, dtype="int64")).reshape(a.shape) - 1  # 0, 1, ... (an arange JAX can trace)
-        n = pt.cast(a.size, "int64")
-        u = hash32(hash32(unit + n * hash32(t + self.salt)) ^ hash32(pt.constant(self.salt + 0x9E3779B, "int64")))
-        keep = pt.ge(pt.cast(u, "float64") / 2.0 ** 32, self.rate)
+        keep = pt.ge(counter_uniform(a, step, self.salt), self.rate)
         return pt.switch(keep, a / (1.0 - self.rate), pt.zeros_like(a))
 
     def describe(self):

@@ -115,11 +115,12 @@ class Network:
             values.update(layer.initial_values(shape, rng))
         return values
 
-    def output(self, x, params: dict, deterministic: bool = False, step=None):
+    def output(self, x, params: dict, deterministic: bool = False, step=None, upto: int | None = None):
         """The symbolic output for the minibatch ``x`` (``(batch, n_in)`` rows), ``params`` by name;
-        ``step``, the optimizer's step count, is what a noisy layer (dropout) draws from in training."""
+        ``step``, the optimizer's step count, is what a noisy layer (dropout) draws from in training;
+        ``upto``: the output of the layers before that place instead (the input of layer ``upto``)."""
         a, batch_last = x, False
-        for layer, shape, _ in self.shapes():
+        for layer, shape, _ in self.shapes()[:upto]:
             if layer.batch_last != batch_last and not layer.any_layout:
                 a, batch_last = a.T, layer.batch_last
             if layer.noisy:

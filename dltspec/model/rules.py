@@ -127,7 +127,33 @@ def fits_memory_with_data(spec: Spec, splits: Splits) -> Iterator[Diagnostic]:
                               "labels)", where)
 
 
-RULES = (a_stack_of_layers, shapes_fit, fits_memory)
+def layer_path(spec: Spec, place: int, key: str) -> tuple:
+    """Where a layer's ``key`` is set: its ``layer`` block's, or the preset classifier's (the block if unset)."""
+    if spec.block("classifier")["kind"] == "layers":
+        path = ("layer", place, key)
+        return path if path in spec.positions.keys else ("layer", place)
+    path = ("classifier", key)
+    return path if path in spec.positions.keys else ("classifier",)
+
+
+def pretraining_fits(spec: Spec) -> Iterator[Diagnostic]:
+    """A pretrain block pre-trains dense hidden layers, with one corruption level each, on inputs its cost reads."""
+    if "pretrain" not in spec.data or any(d.code == "DLT314" for d in a_stack_of_layers(spec)):
+        return
+    from dltspec.model.pretrain import phase_rules
+
+    block = spec.data["pretrain"]
+    for problem in phase_rules(block, shapes.network(spec.data).layers):
+        if problem.layer is not None:
+            where = spec.positions.value(layer_path(spec, problem.layer, "activation"))
+        elif problem.key is not None:
+            where = spec.positions.value(("pretrain", problem.key))
+        else:
+            where = spec.positions.block(("pretrain",))
+        yield error(problem.code, problem.message, where)
+
+
+RULES = (a_stack_of_layers, shapes_fit, fits_memory, pretraining_fits)
 DATA_RULES: tuple[DataRule, ...] = (batch_fits_every_split, n_in_matches_data, image_shape_matches_data,
                                      fits_memory_with_data,
                                      n_out_covers_labels)

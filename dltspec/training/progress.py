@@ -57,6 +57,11 @@ class Rate:
         return steps * batch_size / max(elapsed, 1e-9)
 
 
+def pretrain_line(epoch) -> str:
+    return (f"pre-training {epoch.layer} ({epoch.kind}, layer {epoch.phase + 1}/{epoch.n_phases}), "
+            f"epoch {epoch.epoch}/{epoch.n_epochs}: cost {epoch.cost:.6f}, {epoch.seconds:.1f} s")
+
+
 class Lines(Observer):
     """A line per validation point, and one when the first minibatch has trained."""
 
@@ -74,6 +79,9 @@ class Lines(Observer):
 
     def validation(self, point, training):
         print(validation_line(point, self.rate.of(point, training.batch_size)), file=self.out, flush=True)
+
+    def pretrain_epoch(self, epoch, training):
+        print(pretrain_line(epoch), file=self.out, flush=True)
 
 
 class Bar(Lines):
@@ -147,6 +155,9 @@ class Events(Observer):
 
     def validation(self, point, training):
         self.emit("validation", **metric_record(point, training, self.rate.of(point, training.batch_size)))
+
+    def pretrain_epoch(self, epoch, training):
+        self.emit("pretrain", **epoch.record())
 
     def finished(self, result: Result, training):
         self.emit("end", stopped_by=result.stopped_by, best_validation_error=result.best_validation_error,

@@ -30,6 +30,8 @@ from dltspec.training.rundir import (
     BEST,
     CHECKPOINT,
     METRICS,
+    PRETRAIN,
+    PRETRAINED,
     RUN,
     SUMMARY,
     RunDir,
@@ -261,6 +263,18 @@ class Recorder(Observer):
 
         self.writer.submit(CHECKPOINT, write)
 
+    def pretrain_epoch(self, epoch, training: Training) -> None:
+        """A line of ``pretrain.jsonl``; a checkpoint every epoch (an epoch is long: the SdA's is 50,000 steps)."""
+        with disk(str(self.run.file(PRETRAIN))):
+            self.run.append_pretrain(epoch.record())
+        self.checkpoint(training)
+
+    def pretrained(self, training: Training) -> None:
+        """``pretrained.pkl``: the pre-trained network and what the phases added (``b_prime``, ``vbias``)."""
+        values, extras = training.program.values(), {k: v.copy() for k, v in training.extras.items()}
+        meta = {**session.training_metadata(training), "pretrained": True}
+        self.writer.submit(PRETRAINED, lambda: save_params(self.run.file(PRETRAINED), {**values, **extras}, meta))
+
     def finished(self, result: Result, training: Training) -> None:
         if result.stopped_by != "diverged":  # a diverged state is not worth going on from: keep the last good one
             self.checkpoint(training)
@@ -357,6 +371,8 @@ def resume(run: RunDir, checkpoint: dict, training: Training, force: bool,
         return None, problems + exc.diagnostics
     with disk(str(run.file(METRICS))):
         run.keep_metrics(training.state.validations)
+        if training.pretrain is not None:
+            run.keep_pretrain(training.pretrain.records)
     resumed = run.summary().get("resumed")  # lost or damaged: count from here
     resumed = (resumed if isinstance(resumed, int) else 0) + 1
     return Recorder(run, training.spec, resumed), [warning(d.code, d.message, d.span, *d.notes) for d in problems]

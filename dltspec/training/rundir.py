@@ -32,6 +32,8 @@ from dltspec.files import write_atomic
 
 SPEC, RUN, METRICS, BEST, CHECKPOINT, SUMMARY, SNAPSHOTS = (
     "spec.dlt", "run.json", "metrics.jsonl", "best.pkl", "checkpoint.pkl", "summary.json", "snapshots")
+#: a pre-training run's records (one line per pre-training epoch) and its pre-trained network with the phases' extras
+PRETRAIN, PRETRAINED = "pretrain.jsonl", "pretrained.pkl"
 CHECKPOINT_FORMAT = "dltspec.checkpoint/2"  # /2: the optimizer's state (``optimizer_state``)
 #: earlier formats still read, and what each lacks: a /1 checkpoint was written by plain SGD, which keeps no state
 EARLIER_FORMATS = {"dltspec.checkpoint/1": {"optimizer_state": {}}}
@@ -119,6 +121,30 @@ def checkpoint_problem(obj: dict) -> str | None:
         bad = [n for n, v in (obj[key] or {}).items() if not isinstance(v, np.ndarray)]
         if bad:
             return f"its {key} holds {bad[0]!r}, which is not an array"
+    return pretrain_problem(obj)
+
+
+def pretrain_problem(obj: dict) -> str | None:
+    """What is wrong with a checkpoint's pre-training state (absent in a run without one), or ``None``."""
+    from dataclasses import fields
+
+    import numpy as np
+
+    from dltspec.training.pretrain import PretrainState
+
+    state, extras, phase = obj.get("pretrain"), obj.get("pretrain_extras"), obj.get("pretrain_phase")
+    if state is None:
+        return None
+    if not isinstance(state, dict) or set(state) != {f.name for f in fields(PretrainState)}:
+        return "its pretrain state is not one dltspec writes"
+    if not all(isinstance(state[k], int) for k in ("phase", "step", "records")):
+        return "its pretrain state's counts are not integers"
+    arrays = [extras] + ([phase.get("params"), phase.get("state")] if isinstance(phase, dict) else [])
+    if phase is not None and not isinstance(phase, dict):
+        return "its pretrain_phase is not a mapping"
+    for group in arrays:
+        if not isinstance(group, dict) or any(not isinstance(v, np.ndarray) for v in group.values()):
+            return "its pre-training values are not arrays by name"
     return None
 
 
@@ -256,6 +282,37 @@ class RunDir:
                 raise RunError(f"{self.file(METRICS)}:{number}: {problem}; the file is damaged")
             records.append(record)
         return records
+
+    def pretrain_records(self) -> list[dict]:
+        """The pre-training epochs recorded (a torn or damaged line ends them: they are figures, not state)."""
+        try:
+            lines = self.file(PRETRAIN).read_text(encoding="utf-8", errors="replace").splitlines()
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise RunError(f"cannot read {self.file(PRETRAIN)}: {exc.strerror or exc}") from None
+        records = []
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                break
+            if not isinstance(record, dict):
+                break
+            records.append(record)
+        return records
+
+    def append_pretrain(self, record: dict) -> None:
+        """One pre-training epoch's record, appended and flushed (made durable with the next checkpoint)."""
+        with open(self.file(PRETRAIN), "a", encoding="utf-8") as f:
+            f.write(json.dumps(json_value(record)) + "\n")
+
+    def keep_pretrain(self, n: int) -> None:
+        """Keep only the first ``n`` pre-training records (those a checkpoint covers)."""
+        if self.file(PRETRAIN).exists():
+            records = self.pretrain_records()[:n]
+            write_atomic(self.file(PRETRAIN), "".join(json.dumps(r) + "\n" for r in records).encode("utf-8"),
+                         mode=0o644)
 
     def keep_metrics(self, n: int) -> None:
         """Keep only the first ``n`` records (those a checkpoint covers)."""

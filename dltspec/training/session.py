@@ -15,11 +15,13 @@ from typing import TYPE_CHECKING
 from dltspec.diagnostics import Diagnostic, SpecError, error
 from dltspec.lang.spec import Spec
 from dltspec.training.loop import LoopState, Patience, ValidationPoint, run_chunks
+from dltspec.training.pretrain import PretrainState
 
 if TYPE_CHECKING:  # numpy (and the schedules, which use it) are imported when used
     import numpy as np
 
     from dltspec.model.schedules import Plateau
+    from dltspec.training.pretrain import PretrainEpoch
 
 
 
@@ -34,7 +36,7 @@ class Result:
     test_error: float | None
     epochs: int
     iterations: int
-    stopped_by: str  # "patience", "n_epochs", "target_error", "max_time", "interrupted" or "diverged"
+    stopped_by: str  # "patience", "n_epochs", "target_error", "max_time", "pretrained", "interrupted" or "diverged"
     seconds: float
     backend: str
     floatX: str
@@ -44,9 +46,11 @@ class Result:
 
     @property
     def finished(self) -> bool:
-        return self.stopped_by in ("patience", "n_epochs", "target_error", "max_time")
+        return self.stopped_by in ("patience", "n_epochs", "target_error", "max_time", "pretrained")
 
     def summary(self) -> str:
+        if self.stopped_by == "pretrained":
+            return f"pre-trained (finetune = false: no supervised training); {self.seconds:.1f} s"
         if self.best_iteration <= 0:
             return f"no validation yet; {self.iterations} minibatches trained, {self.seconds:.1f} s"
         test = f"{self.test_error * 100:f} %" if self.test_error is not None else "n/a"
@@ -69,6 +73,13 @@ class Observer:
 
     def finished(self, result: Result, training: Training) -> None:
         """The loop ended (see ``result.stopped_by``)."""
+
+    def pretrain_epoch(self, epoch: PretrainEpoch, training: Training) -> None:
+        """A pre-training epoch ended (:mod:`dltspec.training.pretrain`); checkpoint here too."""
+
+    def pretrained(self, training: Training) -> None:
+        """The last pre-training phase ended: ``training.program`` holds the pre-trained network,
+        ``training.extras`` what the phases added."""
 
 
 class Observers(Observer):
@@ -93,7 +104,18 @@ class Observers(Observer):
         for o in self.observers:
             o.finished(result, training)
 
+    def pretrain_epoch(self, epoch, training):
+        for o in self.observers:
+            o.pretrain_epoch(epoch, training)
 
+    def pretrained(self, training):
+        for o in self.observers:
+            o.pretrained(training)
+
+
+#: what a checkpoint of a pre-training run says of its random state
+PRETRAIN_RNG = ("counter-based: corruption masks and Gibbs samples are hashes of (the pretrain block's seed, the "
+                "phase, the phase's step count, the unit); the step count is in the phase's state")
 #: what a checkpoint says of random state: nothing to save, and why
 NO_RNG = ("none: the loop draws no random numbers (minibatches are taken in order; the initial parameters "
           "come from the spec's seeds and are in the checkpoint)")
@@ -112,12 +134,51 @@ class Training:
     device: str | None = None
     best: object = None  # the program's snapshot of the best parameters so far
     plateau: Plateau | None = None  # the on_plateau schedule's state, when the spec has one
+    phases: Callable[[int], object] | None = None  # phase -> its compiled program, when the spec pre-trains
+    pretrain: PretrainState | None = None  # where the pre-training is (None: the spec does not pre-train)
+    phase: object = None  # the program of the pre-training phase in progress
+    extras: dict = field(default_factory=dict)  # what finished phases added: b_prime, vbias (host arrays)
+    restoring: tuple | None = None  # (parameters, state) of the phase in progress, from a checkpoint
 
     def __post_init__(self):
         from dltspec.model.schedules import Plateau
 
         if self.plateau is None:
             self.plateau = Plateau.of_spec(self.spec.data)
+
+    @property
+    def pretrained(self) -> bool:
+        """Whether no pre-training is left (or there was none)."""
+        from dltspec.model.pretrain import n_phases
+
+        return self.pretrain is None or self.pretrain.phase >= n_phases(self.spec)
+
+    @property
+    def finetunes(self) -> bool:
+        return self.spec.data.get("pretrain", {}).get("finetune", True)
+
+    def phase_program(self):
+        """The program of the pre-training phase in progress, built (and started from the network's values
+        now, or from the checkpoint being restored) the first time it is asked for."""
+        if self.phase is None:
+            program = self.phases(self.pretrain.phase)
+            network = self.program.values()
+            program.set_values({**program.values(), **{k: v for k, v in network.items() if k in program.values()}})
+            if self.restoring is not None:
+                params, state = self.restoring
+                program.set_values(params)
+                program.set_state(state)
+                self.restoring = None
+            self.phase = program
+        return self.phase
+
+    def end_phase(self) -> None:
+        """The phase in progress is done: its layer's values go to the network, its extras are kept."""
+        values, network = self.phase.values(), self.program.values()
+        self.program.set_values({**network, **{k: v for k, v in values.items() if k in network}})
+        self.extras.update({k: v for k, v in values.items() if k not in network})
+        self.phase = None
+        self.pretrain.phase, self.pretrain.step, self.pretrain.costs = self.pretrain.phase + 1, 0, 0.0
 
     def hyper(self) -> dict[str, float]:
         """The learning rate (and momentum) the next minibatch trains with, its schedule applied."""
@@ -151,19 +212,25 @@ class Training:
         :meth:`checkpoint`'s plain data, and may be done later, in another thread."""
         program, params, best = self.program, self.program.snapshot(), self.best
         state = program.state_snapshot()
+        phase = self.phase
+        phase_params, phase_state = (phase.snapshot(), phase.state_snapshot()) if phase is not None else (None, None)
         fields = {
             "spec_sha256": self.spec.source.sha256,
             "instance": self.spec.data,
             "backend": self.backend, "floatX": self.floatX, "device": self.placement,
             "patience": asdict(self.policy),
             "loop": asdict(self.state),
-            "done": self.policy.stopped(self.state) is not None,
+            "done": self.pretrained and (not self.finetunes or self.policy.stopped(self.state) is not None),
             "plateau": asdict(self.plateau) if self.plateau is not None else None,
-            "rng": NO_RNG,
+            "rng": NO_RNG if self.pretrain is None else PRETRAIN_RNG,
+            "pretrain": asdict(self.pretrain) if self.pretrain is not None else None,
+            "pretrain_extras": dict(self.extras),
         }
         return lambda: {**fields, "params": program.arrays(params),
                         "best_params": program.arrays(best) if best is not None else None,
-                        "optimizer_state": program.state_arrays(state)}
+                        "optimizer_state": program.state_arrays(state),
+                        "pretrain_phase": None if phase is None else {
+                            "params": phase.arrays(phase_params), "state": phase.state_arrays(phase_state)}}
 
     def restore(self, checkpoint: dict) -> None:
         """Go on from ``checkpoint`` (written by :meth:`checkpoint`).
@@ -202,6 +269,11 @@ class Training:
         self.state = LoopState(**checkpoint["loop"])
         if self.plateau is not None and checkpoint.get("plateau"):
             self.plateau.restore(checkpoint["plateau"])
+        if self.pretrain is not None and checkpoint.get("pretrain") is not None:
+            self.pretrain = PretrainState(**checkpoint["pretrain"])
+            self.extras = dict(checkpoint.get("pretrain_extras") or {})
+            phase = checkpoint.get("pretrain_phase")
+            self.restoring = (phase["params"], phase["state"]) if phase is not None else None
 
     @property
     def placement(self) -> str:
@@ -213,6 +285,13 @@ class Training:
         """Run the patience loop from where it is; ``should_stop()`` is asked between chunks."""
         observer = observer or Observer()
         observer.started(self)
+        if not self.pretrained:
+            from dltspec.training.pretrain import pretrain
+
+            if not pretrain(self, observer, should_stop):
+                return self.ended_before_finetuning("interrupted", observer)
+        if not self.finetunes:
+            return self.ended_before_finetuning("pretrained", observer)
 
         def on_best(iter_: int) -> float:
             self.best = self.program.snapshot()
@@ -231,6 +310,16 @@ class Training:
                         loop.test_score, loop.epochs, loop.iterations, loop.stopped_by, loop.seconds,
                         self.backend, self.floatX, loop.history,
                         str(self.program.device) if self.backend == "jax" else None, problems)
+        observer.finished(result, self)
+        return result
+
+
+    def ended_before_finetuning(self, stopped_by: str, observer: Observer) -> Result:
+        """The result of a run that stopped while pre-training, or that only pre-trains (its network's values)."""
+        params = self.program.values() if stopped_by == "pretrained" else {}
+        result = Result(self.spec, params, self.policy.best_validation_loss, 0, None, 0, 0, stopped_by,
+                        self.pretrain.seconds, self.backend, self.floatX, [],
+                        str(self.program.device) if self.backend == "jax" else None)
         observer.finished(result, self)
         return result
 

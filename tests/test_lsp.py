@@ -193,7 +193,7 @@ def test_hover_on_enums_lists_and_values():
 
 def test_hover_on_kinds_and_labels():
     text = "optimizer sgd { learning_rate = 0.1 }"
-    assert hover_text(text, "optimizer").startswith("**optimizer** block (one per spec, required)")
+    assert hover_text(text, "optimizer").startswith("**optimizer** block (one per spec, required to train)")
     assert "How parameters are updated" in hover_text(text, "optimizer")
     label = hover_text(text, "sgd")
     assert label.startswith("**optimizer sgd**") and "keys: `learning_rate`, `batch_size`" in label

@@ -216,7 +216,7 @@ def test_an_unsupervised_model_alone_writes_its_parameters_and_filters(tmp_path,
     spec = tmp_path / "dA.dlt"
     spec.write_text(DIGITS + "classifier mlp { hidden = [16]  activation = sigmoid  seed = 123 }\n"
                     "pretrain denoising { corruption = 0.3  epochs = 2  learning_rate = 0.1  batch_size = 20  "
-                    "finetune = false }\n" + SHORT)
+                    "finetune = false }\n")  # no loss, optimizer or stopping: nothing supervised is trained
     assert main(["run", str(spec), "--out", str(tmp_path / "run"), "--backend", "jax"]) == 0
     out = capsys.readouterr().out
     assert "pre-trained (finetune = false: no supervised training)" in out
@@ -273,3 +273,21 @@ def test_the_pretraining_specs_hold_the_tutorials_hyper_parameters():
                                     "batch_size": 10, "seed": 0, "finetune": True}
     assert (dbn.block("classifier")["hidden"], dbn.block("classifier")["seed"]) == ([1000] * 3, 123)
     assert (dbn.block("optimizer")["learning_rate"], dbn.block("optimizer")["batch_size"]) == (0.1, 10)
+
+
+def test_a_spec_that_pretrains_and_fine_tunes_needs_the_supervised_blocks():
+    _spec, diagnostics = api.diagnose(f"{DIGITS}{SMALL}pretrain rbm {{}}\nloss nll\n", "p.dlt")
+    assert [(d.code, d.message.split(";")[0]) for d in diagnostics] == [
+        ("DLT205", "missing 'optimizer' block"), ("DLT205", "missing 'stopping' block")]
+    assert all("`finetune = false` in the pretrain block, to pre-train alone" in d.message for d in diagnostics)
+
+
+def test_the_unsupervised_specs_hold_the_tutorials_hyper_parameters():
+    dA, rbm = (dltspec.read(path=SPECS / name) for name in ("dA.dlt", "rbm.dlt"))
+    assert {k: dA.data["pretrain"][k] for k in ("corruption", "epochs", "learning_rate", "batch_size", "finetune")} \
+        == {"corruption": 0.3, "epochs": 15, "learning_rate": 0.1, "batch_size": 20, "finetune": False}
+    assert {k: rbm.data["pretrain"][k] for k in ("k", "persistent", "epochs", "learning_rate", "batch_size")} \
+        == {"k": 15, "persistent": True, "epochs": 15, "learning_rate": 0.1, "batch_size": 20}
+    for spec in (dA, rbm):
+        assert (spec.block("classifier")["hidden"], spec.block("classifier")["seed"]) == ([500], 123)
+        assert "loss" not in spec.source.text and "optimizer" not in spec.source.text

@@ -7,7 +7,7 @@ from dltspec.lang.schema import schema
 def documented_keys(node, path=""):
     """(path, key schema) of every key the schema defines (not the `if` conditions)."""
     if isinstance(node, dict):
-        if "properties" in node and not path.endswith("/if"):
+        if "properties" in node and "/if/" not in f"{path}/":  # a condition names keys, it defines none
             for key, sub in node["properties"].items():
                 yield f"{path}/{key}", sub
         for name, sub in node.items():

@@ -5,7 +5,7 @@ a test keeps the two in step.
 """
 from __future__ import annotations
 
-from dltspec.lang.schema import block_schema, schema, variants
+from dltspec.lang.schema import block_schema, requirement, schema, variants
 from dltspec.lang.spelling import value_text
 
 
@@ -53,9 +53,11 @@ def markdown() -> str:
     out = []
     for kind, prop in schema()["properties"].items():
         block = block_schema(kind)
-        required = kind in schema().get("required", [])
+        need = requirement(kind)
         repeat = " (repeatable)" if prop.get("type") == "array" else ""
-        out.append(f"### `{kind}`{repeat}{'' if required else ' (optional)'}\n")
+        note = {"required": "", "optional": " (optional)",
+                "required to train": " (required, unless `pretrain ... { finetune = false }`)"}[need]
+        out.append(f"### `{kind}`{repeat}{note}\n")
         out.append(f"{prop.get('description', block.get('description', ''))}\n")
         kinds = variants(kind)
         definitions = [(f"{kind} {k}", schema()["definitions"][f"{kind}.{k}"]) for k in kinds] or [(kind, block)]

@@ -286,7 +286,10 @@ def schema_diagnostics(err: jsonschema.ValidationError, instance: dict, position
             if key in err.instance or misspelled(key, err):
                 continue
             if not path:
-                yield error("DLT205", f"missing '{key}' block{top_level_example(key)}", Span.point(positions.file))
+                alone = ("; or `finetune = false` in the pretrain block, to pre-train alone"
+                         if "pretrain" in instance and vocab.requirement(key) == "required to train" else "")
+                yield error("DLT205", f"missing '{key}' block{top_level_example(key)}{alone}",
+                            Span.point(positions.file))
             elif key == "kind":
                 kinds = vocab.variants(path[0])
                 yield error("DLT205", f"{path[0]} needs a kind, e.g. `{path[0]} {kinds[0]}`; "
@@ -367,9 +370,23 @@ def schema_errors(instance: dict, positions: Positions, absent_ok=frozenset()) -
 
 # -- defaults -----------------------------------------------------------------
 
+def unsupervised_blocks(data: dict) -> None:
+    """A spec that only pre-trains (``finetune = false``) may leave out the supervised blocks: those the
+    rest of the pipeline reads are filled in from its pretrain block (``loss nll``, ``optimizer sgd`` at
+    its learning rate and batch size, ``stopping epochs``), never trained with."""
+    pretrain = data.get("pretrain")
+    if not isinstance(pretrain, dict) or pretrain.get("finetune", True) is not False:
+        return
+    data.setdefault("loss", {"kind": "nll"})
+    data.setdefault("optimizer", {"kind": "sgd", "learning_rate": pretrain.get("learning_rate", 0.001),
+                                  "batch_size": pretrain.get("batch_size", 1)})
+    data.setdefault("stopping", {"kind": "epochs", "n_epochs": 1})
+
+
 def with_defaults(instance: dict) -> dict:
     """A copy of a valid instance with every schema default filled in and integral floats made ints."""
     data = copy.deepcopy(instance)
+    unsupervised_blocks(data)
     for kind, value in data.items():
         for obj in (value if isinstance(value, list) else [value]):
             definition = vocab.variant(kind, obj.get("kind")) if "kind" in obj else vocab.block_schema(kind)

@@ -16,7 +16,7 @@ def markdown(value: str) -> types.MarkupContent:
 def kind_markdown(kind: str) -> str:
     prop = vocab.schema()["properties"].get(kind, {})
     facts = ["repeatable" if prop.get("type") == "array" else "one per spec",
-             "required" if kind in vocab.schema().get("required", []) else "optional"]
+             vocab.requirement(kind)]
     labels = vocab.variants(kind)
     lines = [f"**{kind}** block ({', '.join(facts)})", "", vocab.kind_description(kind)]
     if labels:

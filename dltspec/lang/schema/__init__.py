@@ -39,6 +39,13 @@ def block_kinds() -> list[str]:
     return list(schema()["properties"])
 
 
+def requirement(kind: str) -> str:
+    """``required``, ``required to train`` (unless a ``pretrain`` block says ``finetune = false``) or ``optional``."""
+    if kind in schema().get("required", []):
+        return "required"
+    return "required to train" if kind in schema().get("then", {}).get("required", []) else "optional"
+
+
 # -- lookups for editors (completion and hover) ---------------------------------
 
 def kind_description(kind: str) -> str:

@@ -414,3 +414,10 @@ def test_the_editor_draws_only_the_variants_it_checks(monkeypatch):
     text = sweep_spec("sweep random { count = 10000  optimizer.learning_rate = log_uniform(0.001, 0.1) }\n")
     _spec, found = api.diagnose(text, "s.dlt", max_variants=20)
     assert found == [] and len(draws) == 20  # not the 10,000 that dltspec check draws
+
+
+def test_a_swept_key_named_like_a_column_of_the_table_is_written_whole():
+    from dltspec.sweeps.sweepdir import short_names
+
+    assert short_names(["optimizer.learning_rate", "pretrain.epochs", "pretrain.corruption"]) == [
+        "learning_rate", "pretrain.epochs", "corruption"]

@@ -144,9 +144,11 @@ def csv_text(rows: list[dict], keys: list[str]) -> str:
 
 
 def short_names(keys: list[str]) -> list[str]:
-    """Column titles: each key's last part (``learning_rate``), the whole key where two would clash."""
+    """Column titles: each key's last part (``learning_rate``), the whole key where two would clash, or where
+    it would read as one of the table's own columns (``pretrain.epochs`` beside ``epochs``)."""
     last = [k.rsplit(".", 1)[-1] for k in keys]
-    return [name if last.count(name) == 1 else key for name, key in zip(last, keys)]
+    own = {"rank", "variant", "epochs", "seconds", "status"}
+    return [name if last.count(name) == 1 and name not in own else key for name, key in zip(last, keys)]
 
 
 def percent(value) -> str:

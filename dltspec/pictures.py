@@ -86,6 +86,40 @@ def filters_png(params: dict[str, np.ndarray], image_shape: tuple[int, int, int]
     return name, len(tiles)
 
 
+def pretrain_png(run: RunDir, out: Path) -> None:
+    """A pre-training run's cost per epoch (``pretrain.jsonl``), one curve per pre-trained layer, each on its
+    own axes (their costs have different scales: a layer's input width sets them)."""
+    records = run.pretrain_records()
+    if not records:
+        raise PictureError(f"{run.path} has no pre-training records yet (no pre-training epoch has ended)")
+    plt = pyplot()
+    layers = list(dict.fromkeys(r["layer"] for r in records))
+    fig, axes = plt.subplots(1, len(layers), figsize=(4 * len(layers), 3.5), constrained_layout=True, squeeze=False)
+    for ax, layer in zip(axes[0], layers):
+        mine = [r for r in records if r["layer"] == layer]
+        ax.plot([r["epoch"] for r in mine], [r["cost"] for r in mine], marker=".", color="C0")
+        ax.set_title(f"{layer} ({mine[0]['kind']})")
+        ax.set_xlabel("pre-training epoch")
+        ax.grid(True, alpha=0.3)
+    axes[0][0].set_ylabel("mean cost (the pre-training's monitor)")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    write_atomic(out, buffer.getvalue(), mode=0o644)
+
+
+def samples_png(samples: np.ndarray, image_shape: tuple[int, int, int], out: Path) -> None:
+    """Gibbs samples ``(n_samples, n_chains, n_visible)`` as the RBM tutorial draws them: a row per sample,
+    a column per chain, each tile the visible means as an image of the input's shape."""
+    n_samples, n_chains, n_visible = samples.shape
+    channels, h, w = image_shape
+    if n_visible != channels * h * w:
+        raise PictureError(f"the samples have {n_visible} values, not images of {h}x{w}")
+    tiles = samples.reshape(n_samples * n_chains, channels, h, w)[:, 0]
+    pixels = tile_raster_images(tiles, (n_samples, n_chains))
+    write_atomic(out, png_bytes(pixels, max(1, 480 // max(pixels.shape))), mode=0o644)
+
+
 def pyplot():
     try:
         import matplotlib

@@ -2,7 +2,6 @@
 against hand-written numpy in float64, both backends; tiny SdA and DBN runs; resume mid-phase; the checks."""
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 
@@ -291,3 +290,33 @@ def test_the_unsupervised_specs_hold_the_tutorials_hyper_parameters():
     for spec in (dA, rbm):
         assert (spec.block("classifier")["hidden"], spec.block("classifier")["seed"]) == ([500], 123)
         assert "loss" not in spec.source.text and "optimizer" not in spec.source.text
+
+
+def test_an_rbm_alone_is_sampled_and_its_costs_plotted(tmp_path, capsys):
+    spec = tmp_path / "rbm.dlt"
+    spec.write_text(DIGITS + "classifier mlp { hidden = [16]  activation = sigmoid  seed = 123 }\n"
+                    "pretrain rbm { k = 3  persistent = true  epochs = 2  learning_rate = 0.1  batch_size = 20  "
+                    "finetune = false }\n")
+    run = tmp_path / "run"
+    assert main(["run", str(spec), "--out", str(run), "--backend", "jax", "-q"]) == 0
+    assert main(["sample", str(run), "--chains", "5", "--samples", "3", "--steps", "10"]) == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last.startswith(f"wrote {run / 'samples.png'}: 3 samples of 5 chains, 10 Gibbs steps")
+    from PIL import Image
+
+    with Image.open(run / "samples.png") as image:  # 3 rows of 8x8 tiles, 5 columns, 1-pixel gaps, zoomed
+        width, height = image.size
+    assert width * (3 * 9 - 1) == height * (5 * 9 - 1)
+    assert main(["plot", str(run)]) == 0
+    assert "pretrain.png" in capsys.readouterr().out and (run / "pretrain.png").stat().st_size > 0
+    assert main(["sample", str(run), "--chains", "0"]) == 2
+    assert main(["sample", str(run), "--chains", "100000"]) == 1
+    assert "the test split has 359 examples" in capsys.readouterr().err
+
+
+def test_sampling_a_run_that_is_no_rbm_says_so(tmp_path, capsys):
+    spec = tmp_path / "dA.dlt"
+    spec.write_text(DIGITS + SMALL + "pretrain denoising { epochs = 1  batch_size = 20  finetune = false }\n")
+    assert main(["run", str(spec), "--out", str(tmp_path / "run"), "-q"]) == 0
+    assert main(["sample", str(tmp_path / "run")]) == 1
+    assert "did not pre-train an RBM" in capsys.readouterr().err

@@ -37,7 +37,7 @@ from dltspec.cli.common import (  # noqa: F401
 )
 from dltspec.cli.fmt import cmd_fmt
 from dltspec.cli.run import cmd_eval, cmd_predict, cmd_run
-from dltspec.cli.runs import cmd_fetch, cmd_filters, cmd_plot, cmd_runs
+from dltspec.cli.runs import cmd_fetch, cmd_filters, cmd_plot, cmd_runs, cmd_sample
 from dltspec.cli.sweep import cmd_sweep
 from dltspec.diagnostics import DltspecError, SpecError
 
@@ -153,6 +153,17 @@ def parser() -> argparse.ArgumentParser:
                     "(default: the best parameters)")
     fi.add_argument("-o", "--output", metavar="PNG", help="where to write (default: RUN/filters.png)")
     fi.set_defaults(handler=cmd_filters)
+
+    sa = sub.add_parser("sample", help="draw Gibbs samples of a run's RBM (pretrain rbm), as the RBM tutorial does")
+    sa.add_argument("run", metavar="RUN", help="a run directory whose spec pre-trains an RBM")
+    sa.add_argument("--chains", type=count, default=20, metavar="N", help="chains, each from a test example "
+                    "(default 20)")
+    sa.add_argument("--samples", type=count, default=10, metavar="N", help="samples per chain (default 10)")
+    sa.add_argument("--steps", type=count, default=1000, metavar="N", help="Gibbs steps between two samples "
+                    "(default 1000)")
+    sa.add_argument("--seed", type=int, default=123, help="where the draws start (default 123)")
+    sa.add_argument("-o", "--output", metavar="PNG", help="where to write (default: RUN/samples.png)")
+    sa.set_defaults(handler=cmd_sample)
 
     fe = sub.add_parser("fetch", help="download a data set into the cache (checked against its checksums)")
     fe.add_argument("dataset", choices=("mnist",), help="mnist: LeCun's four IDX files")

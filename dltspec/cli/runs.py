@@ -20,8 +20,9 @@ def run_dirs(names: Sequence[str], command: str):
 
 
 def cmd_plot(args) -> int:
-    from dltspec.pictures import PictureError, curves_png
+    from dltspec.pictures import PictureError, curves_png, pretrain_png
     from dltspec.sweeps.tasks import SWEEP
+    from dltspec.training.rundir import PRETRAIN, RunError
 
     if (Path(args.run) / SWEEP).is_file():
         return plot_sweep(args)
@@ -29,12 +30,23 @@ def cmd_plot(args) -> int:
     if runs is None:
         return EXIT_USAGE
     out = Path(args.output) if args.output else runs[0].file("curves.png" if not args.compare else "compare.png")
+    wrote = []
     try:
+        if not args.compare and runs[0].file(PRETRAIN).exists():  # a pre-training run: its own picture too
+            pretrain_png(runs[0], runs[0].file("pretrain.png"))
+            wrote.append(runs[0].file("pretrain.png"))
+            if not runs[0].metrics():  # it only pre-trained, or has not fine-tuned yet
+                print(f"wrote {wrote[0]} (no fine-tuning metrics yet: no learning curves)")
+                return EXIT_OK
         curves_png(runs, out)
+        wrote.append(out)
     except (PictureError, OSError) as exc:
         print(f"dltspec plot: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
         return EXIT_ERRORS
-    print(f"wrote {out}")
+    except RunError as exc:
+        print(f"dltspec plot: {exc.message}", file=sys.stderr)
+        return EXIT_ERRORS
+    print(f"wrote {', '.join(map(str, wrote))}")
     return EXIT_OK
 
 
@@ -86,6 +98,52 @@ def cmd_filters(args) -> int:
               file=sys.stderr)
         return EXIT_ERRORS
     print(f"wrote {out}: {n} filters of {layer} from {path.name}")
+    return EXIT_OK
+
+
+def cmd_sample(args) -> int:
+    """Gibbs samples of a run's first RBM, from test examples, as the RBM tutorial draws them."""
+    import numpy as np
+
+    from dltspec.diagnostics import SpecError
+    from dltspec.model import shapes
+    from dltspec.model.pretrain import gibbs_chains
+    from dltspec.pictures import PictureError, samples_png
+    from dltspec.predict import InputError, image_shape_of, n_in_of
+    from dltspec.training import params as param_files
+    from dltspec.training.rundir import PRETRAINED, RunError
+
+    if 0 in (args.chains, args.samples, args.steps):
+        return usage("sample", "--chains, --samples and --steps must be at least 1") or EXIT_USAGE
+    runs = run_dirs([args.run], "sample")
+    if runs is None:
+        return EXIT_USAGE
+    run = runs[0]
+    try:
+        spec = api.read(run.file("spec.dlt"))
+        if spec.data.get("pretrain", {}).get("kind") != "rbm":
+            raise PictureError(f"{run.path} did not pre-train an RBM: sampling draws from one (pretrain rbm)")
+        values, _meta = param_files.load(run.file(PRETRAINED))
+        first = shapes.network(spec.data).layers[0].name
+        if f"{first}.vbias" not in values:
+            raise PictureError(f"{run.file(PRETRAINED)} holds no {first}.vbias: the RBM's pre-training did not end")
+        x = api.load_data(spec).arrays["test"][0]
+        if args.chains > len(x):
+            raise PictureError(f"--chains {args.chains}: the test split has {len(x)} examples to start from")
+        rows = np.random.RandomState(args.seed).randint(len(x) - args.chains + 1)
+        samples = gibbs_chains(values[f"{first}.W"], values[f"{first}.b"], values[f"{first}.vbias"],
+                               x[rows:rows + args.chains], args.samples, args.steps, args.seed)
+        out = Path(args.output) if args.output else run.file("samples.png")
+        samples_png(samples, image_shape_of(spec, n_in_of(spec, values)), out)
+    except SpecError as exc:
+        print(f"dltspec sample: {exc.diagnostics[0].message}", file=sys.stderr)
+        return EXIT_ERRORS
+    except (RunError, param_files.ParamsError, PictureError, InputError, OSError) as exc:
+        print(f"dltspec sample: {getattr(exc, 'message', None) or getattr(exc, 'strerror', None) or exc}",
+              file=sys.stderr)
+        return EXIT_ERRORS
+    print(f"wrote {out}: {args.samples} samples of {args.chains} chains, {args.steps} Gibbs steps apart, "
+          f"from {first} of {run.file(PRETRAINED).name}")
     return EXIT_OK
 
 

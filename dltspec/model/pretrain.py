@@ -291,3 +291,23 @@ def phase_spec(spec, phase: int):
     data["optimizer"] = {"kind": "sgd", "learning_rate": block["learning_rate"], "batch_size": block["batch_size"]}
     data["phase"] = phase
     return dataclasses.replace(spec, data=data)
+
+
+def gibbs_chains(W, hbias, vbias, start, n_samples: int, steps: int, seed: int = 123):
+    """The RBM tutorial's sampling (numpy, float64): from the visible units ``start`` (one chain per row),
+    ``n_samples`` times run ``steps`` Gibbs steps (``h ~ sigmoid(v W + hbias)``, ``v ~ sigmoid(h W^T + vbias)``)
+    and keep the last step's visible means. Returns ``(n_samples, n_chains, n_visible)``; the draws come from
+    ``RandomState(seed)``."""
+    import numpy as np
+
+    rng = np.random.RandomState(seed)
+    W, hbias, vbias = (np.asarray(a, np.float64) for a in (W, hbias, vbias))
+    sigmoid = lambda z: 1.0 / (1.0 + np.exp(-z))  # noqa: E731
+    v, out = np.asarray(start, np.float64), []
+    for _ in range(n_samples):
+        for _ in range(steps):
+            h = (rng.uniform(size=(len(v), W.shape[1])) < sigmoid(v @ W + hbias)).astype(np.float64)
+            v_mean = sigmoid(h @ W.T + vbias)
+            v = (rng.uniform(size=v_mean.shape) < v_mean).astype(np.float64)
+        out.append(v_mean)
+    return np.stack(out)

@@ -28,7 +28,7 @@ def test_schema_command_prints_the_draft07_schema(capsys):
     schema = json.loads(capsys.readouterr().out)
     assert schema["$schema"] == "http://json-schema.org/draft-07/schema#"
     assert set(schema["properties"]) == {"dataset", "classifier", "layer", "loss", "regularizer", "optimizer", "schedule",
-                                         "stopping", "save", "run", "sweep"}
+                                         "pretrain", "stopping", "save", "run", "sweep"}
 
 
 def test_usage_errors_exit_2(capsys):

@@ -341,13 +341,13 @@ def trace(spec: Spec, splits: Splits, floatX: str, target, training: bool) -> Tr
 
     from dltspec.backends import layout
     from dltspec.backends.pytensor_backend import scratch_tempdir
-    from dltspec.model.graph import symbolic
+    from dltspec.model.programs import program_graph
 
     batch_size = spec.block("optimizer")["batch_size"]
     with pytensor.config.change_flags(floatX=floatX), scratch_tempdir():  # no sources left in $TMPDIR
         x = pt.tensor("x", shape=(batch_size, splits.n_in), dtype=floatX)
         y = pt.tensor("y", shape=(batch_size,), dtype="int32")
-        graph = symbolic(spec, splits.n_in, splits.n_out(spec.block("classifier")), x, y,
+        graph = program_graph(spec, splits.n_in, splits.n_out(spec.block("classifier")), x, y,
                          splits.size("train") // batch_size)
         params = graph.params
         carried = params + graph.state  # what the step updates: the parameters, then the optimizer's state

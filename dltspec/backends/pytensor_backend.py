@@ -28,7 +28,7 @@ from dltspec.backends.program import ChunkCost
 from dltspec.data.loaders import SPLITS, Splits
 from dltspec.data.stream import chunked
 from dltspec.lang.spec import Spec
-from dltspec.model.graph import symbolic
+from dltspec.model.programs import program_graph
 
 #: backend name -> PyTensor mode
 BACKENDS: dict[str, Callable[[], object]] = {
@@ -201,7 +201,7 @@ def _build(spec: Spec, splits: Splits, backend: str, floatX: str, training: bool
     mode = BACKENDS[backend]()
     batch_size = spec.block("optimizer")["batch_size"]
     index = pt.lscalar("index")
-    graph = symbolic(spec, splits.n_in, splits.n_out(spec.block("classifier")), pt.matrix("x"), pt.ivector("y"),
+    graph = program_graph(spec, splits.n_in, splits.n_out(spec.block("classifier")), pt.matrix("x"), pt.ivector("y"),
                      splits.size("train") // batch_size)
 
     bs = scalar(batch_size, dtype="int64", name="batch_size")

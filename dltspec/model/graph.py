@@ -52,10 +52,6 @@ def max_col_norm(W, max_norm: float):
 def symbolic(spec: Spec, n_in: int, n_out: int, x, y, n_train_batches: int = 1) -> Graph:
     """The spec's cost, updates and errors over the minibatch ``(x, y)``, before any compilation;
     ``n_train_batches``, the minibatches of an epoch, is what a schedule counted in epochs divides by."""
-    if spec.data.get("phase") is not None:  # a pre-training phase (dltspec.model.pretrain.phase_spec)
-        from dltspec.model.pretrain import phase_graph
-
-        return phase_graph(spec, n_in, n_out, x, y, spec.data["phase"])
     network = shapes.network(spec.data, n_in, n_out)
     optimizer = spec.block("optimizer")
     step = Step(optimizer, schedules.of_spec(spec.data, n_train_batches), n_train_batches)

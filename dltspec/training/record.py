@@ -338,16 +338,6 @@ def start_run(spec: Spec, out: Path | None, backend: str, floatX: str, device: s
     return run, Recorder(run, spec)
 
 
-def never_trained(run: RunDir, spec: Spec, status: str) -> None:
-    """Say in a new run's summary that it stopped before training (nothing to resume); unlock it."""
-    try:
-        run.write_json(SUMMARY, {"status": status, "name": spec.name, "updated": now_iso(),
-                                 "problems": ["stopped before training began: nothing to resume"]})
-    except OSError:
-        pass
-    unlock(run.path)
-
-
 def open_run(path: Path) -> tuple[RunDir, dict]:
     """The run at ``path`` and its last checkpoint; :class:`RunError` if there is none."""
     run = RunDir.open(path)
@@ -446,7 +436,8 @@ def begin(spec: Spec, compile_training: Callable[[], Training], backend: str, fl
         try:
             training = compile_training()
         except KeyboardInterrupt:  # stopped while compiling: the directory says so, and holds no checkpoint
-            never_trained(run, spec, "interrupted")
+            run.never_trained(spec.name, now_iso())
+            unlock(run.path)
             raise
         return Begun(run, training, recorder, [])
     training = compile_training()

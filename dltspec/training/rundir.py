@@ -283,6 +283,14 @@ class RunDir:
             records.append(record)
         return records
 
+    def never_trained(self, name: str, when: str) -> None:
+        """Say in a new run's summary that it was interrupted before training began (nothing to resume)."""
+        try:
+            self.write_json(SUMMARY, {"status": "interrupted", "name": name, "updated": when,
+                                      "problems": ["stopped before training began: nothing to resume"]})
+        except OSError:
+            pass
+
     def pretrain_records(self) -> list[dict]:
         """The pre-training epochs recorded (a torn or damaged line ends them: they are figures, not state)."""
         try:

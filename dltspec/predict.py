@@ -11,6 +11,8 @@ Only the model's forward pass is compiled, from the same symbolic graph as train
 """
 from __future__ import annotations
 
+import struct
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,7 +85,8 @@ def image_examples(path: Path, shape: tuple[int, int, int], scale: float, invert
                                      f"{MAX_IMAGE_PIXELS:,} an input image may have")
                 image.draft("L", (shape[2], shape[1]))  # JPEG: decode at the size needed
                 grey = image.convert("L").resize((shape[2], shape[1]), Image.Resampling.LANCZOS)
-    except (OSError, UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning,
+            SyntaxError, ValueError, EOFError, struct.error, zlib.error) as exc:  # Pillow's ways to say "damaged"
         raise InputError(f"cannot read {path} as an image: {exc}") from None
     pixels = np.asarray(grey, dtype=np.float64)
     if invert == "yes" or (invert == "auto" and pixels.mean() > 127.5):
@@ -93,12 +96,24 @@ def image_examples(path: Path, shape: tuple[int, int, int], scale: float, invert
 
 def array_examples(path: Path, n_in: int) -> np.ndarray:
     """Examples from a ``.npy`` file, as rows of ``n_in`` values."""
+    from dltspec.data import npy
+
     try:
-        array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
+        array = npy.load(path)
+    except npy.NpyError as exc:
         raise InputError(f"cannot read {path} as a .npy array: {exc}") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {path} as a .npy array: {exc.strerror or exc}") from None
     if array.dtype.kind not in "fiu":
         raise InputError(f"{path} holds {array.dtype} values, not numbers")
+    from dltspec.data.checks import all_finite, float32_range
+
+    flat = array.reshape(-1, 1) if array.ndim < 2 else array
+    if not all_finite(flat):
+        raise InputError(f"{path} contains NaN or infinite values")
+    if not float32_range(flat):
+        raise InputError(f"{path} holds values beyond float32's range (|x| > {np.finfo(np.float32).max:.4g}): "
+                         "they would become infinite when cast")
     if array.size == n_in:
         return array.reshape(1, n_in).astype(np.float32)
     if array.ndim >= 2 and int(np.prod(array.shape[1:])) == n_in:
@@ -123,13 +138,13 @@ def n_in_of(spec: Spec, params: dict[str, np.ndarray]) -> int:
     if n_in is not None:
         return n_in
     first = shapes.network(spec.data).params()[0].name  # a dense stack's first W: (n_in, units)
-    return int(params[first].shape[0]) if first in params else 0
+    return int(params[first].shape[0]) if first in params and params[first].ndim else 0
 
 
 def n_out_of(spec: Spec, params: dict[str, np.ndarray]) -> int:
     """Output size: the last layer's parameters' (its bias, one per class), else the spec's."""
     last = shapes.network(spec.data).params()[-1].name
-    if last in params:
+    if last in params and params[last].ndim:
         return int(params[last].shape[0])
     return shapes.n_out_of(spec.data) or 2
 

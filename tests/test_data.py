@@ -138,3 +138,30 @@ def test_a_damaged_or_unwritable_cache_never_breaks_loading(tmp_path, monkeypatc
     (tmp_path / "file").write_text("")
     monkeypatch.setenv("DLTSPEC_CACHE_DIR", str(tmp_path / "file" / "cache"))
     assert np.array_equal(data.load(block, tmp_path).arrays["train"][1], expected[0][1])
+
+
+# -- regressions found by tests/test_fuzz_files.py -------------------------------------------------------------
+
+@pytest.mark.parametrize("content, fragment", [
+    # a ragged list escaped np.asarray as a ValueError
+    (pickle.dumps(((np.ones((2, 2)), [[1, 2], [3]]),) * 3), "the train split's x and y must be arrays: setting an"),
+    # an unknown codec escaped the unpickler as a LookupError
+    (b"c_codecs\nencode\n(Vx\nVnosuchcodec\ntR.", "as a pickle: refused _codecs.encode"),
+    # a BINBYTES8 length beyond memory escaped as a MemoryError
+    (b"\x80\x04\x8e" + (2**62).to_bytes(8, "little") + b"xx", "as a pickle: it declares 4,611,686,018,427,387,904 bytes"),
+    # numpy.ndarray((2**40,), 'f8') tried to allocate 8 TiB
+    (b"cnumpy\nndarray\n((L1099511627776L\ntVf8\ntR.", "as a pickle: refused numpy.ndarray called directly"),
+])
+def test_hostile_pickles_are_data_errors(tmp_path, content, fragment):
+    (tmp_path / "d.pkl").write_bytes(content)
+    with pytest.raises(data.DataError) as info:
+        data.load({"kind": "pickle", "path": "d.pkl"}, tmp_path)
+    assert info.value.code == "DLT402" and info.value.key == "path" and fragment in info.value.message
+
+
+def test_splits_of_different_widths_are_reported(tmp_path):
+    # a tutorial pickle whose train x had 2 features and valid x 1 loaded, to fail later in the graph
+    write_pickle(tmp_path / "d.pkl", s1=(np.ones((20, 1), "float32"), np.zeros(20, int)), features=2)
+    with pytest.raises(data.DataError) as info:
+        data.load({"kind": "pickle", "path": "d.pkl"}, tmp_path)
+    assert info.value.message == "the splits have different numbers of features: train 2, valid 1, test 2"

@@ -68,3 +68,27 @@ def test_mismatch_names_what_differs():
     assert "output.W: file (784, 10), model (64, 10)" in params.mismatch(
         expected, {"output.W": np.ones((784, 10)), "output.b": np.ones(10)})
     assert "the model needs" in params.mismatch(expected, {"hidden0.W": np.ones(1)})
+
+
+# -- regressions found by tests/test_fuzz_files.py -------------------------------------------------------------
+
+@pytest.mark.parametrize("obj, fragment", [
+    # `obj.get("format") == FORMAT` with an array raised "truth value of an array is ambiguous"
+    ({"format": np.array(["a", "b"]), "params": {}}, "is not a dltspec parameter file"),
+    # names that are not strings loaded, then made mismatch's sorted() raise TypeError
+    ({"format": params.FORMAT, "params": {1: np.ones(2), "a": np.ones(2)}}, "parameter names must be strings, not 1"),
+    ({"format": params.FORMAT, "params": {}, "meta": [1]}, "its metadata must be a dict, not list"),
+])
+def test_odd_parameter_files_are_params_errors(tmp_path, obj, fragment):
+    path = tmp_path / "p.pkl"
+    path.write_bytes(pickle.dumps(obj))
+    with pytest.raises(params.ParamsError, match=fragment) as info:
+        params.load(path)
+    assert info.value.code == "DLT501" and str(path) in info.value.message
+
+
+def test_a_parameter_file_declaring_a_huge_object_is_refused_before_allocating(tmp_path):
+    path = tmp_path / "p.pkl"
+    path.write_bytes(b"\x80\x04\x8e" + (2**62).to_bytes(8, "little") + b"xx")  # a MemoryError, caught blindly, before
+    with pytest.raises(params.ParamsError, match="cannot read .* it declares 4,611,686,018,427,387,904 bytes"):
+        params.load(path)

@@ -258,9 +258,115 @@ def test_damaged_npz_archives_are_located_errors_not_tracebacks(tmp_path):
         for name in ("x_train", "y_train", "x_test", "y_test"):
             archive.writestr(f"{name}.npy", b"hello")  # members that are not .npy arrays
     expected = {"trunc.npz": "cannot read", "zerod.npz": "got a float32 array of shape ()",
-                "bytes.npz": "got bytes data (not an .npy array)"}
+                "bytes.npz": "as an .npz archive: member x_train.npy is not a .npy array"}
     for name, fragment in expected.items():
         with pytest.raises(SpecError) as info:
             load(tmp_path, f'npz {{ path = "{name}"  valid_size = 5 }}')
         (d,) = info.value.diagnostics
         assert (d.code, d.span.line) == ("DLT402", 1) and fragment in d.message, (name, d.message)
+
+
+# -- regressions found by tests/test_fuzz_files.py -------------------------------------------------------------
+
+def npy_with_header(shape: str, descr: str = "'<f8'", body: bytes = b"") -> bytes:
+    import struct
+
+    header = f"{{'descr': {descr}, 'fortran_order': False, 'shape': {shape}, }}".encode() + b"\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header + body
+
+
+def write_npy_folder(folder, **replace):
+    folder.mkdir()
+    (x, y), (tx, ty) = arrays(10), arrays(5, seed=1)
+    for name, a in {"x_train": x, "y_train": y, "x_test": tx, "y_test": ty}.items():
+        np.save(folder / f"{name}.npy", a)
+    for name, raw in replace.items():
+        (folder / f"{name}.npy").write_bytes(raw)
+
+
+@pytest.mark.parametrize("raw, fragment", [
+    (b"", "x_train.npy is not a .npy array: EOF: reading magic string"),  # EOFError escaped
+    (npy_with_header("(4294967295, 4294967295, 3)"), "x_train.npy: its header declares (4294967295, 4294967295, 3) "
+                                                     "of float64"),  # OverflowError escaped from mmap
+    (npy_with_header("(-1,)", body=b"\x00" * 8), "its header's shape (-1,) is not of sizes 0 or more"),
+    (npy_with_header("(3,", body=b"\x00" * 8), "x_train.npy is not a .npy array"),  # tokenize.TokenError escaped
+    (npy_with_header("(2,)", "'|O'", b"\x00" * 16), "x_train.npy holds Python objects (object), not numbers"),
+])
+def test_damaged_npy_files_are_located_errors(tmp_path, raw, fragment):
+    write_npy_folder(tmp_path / "f", x_train=raw)
+    with pytest.raises(SpecError) as info:
+        load(tmp_path, 'npy { path = "f"  valid_size = 5 }')
+    (d,) = info.value.diagnostics
+    assert (d.code, d.span.line) == ("DLT402", 1) and "cannot map the .npy files in" in d.message
+    assert fragment in d.message, d.message
+
+
+def test_npz_members_whose_headers_lie_or_whose_compression_is_damaged_are_located_errors(tmp_path):
+    import io
+    import zipfile
+
+    lying = npy_with_header("(100000000000,)")  # numpy allocated 745 GiB for it: a MemoryError escaped
+    with zipfile.ZipFile(tmp_path / "lying.npz", "w") as archive:
+        for name in ("x_train", "y_train", "x_test", "y_test"):
+            archive.writestr(f"{name}.npy", lying)
+    with zipfile.ZipFile(tmp_path / "lzma.npz", "w", compression=zipfile.ZIP_LZMA) as archive:
+        for name in ("x_train", "y_train", "x_test", "y_test"):
+            buffer = io.BytesIO()
+            np.save(buffer, np.zeros(3))
+            archive.writestr(f"{name}.npy", buffer.getvalue())
+    raw = bytearray((tmp_path / "lzma.npz").read_bytes())
+    raw[60] ^= 0xFF  # lzma.LZMAError escaped
+    (tmp_path / "lzma.npz").write_bytes(bytes(raw))
+    np.save(tmp_path / "plain.npy", np.zeros(3))
+    (tmp_path / "plain.npz").write_bytes((tmp_path / "plain.npy").read_bytes())  # an .npy named .npz
+    expected = {"lying.npz": "member x_train.npy: its header declares (100000000000,) of float64 (800,000,000,000 "
+                             "bytes), but it holds 0",
+                "lzma.npz": "as an .npz archive: Corrupt input data",
+                "plain.npz": "as an .npz archive: File is not a zip file"}
+    for name, fragment in expected.items():
+        with pytest.raises(SpecError) as info:
+            load(tmp_path, f'npz {{ path = "{name}"  valid_size = 5 }}')
+        (d,) = info.value.diagnostics
+        assert (d.code, d.span.line) == ("DLT402", 1) and fragment in d.message, (name, d.message)
+
+
+@pytest.mark.parametrize("name, raw, fragment", [
+    # a 0-d IDX file (no sizes, one number) escaped as TypeError: len() of unsized object
+    ("train-labels-idx1-ubyte", bytes([0, 0, 8, 0, 1]), "train-labels-idx1-ubyte: an IDX file of labels must have "
+                                                        "one row per example"),
+    ("train-images-idx3-ubyte", bytes([0, 0, 8, 0, 1]), "train-images-idx3-ubyte: an IDX file of images must have"),
+    # labels of shape (n, 0): labels_problem's y.min() raised "zero-size array to reduction operation"
+    ("t10k-labels-idx1-ubyte", idx.dumps(np.zeros((10, 0), np.uint8)), "test y must have one label per example"),
+])
+def test_odd_idx_shapes_are_located_errors(tmp_path, name, raw, fragment):
+    write_idx_folder(tmp_path / "f", gz=False)
+    (tmp_path / "f" / name).write_bytes(raw)
+    with pytest.raises(SpecError) as info:
+        load(tmp_path, 'idx { path = "f"  valid_size = 8 }')
+    (d,) = info.value.diagnostics
+    assert d.code == "DLT402" and fragment in d.message, d.message
+
+
+def test_empty_images_flatten_to_rows_not_a_reshape_error(tmp_path):
+    write_idx_folder(tmp_path / "f", gz=False)
+    (tmp_path / "f" / "t10k-images-idx3-ubyte").write_bytes(idx.dumps(np.zeros((10, 0, 3), np.uint8)))
+    with pytest.raises(SpecError, match=r"test x must have shape \(examples, features\), got \(10, 0\)"):
+        load(tmp_path, 'idx { path = "f"  valid_size = 8 }')
+
+
+def test_damaged_deflate_data_in_a_gzip_idx_file_is_an_idx_error(tmp_path):
+    import gzip
+
+    packed = bytearray(gzip.compress(idx.dumps(np.arange(3000, dtype=np.uint8).reshape(1000, 3))))
+    packed[40] ^= 0xFF
+    packed[41] ^= 0x55
+    (tmp_path / "d-idx.gz").write_bytes(bytes(packed))
+    with pytest.raises(idx.IdxError, match="d-idx.gz: damaged gzip data: Error -3 while decompressing"):
+        idx.read(tmp_path / "d-idx.gz")  # zlib.error escaped
+
+
+def test_an_empty_idx_array_whose_other_sizes_overflow_is_an_idx_error():
+    # sizes (620756992, 3724541952, 0): no bytes needed, but numpy raised "array is too big" shaping it
+    with pytest.raises(idx.IdxError, match=r"its header \(620756992, 3724541952, 0\) declares an array too large"):
+        idx.parse(b"\x00\x00\x0c\x03%\x00\x00\x00\xde\x00\x00\x00\x00\x00\x00\x00")
+    assert idx.parse(idx.dumps(np.zeros((0, 5, 7), np.uint8))).shape == (0, 5, 7)

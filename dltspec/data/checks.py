@@ -6,6 +6,8 @@ would become infinite once cast); a problem is a :class:`DataError` that names t
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from dltspec.diagnostics import DltspecError
@@ -46,7 +48,7 @@ MAX_LABEL = 2 ** 31 - 2
 def labels_problem(y: np.ndarray) -> str | None:
     """What is wrong with labels ``y``, judged in their own dtype before any cast (a uint64 above 2**63
     would wrap negative, a float label would be truncated), or ``None``."""
-    if not len(y):
+    if not y.size:  # no labels (a shape such as (1, 0) has a length but no labels either)
         return None
     if y.dtype.kind == "f":
         if not np.isfinite(y).all():
@@ -77,3 +79,9 @@ def all_finite(x: np.ndarray, rows_at_once: int = 1 << 14) -> bool:
     from dltspec.data.stream import row_blocks
 
     return x.dtype.kind != "f" or all(np.isfinite(block).all() for block in row_blocks(x, rows_at_once))
+
+
+def rows(x: np.ndarray) -> np.ndarray:
+    """``x`` as (examples, features): images (n, h, w) flattened, a view where possible (sizes given: an
+    array with no elements has no -1 to infer)."""
+    return x.reshape(len(x), math.prod(x.shape[1:])) if x.ndim != 2 else x

@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import math
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,8 @@ def parse(data: bytes, name: str = "IDX data") -> np.ndarray:
     header, shape, dtype, expected = declared_size(data, name)
     if len(data) != expected:
         raise IdxError(f"{name}: {len(data)} bytes, but its header {shape} of {dtype.name} needs {expected}")
+    if math.prod(d for d in shape if d) * dtype.itemsize >= 2 ** 63:  # an empty array numpy cannot shape
+        raise IdxError(f"{name}: its header {shape} declares an array too large to exist (even an empty one)")
     return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
 
 
@@ -74,7 +77,7 @@ def read(path: Path) -> np.ndarray:
                     break
                 parts.append(piece)
                 have += len(piece)
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:
         raise IdxError(f"{path}: damaged gzip data: {exc}") from None
     raw = b"".join(parts)
     if len(raw) > expected:

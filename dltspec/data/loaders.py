@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import lzma
 import os
 import pickle
+import struct
 import sys
 import zipfile
 import zlib
@@ -20,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dltspec.data import safe_pickle
-from dltspec.data.checks import MAX_LABEL, DataError, checked_split, labels_problem  # noqa: F401 - DataError: here too
+from dltspec.data import npy, safe_pickle
+from dltspec.data.checks import MAX_LABEL, DataError, checked_split, labels_problem, rows  # noqa: F401 - DataError: here too
 from dltspec.data.kinds import KINDS
 from dltspec.lang.spec import SPLITS
 
@@ -83,8 +85,15 @@ def tutorial_splits(obj) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     for split, pair in zip(SPLITS, obj):
         if not isinstance(pair, (tuple, list)) or len(pair) != 2:
             raise DataError("DLT402", f"the {split} split must be an (x, y) pair", "path")
-        x, y = (np.asarray(a) for a in pair)
+        try:
+            x, y = (np.asarray(a) for a in pair)
+        except (ValueError, TypeError, OverflowError, RecursionError) as exc:  # ragged lists, odd objects
+            raise DataError("DLT402", f"the {split} split's x and y must be arrays: {exc}", "path") from None
         arrays[split] = checked_split(split, x, y)
+    widths = {split: x.shape[1] for split, (x, _) in arrays.items()}
+    if len(set(widths.values())) > 1:
+        raise DataError("DLT402", "the splits have different numbers of features: " + ", ".join(
+            f"{split} {n}" for split, n in widths.items()), "path")
     return arrays
 
 
@@ -270,11 +279,14 @@ def idx_arrays(files: dict[str, Path]) -> dict[str, tuple[np.ndarray, np.ndarray
             array = read(path)
         except (IdxError, OSError) as exc:
             raise DataError("DLT402", f"cannot read {path}: {exc}", "path") from None
+        if array.ndim == 0:
+            raise DataError("DLT402", f"{path}: an IDX file of {'labels' if role == 'y' else 'images'} must have "
+                            "one row per example, but it holds a single number (0 dimensions)", "path")
         if role == "y":
             problem = labels_problem(array)
             if problem:
                 raise DataError("DLT402", f"{path}: labels must be integers from 0 to {MAX_LABEL}: {problem}", "path")
-        parts[part][role] = array.reshape(len(array), -1) if role == "x" else array.astype(np.int64)
+        parts[part][role] = rows(array) if role == "x" else array.astype(np.int64)
     for part, arrays in parts.items():
         if len(arrays["x"]) != len(arrays["y"]):
             raise DataError("DLT402", f"the {part} images and labels differ in number: {len(arrays['x'])} "
@@ -283,35 +295,41 @@ def idx_arrays(files: dict[str, Path]) -> dict[str, tuple[np.ndarray, np.ndarray
 
 
 def npz_arrays(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """``x_train, y_train, x_test, y_test`` and optionally ``x_valid, y_valid`` from an ``.npz`` archive."""
+    """``x_train, y_train, x_test, y_test`` and optionally ``x_valid, y_valid`` from an ``.npz`` archive, each
+    member's header checked against its size before it is read (:mod:`dltspec.data.npy`)."""
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            names = set(archive.files)
-            parts = [p for p in SPLITS if {f"x_{p}", f"y_{p}"} <= names]
+        with zipfile.ZipFile(path) as archive:
+            members = {info.filename.removesuffix(".npy"): info for info in archive.infolist()}
+            parts = [p for p in SPLITS if {f"x_{p}", f"y_{p}"} <= set(members)]
             if not {"train", "test"} <= set(parts):
                 raise DataError("DLT402", f"{path} must hold x_train, y_train, x_test, y_test (and optionally "
-                                f"x_valid, y_valid); it holds {', '.join(sorted(names)) or 'nothing'}", "path")
-            return {p: (archive[f"x_{p}"], archive[f"y_{p}"]) for p in parts}
-    except (OSError, ValueError, zlib.error, zipfile.BadZipFile, EOFError) as exc:
+                                f"x_valid, y_valid); it holds {', '.join(sorted(members)) or 'nothing'}", "path")
+            arrays = {}
+            for name in (f"{role}_{p}" for p in parts for role in "xy"):
+                info = members[name]
+                with archive.open(info) as member:
+                    arrays[name] = npy.read(member, info.file_size, f"member {info.filename}")
+            return {p: (arrays[f"x_{p}"], arrays[f"y_{p}"]) for p in parts}
+    except npy.NpyError as exc:
+        raise DataError("DLT402", f"cannot read {path} as an .npz archive: {exc}", "path") from None
+    except (OSError, ValueError, EOFError, zlib.error, lzma.LZMAError, zipfile.BadZipFile, NotImplementedError,
+            RuntimeError, OverflowError, struct.error) as exc:  # a damaged archive, or a method zipfile lacks
         raise DataError("DLT402", f"cannot read {path} as an .npz archive: {exc}", "path") from None
 
 
 def npy_arrays(folder: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """``x_<split>.npy`` and ``y_<split>.npy`` files in ``folder``, memory-mapped (valid optional)."""
+    """``x_<split>.npy`` and ``y_<split>.npy`` files in ``folder``, memory-mapped (valid optional), each
+    header checked against its file's size first (:mod:`dltspec.data.npy`)."""
     parts = [p for p in SPLITS if (folder / f"x_{p}.npy").is_file() and (folder / f"y_{p}.npy").is_file()]
     if not {"train", "test"} <= set(parts):
         raise DataError("DLT401", f"{folder} must hold x_train.npy, y_train.npy, x_test.npy, y_test.npy "
                         "(and optionally x_valid.npy, y_valid.npy)", "path")
     try:
-        return {p: (np.load(folder / f"x_{p}.npy", mmap_mode="r", allow_pickle=False),
-                    np.load(folder / f"y_{p}.npy", mmap_mode="r", allow_pickle=False)) for p in parts}
-    except (OSError, ValueError) as exc:
+        return {p: (npy.mapped(folder / f"x_{p}.npy"), npy.mapped(folder / f"y_{p}.npy")) for p in parts}
+    except npy.NpyError as exc:
         raise DataError("DLT402", f"cannot map the .npy files in {folder}: {exc}", "path") from None
-
-
-def rows(x: np.ndarray) -> np.ndarray:
-    """``x`` as (examples, features): images (n, h, w) flattened, a view where possible."""
-    return x.reshape(len(x), -1) if x.ndim != 2 else x
+    except (OSError, ValueError, OverflowError) as exc:
+        raise DataError("DLT402", f"cannot map the .npy files in {folder}: {exc}", "path") from None
 
 
 def validation_rows(n: int, block: dict) -> tuple[int, int]:
@@ -365,8 +383,9 @@ def prepared(arrays: dict[str, tuple[np.ndarray, np.ndarray]], block: dict) -> S
     out = {}
     for split in SPLITS:
         sx, sy = kept.arrays[split]
-        if scale != 1:
-            sx = np.multiply(sx, np.float32(scale), dtype=np.float32)
+        if scale != 1:  # a float64 source scaled in float64: a value beyond float32 is judged once scaled, not cast
+            wide = sx.dtype.kind == "f" and sx.dtype.itemsize > 4
+            sx = np.multiply(sx, scale if wide else np.float32(scale), dtype=np.float64 if wide else np.float32)
         out[split] = checked_split(split, sx, sy)
     widths = {split: sx.shape[1] for split, (sx, _) in out.items()}
     if len(set(widths.values())) > 1:

@@ -55,13 +55,19 @@ def load(path: Path) -> tuple[dict[str, np.ndarray], dict]:
         raise ParamsError("DLT501", f"parameter file {path} not found") from None
     except Exception as exc:  # any unpickling failure of a corrupt file  # noqa: BLE001
         raise ParamsError("DLT501", f"cannot read {path} as a parameter file: {exc}") from None
-    if not (isinstance(obj, dict) and obj.get("format") == FORMAT and isinstance(obj.get("params"), dict)):
+    if not (isinstance(obj, dict) and isinstance(obj.get("format"), str) and obj["format"] == FORMAT
+            and isinstance(obj.get("params"), dict)):
         raise ParamsError("DLT501", f"{path} is not a dltspec parameter file (expected format {FORMAT})")
-    params = obj["params"]
+    params, meta = obj["params"], obj.get("meta", {})
+    names = [name for name in params if not isinstance(name, str)]
+    if names:
+        raise ParamsError("DLT501", f"{path}: parameter names must be strings, not {', '.join(map(repr, names))}")
     bad = [name for name, value in params.items() if not (isinstance(value, np.ndarray) and value.dtype.kind == "f")]
     if bad:
-        raise ParamsError("DLT501", f"{path}: parameter(s) {', '.join(map(str, bad))} are not float arrays")
-    return params, obj.get("meta", {})
+        raise ParamsError("DLT501", f"{path}: parameter(s) {', '.join(bad)} are not float arrays")
+    if not isinstance(meta, dict):
+        raise ParamsError("DLT501", f"{path}: its metadata must be a dict, not {type(meta).__name__}")
+    return params, meta
 
 
 def mismatch(expected: dict[str, tuple], params: dict[str, np.ndarray]) -> str | None:

@@ -1,7 +1,7 @@
 """Time one epoch of the tutorial's logistic regression and MLP on MNIST: dltspec's JAX path (one
-dispatch per epoch, every split resident on the device) against PyTorch eager (same model, same
-initial parameters, same minibatch order, one Python step per minibatch); time ``dltspec run``'s
-start-up on the device with the compile cache cold, warm and off (and whether the device's executables
+dispatch per epoch, every split resident on the device) against PyTorch eager as a PyTorch user writes
+it (bench/peers.py: same model, initial parameters and minibatch order, a Python step per minibatch); time
+``dltspec run``'s start-up on the device with the compile cache cold, warm and off (and whether the device's executables
 could be kept: the cache reads each back once); then reproduce the tutorial's figures with the JAX
 path. Writes a Markdown report to --out, section by section.
 
@@ -29,6 +29,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 import dltspec  # noqa: E402
 from dltspec import api  # noqa: E402
@@ -78,63 +79,10 @@ def dltspec_epochs(spec, splits, device: str, n_epochs: int):
     return times, initial, costs[0], validation
 
 
-def torch_model(spec, initial: dict, device):
-    import torch
-
-    layers = []
-    names = sorted({name.split(".")[0] for name in initial}, key=lambda s: (s == "output", s))
-    activation = {"tanh": torch.nn.Tanh, "sigmoid": torch.nn.Sigmoid, "relu": torch.nn.ReLU}.get(
-        spec.block("classifier").get("activation", "tanh"))
-    for name in names:
-        W, b = initial[f"{name}.W"], initial[f"{name}.b"]
-        linear = torch.nn.Linear(*W.shape)
-        with torch.no_grad():
-            linear.weight.copy_(torch.from_numpy(W.T.copy()))
-            linear.bias.copy_(torch.from_numpy(b))
-        layers += [linear] + ([activation()] if name != "output" else [])
-    return torch.nn.Sequential(*layers).to(device)
-
-
-def torch_epochs(spec, splits, initial: dict, device: str, n_epochs: int):
-    """Seconds of each PyTorch eager epoch (nn.Linear, F.cross_entropy, optim.SGD, preloaded tensors
-    sliced per minibatch, the spec's penalties added to the loss) and the first epoch's mean cost."""
-    import torch
-    import torch.nn.functional as F
-
-    dev = torch.device("cuda" if device == "gpu" else "cpu")
-    x = torch.from_numpy(np.ascontiguousarray(splits.arrays["train"][0], dtype=np.float32)).to(dev)
-    y = torch.from_numpy(splits.arrays["train"][1].astype(np.int64)).to(dev)
-    model = torch_model(spec, initial, dev)
-    weights = [m.weight for m in model if isinstance(m, torch.nn.Linear)]
-    penalties = [(reg["kind"], reg["weight"]) for reg in spec.regularizers]
-    optimizer = spec.block("optimizer")
-    bs, lr = optimizer["batch_size"], optimizer["learning_rate"]
-    opt = torch.optim.SGD(model.parameters(), lr=lr)
-    n = len(y) // bs
-    times, costs = [], []
-    for _epoch in range(n_epochs):
-        sync(dev)
-        start = time.perf_counter()
-        total = torch.zeros((), device=dev)
-        for i in range(n):
-            loss = F.cross_entropy(model(x[i * bs:(i + 1) * bs]), y[i * bs:(i + 1) * bs])
-            for kind, weight in penalties:
-                loss = loss + weight * sum((w.abs() if kind == "l1" else w * w).sum() for w in weights)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.detach()
-        sync(dev)
-        times.append(time.perf_counter() - start)
-        costs.append(float(total) / n)
-    return times, costs[0]
-
-
 def sync(dev) -> None:
-    import torch
+    from peers import synchronize
 
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
+    synchronize(dev)
 
 
 def median_after_warmup(times: list[float]) -> float:
@@ -191,6 +139,8 @@ def epoch_table(report: Report, data: Path, args) -> dict[str, float]:
             ours, initial, our_cost, validation = dltspec_epochs(spec, splits, args.device, args.epochs + 1)
             per_epoch[model] = median_after_warmup(ours)
             try:
+                from peers import torch_epochs
+
                 theirs, their_cost = torch_epochs(spec, splits, initial, args.device, args.epochs + 1)
                 torch_s, ratio = median_after_warmup(theirs), median_after_warmup(theirs) / per_epoch[model]
                 torch_cells = f"{torch_s:.4f} | {ratio:.1f}x", f"{their_cost:.5f}"

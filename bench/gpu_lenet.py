@@ -1,6 +1,6 @@
 """The tutorial's LeNet (specs/lenet.dlt) on a GPU: one epoch of dltspec's JAX path (one dispatch per
-epoch, every split resident on the device) against PyTorch eager (the same network, initial
-parameters and minibatch order: bench/lenet_reference.py's model), then the full 200-epoch
+epoch, every split resident on the device) against PyTorch eager (bench/peers.py: the same network,
+initial parameters and minibatch order, as a PyTorch user writes it), then the full 200-epoch
 reproduction with the JAX path against the tutorial's published 0.91 % / 0.92 %. Writes a Markdown
 report to --out, line by line (a killed run leaves what it had).
 
@@ -19,11 +19,10 @@ import time
 import traceback
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gpu_epoch import ROOT, Report, card, dltspec_epochs, median_after_warmup, reproduction_row, sync, versions  # noqa: E402
+from gpu_epoch import ROOT, Report, card, dltspec_epochs, median_after_warmup, reproduction_row, versions  # noqa: E402
+from peers import torch_epochs  # noqa: E402
 
 import dltspec  # noqa: E402
 from dltspec import api  # noqa: E402
@@ -34,38 +33,6 @@ QUICK = ["dataset.n_train=2000", "dataset.n_valid=1000", "dataset.n_test=1000"]
 
 def read_spec(data: Path, overrides=()) -> dltspec.Spec:
     return dltspec.read(SPEC, overrides=[f'dataset.path="{(data / "mnist.pkl.gz").resolve()}"', *overrides])
-
-
-def torch_epochs(spec, splits, initial: dict, device: str, n_epochs: int) -> tuple[list[float], float]:
-    """Seconds of each PyTorch eager epoch of lenet_reference's model (F.conv2d, F.max_pool2d, manual SGD,
-    preloaded tensors sliced per minibatch) from dltspec's initial parameters, and the first epoch's mean cost."""
-    import torch
-    from lenet_reference import p_y_given_x
-
-    dev = torch.device("cuda" if device == "gpu" else "cpu")
-    x = torch.from_numpy(np.ascontiguousarray(splits.arrays["train"][0], dtype=np.float32)).to(dev)
-    y = torch.from_numpy(splits.arrays["train"][1].astype(np.int64)).to(dev)
-    p = {k: torch.tensor(v, device=dev, requires_grad=True) for k, v in initial.items()}
-    optimizer = spec.block("optimizer")
-    bs, lr = optimizer["batch_size"], optimizer["learning_rate"]
-    n = len(y) // bs
-    times, costs = [], []
-    for _ in range(n_epochs):
-        sync(dev)
-        start = time.perf_counter()
-        total = torch.zeros((), device=dev)
-        for i in range(n):
-            cost = -torch.log(p_y_given_x(p, x[i * bs:(i + 1) * bs]))[torch.arange(bs, device=dev),
-                                                                       y[i * bs:(i + 1) * bs]].mean()
-            grads = torch.autograd.grad(cost, list(p.values()))
-            with torch.no_grad():
-                for value, grad in zip(p.values(), grads):
-                    value -= lr * grad
-            total += cost.detach()
-        sync(dev)
-        times.append(time.perf_counter() - start)
-        costs.append(float(total) / n)
-    return times, costs[0]
 
 
 def epoch_row(report: Report, data: Path, args) -> float:

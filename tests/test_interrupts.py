@@ -27,7 +27,8 @@ optimizer sgd { learning_rate = 0.05  batch_size = 20 }
 stopping patience { n_epochs = 150  patience = 100000 }
 """
 #: seconds after the start (None: once training has validated three times)
-DELAYS = {"jax": (0.1, 0.2, 0.35, 0.5, 0.7, 1.0, 1.4, 2.0, 2.8, None), "numba": (0.1, 0.3, 0.6, 1.0, 1.6, 2.5, None)}
+#: (numba compiles for tens of seconds in every fresh process: three moments, importing, compiling, training)
+DELAYS = {"jax": (0.1, 0.2, 0.35, 0.7, 1.4, 2.8, None), "numba": (0.2, 1.0, None)}
 
 
 def signalled(spec: Path, out: Path, backend: str, delay: float | None, signum: int = signal.SIGINT):

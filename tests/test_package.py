@@ -3,6 +3,7 @@ no module too long to read, and the registries naming exactly what the schema na
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -241,3 +242,17 @@ def test_a_registry_out_of_step_with_the_schema_fails_the_check(registry, monkey
         monkeypatch.setitem(updates.OPTIMIZERS, "lion", updates.sgd)
         with pytest.raises(AssertionError):
             test_every_loss_regularizer_and_optimizer_has_its_function_and_back()
+
+
+def test_jax_is_a_core_dependency_and_the_default_backend():
+    """A plain ``pip install dltspec`` gets the JAX path (issue 24): jax is in the core dependencies,
+    not only in an extra, and where it is installed ``dltspec run`` and the Python API default to it."""
+    import tomllib
+
+    from dltspec.backends.options import default_backend
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    core = {re.split(r"[<>=!\[; ]", d, maxsplit=1)[0] for d in project["dependencies"]}
+    assert {"jax", "pytensor", "numpy", "lark", "jsonschema"} <= core
+    assert "jax[cuda13]>=0.4" in project["optional-dependencies"]["gpu"]
+    assert default_backend() == "jax"

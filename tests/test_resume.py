@@ -153,6 +153,17 @@ def test_a_momentum_run_killed_and_resumed_ends_bit_identical(tmp_path):
     assert state == {k: v.tobytes() for k, v in RunDir(tmp_path / "whole").read_checkpoint()["optimizer_state"].items()}
 
 
+@pytest.fixture(scope="module")
+def one_epoch_run(tmp_path_factory):
+    """A finished one-epoch run of ``SPEC`` (``run/``) and its spec (``d.dlt``), trained once for the tests that
+    damage a copy of its checkpoint."""
+    folder = tmp_path_factory.mktemp("one-epoch")
+    spec = folder / "d.dlt"
+    spec.write_text(SPEC.replace("n_epochs = 100", "n_epochs = 1"))
+    assert dltspec_run(str(spec), "-q", "--out", str(folder / "run"), cwd=folder).returncode == 0
+    return folder
+
+
 @pytest.mark.parametrize("damage, fragment", [
     (lambda c: c.pop("loop"), "its loop is missing"),
     (lambda c: c.update(params=[1, 2]), "its params is list"),
@@ -160,13 +171,15 @@ def test_a_momentum_run_killed_and_resumed_ends_bit_identical(tmp_path):
     (lambda c: c["patience"].update(n_train_batches="53"), "its patience.n_train_batches is not an integer"),
     (lambda c: c["params"].update({"output.W": "text"}), "its params holds 'output.W', which is not an array"),
 ])
-def test_a_well_formed_checkpoint_with_wrong_contents_is_refused_in_one_line(tmp_path, damage, fragment):
+def test_a_well_formed_checkpoint_with_wrong_contents_is_refused_in_one_line(one_epoch_run, tmp_path, damage,
+                                                                            fragment):
     import pickle
+    import shutil
 
     spec = tmp_path / "d.dlt"
-    spec.write_text(SPEC.replace("n_epochs = 100", "n_epochs = 1"))
+    shutil.copy(one_epoch_run / "d.dlt", spec)
     out = tmp_path / "run"
-    assert dltspec_run(str(spec), "-q", "--out", str(out), cwd=tmp_path).returncode == 0
+    shutil.copytree(one_epoch_run / "run", out)
     run = RunDir(out)
     checkpoint = run.read_checkpoint()
     damage(checkpoint)

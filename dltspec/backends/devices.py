@@ -14,8 +14,8 @@ def jax_module():
     try:
         import jax
     except ImportError:
-        raise DeviceError("the jax backend needs jax: pip install 'dltspec[jax]' "
-                          "(for a GPU, jax with CUDA: pip install 'jax[cuda13]')") from None
+        raise DeviceError("the jax backend needs jax, a dependency of dltspec missing here: pip install jax "
+                          "(for a GPU, jax with CUDA: pip install 'dltspec[gpu]')") from None
     return jax
 
 
@@ -38,7 +38,7 @@ def device(name: str | None):
     if not found:
         seen = ", ".join(str(d) for d in jax.devices())
         raise DeviceError(f"no GPU found: jax {jax.__version__} sees only {seen} "
-                          "(a GPU needs jax with CUDA: pip install 'jax[cuda13]')")
+                          "(a GPU needs jax with CUDA: pip install 'dltspec[gpu]')")
     return found[0]
 
 

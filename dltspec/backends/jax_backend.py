@@ -26,7 +26,8 @@ would turn off under float32: :func:`jax_dispatch` imports it so that it does no
 mean arithmetic is PyTensor's; data and parameters keep ``floatX``.
 
 Nothing here imports jax or PyTensor until a program is built or a device is looked up,
-so dltspec works without jax installed (``pip install 'dltspec[jax]'`` adds it).
+so dltspec still works where jax is missing (it is a core dependency; a platform without jax wheels
+falls back to the Numba backend).
 """
 from __future__ import annotations
 

@@ -61,7 +61,7 @@ def epoch_row(report: Report, data: Path, args) -> float:
 def reproduce(report: Report, data: Path, args, overrides: list[str]) -> None:
     reproduction_row(report, f"lenet {' '.join(overrides)}",
                      lambda: read_spec(data, (QUICK if args.quick else []) + overrides), args.device,
-                     "validation 0.91 %, test 0.92 %")
+                     "validation 0.91 % at 17800, test 0.92 % (CPU); 0.91 % at 16400, test 0.93 % (GTX 480)")
 
 
 def main(argv=None) -> int:

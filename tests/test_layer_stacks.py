@@ -15,6 +15,8 @@ from dltspec.model import layers as L
 from dltspec.model.networks import expanded
 from dltspec.training.rundir import RunDir
 
+from .conftest import python_mode
+
 TAIL = """loss nll
 regularizer l2 { weight = 0.0001 }
 optimizer sgd { learning_rate = 0.05  batch_size = 20 }
@@ -148,8 +150,9 @@ DROPOUT = STACK.format(layers="layer dropout { rate = 0.2 }\nlayer dense { units
 def test_dropout_is_the_identity_at_evaluation_and_inverted_in_training():
     layer = L.Dropout("d", 0.25, salt=3)
     a, t = pt.matrix("a"), pt.lscalar("t")
-    train = pytensor.function([a, t], layer.graph(a, {}, (400,), False, step=t))
-    evaluate = pytensor.function([a], layer.graph(a, {}, (400,), True, step=t), on_unused_input="ignore")
+    train = pytensor.function([a, t], layer.graph(a, {}, (400,), False, step=t), mode=python_mode())
+    evaluate = pytensor.function([a], layer.graph(a, {}, (400,), True, step=t), on_unused_input="ignore",
+                               mode=python_mode())
     x = np.full((50, 400), 2.0, dtype=pytensor.config.floatX)
     assert np.array_equal(evaluate(x), x)
     out = [train(x, step) for step in range(3)]
@@ -247,7 +250,7 @@ def test_every_layers_gradient_matches_finite_differences(name):
 
     with pytensor.config.change_flags(floatX="float64"):
         start = [np.asarray(values[n], dtype="float64") + 0.1 * rng.randn(*np.shape(values[n])) for n in names]
-        pytensor.gradient.verify_grad(cost, start, rng=rng, abs_tol=1e-6, rel_tol=1e-6)
+        pytensor.gradient.verify_grad(cost, start, rng=rng, abs_tol=1e-6, rel_tol=1e-6, mode=python_mode())
 
 
 def test_initialisers_draw_what_they_say():
@@ -272,7 +275,7 @@ def batch_last_graph(layer, image_shape, params: dict, x: np.ndarray) -> np.ndar
     with pytensor.config.change_flags(floatX="float64"):
         a = pt.matrix("a")
         shared = {k: pytensor.shared(v) for k, v in params.items()}
-        out = pytensor.function([a], layer.graph(a, shared, image_shape))(x.reshape(len(x), -1).T)
+        out = pytensor.function([a], layer.graph(a, shared, image_shape), mode=python_mode())(x.reshape(len(x), -1).T)
     return out.T
 
 
@@ -326,7 +329,7 @@ def test_conv_gradients_match_finite_differences(layer):
 
     with pytensor.config.change_flags(floatX="float64"):
         start = [np.asarray(values[n], dtype="float64") + 0.1 * rng.randn(*np.shape(values[n])) for n in names]
-        pytensor.gradient.verify_grad(cost, start, rng=rng, abs_tol=1e-6, rel_tol=1e-6)
+        pytensor.gradient.verify_grad(cost, start, rng=rng, abs_tol=1e-6, rel_tol=1e-6, mode=python_mode())
 
 
 def test_eval_predict_and_filters_work_on_a_dropout_stack_and_never_drop(tmp_path, capsys):
@@ -377,7 +380,7 @@ def test_parameterless_layers_pass_the_gradient_through_as_finite_differences_sa
 
     with pytensor.config.change_flags(floatX="float64"):
         x = rng.randn(int(np.prod(image_shape)), 3)  # batch-last, as between convolutional layers
-        pytensor.gradient.verify_grad(cost, [x], rng=rng, abs_tol=1e-6, rel_tol=1e-6)
+        pytensor.gradient.verify_grad(cost, [x], rng=rng, abs_tol=1e-6, rel_tol=1e-6, mode=python_mode())
 
 
 @pytest.mark.parametrize("padding, stride", [("valid", 1), ("same", 1), ("full", 2)])

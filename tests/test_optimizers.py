@@ -14,6 +14,8 @@ import dltspec  # noqa: E402
 from dltspec.model import schedules  # noqa: E402
 from dltspec.model.graph import symbolic  # noqa: E402
 
+from .conftest import python_mode  # noqa: E402
+
 N_IN, HIDDEN, N_OUT, BATCH, N_BATCHES, STEPS = 6, 5, 3, 8, 4, 200
 
 
@@ -33,7 +35,7 @@ def data():
 def dltspec_run(graph) -> dict[str, np.ndarray]:
     """STEPS updates over the minibatches in turn; the parameters after them."""
     x, y = data()
-    step = pytensor.function([graph.x, graph.y], graph.cost, updates=graph.updates, mode="FAST_COMPILE")
+    step = pytensor.function([graph.x, graph.y], graph.cost, updates=graph.updates, mode=python_mode())
     for t in range(STEPS):
         step(x[t % N_BATCHES], y[t % N_BATCHES])
     return {name: p.get_value() for name, p in graph.model.params}
@@ -189,7 +191,7 @@ def test_the_hosts_rates_are_the_compiled_steps():
                         "stopping patience { n_epochs = 50 }\n")
     block = schedules.of_spec(spec.data, N_BATCHES)
     t = pt.lscalar("t")
-    compiled = pytensor.function([t], schedules.factor(block, t, N_BATCHES, pt))
+    compiled = pytensor.function([t], schedules.factor(block, t, N_BATCHES, pt), mode=python_mode())
     for step in range(0, 200, 7):
         assert schedules.values_at(spec.data, step, N_BATCHES)["learning_rate"] == pytest.approx(
             LR * float(compiled(step)), rel=1e-12)

@@ -11,6 +11,8 @@ from dltspec import api
 from dltspec.model.graph import symbolic
 from dltspec.training.rundir import CHECKPOINT_FORMAT, RunDir
 
+from .conftest import python_mode
+
 SPEC = """\
 dataset digits {{ seed = 0 }}
 classifier mlp {{ hidden = [16]  seed = 3 }}
@@ -63,7 +65,7 @@ def test_momentum_follows_its_formula(nesterov):
     graph = logistic_graph(f"momentum = 0.8  nesterov = {'true' if nesterov else 'false'}")
     assert [v.name for v in graph.state] == ["output.W.velocity", "output.b.velocity"]
     assert [h.name for h in graph.hyper] == ["learning_rate", "momentum"]
-    step = pytensor.function([graph.x, graph.y], graph.cost, updates=graph.updates, mode="FAST_COMPILE")
+    step = pytensor.function([graph.x, graph.y], graph.cost, updates=graph.updates, mode=python_mode())
     for _ in range(40):
         step(x, y)
     W, b, vW, vb = numpy_momentum(x, y, 3, 40, 0.3, 0.8, nesterov)

@@ -19,8 +19,11 @@ from dataclasses import dataclass, field
 
 from dltspec.backends.program import ChunkCost
 
-#: how long one training call may run before the host looks again (progress, Ctrl-C)
-CHUNK_SECONDS = 0.25
+#: how long one training call may run before the host looks again (progress, Ctrl-C). A dispatch has a fixed
+#: cost: for LeNet on two CPU cores a one-minibatch dispatch took 0.25 s, a minibatch inside a 100-minibatch
+#: dispatch 0.14 s; at 0.25 s every LeNet chunk was one minibatch and `dltspec run` took 25 s an epoch, at
+#: 1 s 18 s (bench/RESULTS.md)
+CHUNK_SECONDS = 1.0
 
 
 def seconds_of(text: str | None) -> float | None:

@@ -168,6 +168,25 @@ def test_a_broken_png_chunk_is_an_input_error(tmp_path):
         image_examples(path, (1, 1, 1), 1 / 256, "auto")
 
 
+def test_a_png_chunk_claiming_more_bytes_than_the_file_holds_allocates_only_the_file():
+    # a 71-byte PNG whose second chunk claims 50 MB: read from the open file, Pillow allocated all of it
+    f.check_png_bytes(b'\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x02\x00\x00\x00\x01\x08\x02\x00\x00\x00{@'
+                      b'\xe8\xdd\x03\x00\x00\x0fIDAT\x9cc``````\x00\x00\x00\x07\x00\x01W!b\x19\x00\x00\x00\x00IEND'
+                      b'\xaeB`\x82', 1, "auto")
+
+
+def test_an_input_image_larger_than_the_limit_is_refused_unread(tmp_path, monkeypatch):
+    import pytest
+
+    from dltspec import predict
+
+    monkeypatch.setattr(predict, "MAX_IMAGE_BYTES", 1 << 20)
+    path = tmp_path / "big.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(1 << 20))
+    with pytest.raises(predict.InputError, match=f"^{path} is larger than the 1 MiB an input image may be$"):
+        predict.image_examples(path, (1, 1, 1), 1 / 256, "auto")
+
+
 def test_npy_inputs_that_are_empty_lie_or_are_not_finite_are_input_errors(tmp_path):
     import pytest
 

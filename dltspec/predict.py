@@ -74,9 +74,11 @@ MAX_IMAGE_BYTES = 32 << 20
 def image_bytes(path: Path) -> bytes:
     """The bytes of an input image file, refused above :data:`MAX_IMAGE_BYTES`."""
     with open(path, "rb") as file:
-        if os.fstat(file.fileno()).st_size > MAX_IMAGE_BYTES:
-            raise InputError(f"{path} is larger than the {MAX_IMAGE_BYTES >> 20} MiB an input image may be")
-        return file.read()
+        size = os.fstat(file.fileno()).st_size
+        data = b"" if size > MAX_IMAGE_BYTES else file.read(size + 1)  # one byte more: a file that grew
+    if size > MAX_IMAGE_BYTES or len(data) > MAX_IMAGE_BYTES:
+        raise InputError(f"{path} is larger than the {MAX_IMAGE_BYTES >> 20} MiB an input image may be")
+    return data
 
 
 def image_examples(path: Path, shape: tuple[int, int, int], scale: float, invert: str) -> np.ndarray:

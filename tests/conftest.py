@@ -64,4 +64,3 @@ def python_mode():
     from pytensor.compile.mode import Mode
 
     return Mode(linker="py", optimizer="fast_compile")
-

@@ -71,6 +71,7 @@ CODES: dict[str, str] = {
     "DLT502": "parameters do not fit the model",
     "DLT503": "cannot write output",
     "DLT504": "run cannot be resumed as asked",
+    "DLT505": "TensorBoard logging not installed",
     "DLT601": "training diverged",
     "DLT701": "range cannot be drawn from",
     "DLT702": "too many variants",

@@ -82,6 +82,9 @@ def parser() -> argparse.ArgumentParser:
                      "files, checked against their checksums) into the cache first")
     run.add_argument("--resume", metavar="RUN", help="go on with the run in directory RUN from its last checkpoint")
     run.add_argument("--force", action="store_true", help="with --resume: go on even if the spec or backend differ")
+    run.add_argument("--tensorboard", metavar="DIR", help="also write each validation point as TensorBoard events "
+                     "in DIR/<run directory name> (as run { tensorboard = true } does in the run directory; "
+                     "needs pip install 'dltspec[tensorboard]'); view them with tensorboard --logdir DIR")
     shown = run.add_mutually_exclusive_group()
     shown.add_argument("-q", "--quiet", action="store_true", help="print only the final result")
     shown.add_argument("--json", action="store_true", help="print JSON events (start, validation, end) on "

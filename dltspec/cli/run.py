@@ -25,7 +25,8 @@ def resume_command(args, run_path: Path) -> str:
     """The command that goes on with this run where it stopped."""
     words = ["dltspec", "run", args.spec, *[w for o in args.set for w in ("--set", o)],
              "--backend", args.backend, *(["--device", args.device] if args.device else []),
-             "--floatx", args.floatx, "--resume", str(run_path)]
+             "--floatx", args.floatx, *(["--tensorboard", args.tensorboard] if args.tensorboard else []),
+             "--resume", str(run_path)]
     return shlex.join(words)
 
 
@@ -43,6 +44,19 @@ def announce(spec: api.Spec, splits, args) -> None:
           f"{args.floatx}; compiling...", flush=True)
 
 
+def check_tensorboard(spec: api.Spec, flag: str | None) -> None:
+    """Refuse before anything is loaded when the run asks for TensorBoard events (``--tensorboard DIR``,
+    or the spec's ``run.tensorboard``) and tensorboardX is not installed: DLT505, at the flag or the key."""
+    from dltspec.training import tensorboard
+
+    if not tensorboard.wanted(spec.data, flag):
+        return
+    problem = tensorboard.missing()
+    if problem:
+        span = Span("--tensorboard", 1, 1, 1, len(flag) + 1) if flag else spec.positions.value(("run", "tensorboard"))
+        raise SpecError(tensorboard.TensorBoardMissing(problem).as_diagnostics(span))
+
+
 def cmd_run(args) -> int:
     from dltspec.training.progress import STYLES, style_for
     from dltspec.training.record import RunError, RunFinished, RunStartError, begin
@@ -58,7 +72,9 @@ def cmd_run(args) -> int:
     if not resolve_placement(args):
         return EXIT_USAGE
     save_to = Path(args.save).expanduser() if args.save else (api.output_path(spec) if "save" in spec.data else None)
+    tensorboard = Path(args.tensorboard).expanduser() if args.tensorboard else None
     try:
+        check_tensorboard(spec, args.tensorboard)
         if save_to is not None:
             api.check_output(spec, save_to, Span("--save", 1, 1, 1, len(args.save) + 1) if args.save else None)
         splits = api.load_data(spec, download=args.download)
@@ -81,7 +97,8 @@ def cmd_run(args) -> int:
     try:
         begun = begin(spec, compiled, args.backend, args.floatx, args.device,
                       out=Path(args.out) if args.out else None, resume_from=Path(args.resume) if args.resume else None,
-                      force=args.force, where=Span("--resume", 1, 1, 1, 2), source=splits.source)
+                      force=args.force, where=Span("--resume", 1, 1, 1, 2), source=splits.source,
+                      tensorboard=tensorboard)
     except RunFinished as exc:
         print(f"dltspec run: {exc}")
         return EXIT_OK

@@ -69,6 +69,7 @@ def planned_variants(spec: Spec, out: Path, backend: str, floatX: str, device: s
         if any(d.is_error for d in found):
             raise SpecError(found)
     passed, problems = tasks.with_data(spec, ready)
+    problems += tasks.tensorboard_problems(passed)
     if problems:
         raise SpecError(problems)
     return tasks.plan(spec, passed, out, backend, floatX, device, budget)

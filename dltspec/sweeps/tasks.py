@@ -75,6 +75,7 @@ class Task:
     floatX: str
     device: str | None
     budget: int | None
+    hparams: tuple[tuple[str, object], ...] = ()  # the swept values, as the variant's TensorBoard events name them
 
 
 def use_worker_cache() -> str | None:
@@ -124,7 +125,8 @@ def train_variant(task: Task) -> dict:
         splits = api.load_data(spec)
         begun = begin(spec, lambda: api.compile_training(spec, backend=task.backend, floatX=task.floatX, splits=splits,
                                                          device=task.device, budget=task.budget),
-                      task.backend, task.floatX, task.device, resume_from=run_path, source=splits.source, restart=True)
+                      task.backend, task.floatX, task.device, resume_from=run_path, source=splits.source, restart=True,
+                      hparams=dict(task.hparams))
         recorder = begun.recorder
         begun.training.run(recorder)
     except SpecError as exc:
@@ -209,6 +211,25 @@ def with_data(spec: Spec, ready: list[tuple[Variant, Spec]]) -> tuple[list[tuple
     return passed, merged(problems, len(spec.source.overrides), len(variants(spec)), spec.positions)
 
 
+def hparams_of(variant: Variant) -> tuple[tuple[str, object], ...]:
+    """A variant's swept values as TensorBoard's HParams plugin takes them (a list of layer sizes as spec text)."""
+    from dltspec.training.tensorboard import hparam_value
+
+    return tuple((key, hparam_value(value)) for key, value in variant.values.items())
+
+
+def tensorboard_problems(passed: list[tuple[Variant, Spec, Path | None]]) -> list[Diagnostic]:
+    """DLT505 at the first variant's ``run.tensorboard`` when variants ask for TensorBoard events and
+    tensorboardX is not installed here (checked before the cluster starts)."""
+    from dltspec.training import tensorboard
+
+    asking = [checked for _variant, checked, _source in passed if tensorboard.wanted(checked.data)]
+    problem = asking and tensorboard.missing()
+    if not problem:
+        return []
+    return tensorboard.TensorBoardMissing(problem).as_diagnostics(asking[0].positions.value(("run", "tensorboard")))
+
+
 def plan(spec: Spec, passed: list[tuple[Variant, Spec, Path | None]], out: Path, backend: str, floatX: str,
          device: str | None, budget: int | None) -> list[Planned]:
     """The task of each variant that passed its checks (:func:`with_data`), training it in ``out``'s
@@ -220,7 +241,7 @@ def plan(spec: Spec, passed: list[tuple[Variant, Spec, Path | None]], out: Path,
         key = variant_key(checked, floatX)
         planned.append(Planned(variant, Task(key, variant.index, spec.name, spec_as_run(checked, source),
                                              str(checked.source.base_dir), str((out / RUNS / key).resolve()),
-                                             backend, floatX, device, budget)))
+                                             backend, floatX, device, budget, hparams_of(variant))))
     return planned
 
 

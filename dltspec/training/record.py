@@ -198,13 +198,20 @@ class Recorder(Observer):
     Metrics are appended on the loop's thread (a line each, flushed); snapshots, best parameters
     and checkpoints are captured there (references, or one copy) and written by a :class:`Writer`:
     ``best.pkl`` (when it changed), then the metrics file synced, then ``checkpoint.pkl``. When the
-    loop ends, every pending write is finished before the final ones.
+    loop ends, every pending write is finished before the final ones. When the run asks for TensorBoard
+    events (``tensorboard``: their base folder, see :func:`dltspec.training.tensorboard.folder_of`; else
+    the spec's ``run.tensorboard``), each metrics record is written there too, after the metrics file,
+    with ``hparams`` (a sweep's variant: its swept values) as the HParams plugin's hyper-parameters.
     """
 
-    def __init__(self, run: RunDir, spec: Spec, resumed: int = 0):
+    def __init__(self, run: RunDir, spec: Spec, resumed: int = 0, tensorboard: Path | None = None,
+                 hparams: dict | None = None):
         options = {"checkpoint_every": 1, "snapshot_every": 0, "snapshot_best": False, "keep_snapshots": 5,
                    **spec.data.get("run", {})}
         self.run, self.options, self.resumed = run, options, resumed
+        self.events_folder = tensorboard_folder(run.path, spec.data, tensorboard)
+        self.hparams = hparams
+        self.events = None  # the TensorBoard event log, while the loop runs (when the run asks for one)
         self.best_pending = False
         self.rate = Rate()
         self.writer = Writer()
@@ -216,6 +223,8 @@ class Recorder(Observer):
         self.rate.start(training)
         with disk(str(self.run.file(METRICS))):
             self.metrics = self.run.metrics_log()
+        if self.events_folder is not None:
+            self.events = open_events(self.events_folder, self.hparams, self.run)
         self.write_summary(training, "running")
 
     def validation(self, point: ValidationPoint, training: Training) -> None:
@@ -223,6 +232,9 @@ class Recorder(Observer):
         with disk(str(self.run.file(METRICS))):
             self.metrics.write(metrics_line(record))
             self.metrics.flush()
+        if self.events is not None:
+            with disk(str(self.events_folder)):
+                self.events.write(record)
         n = training.state.validations
         if point.is_best:
             self.best_pending = True
@@ -286,6 +298,7 @@ class Recorder(Observer):
         with disk(str(self.run.file(BEST))):
             if self.metrics is not None:
                 self.metrics.close()
+            self.close_events()
             if result.params:
                 save_params(self.run.file(BEST), result.params, session.result_metadata(result))
         self.write_summary(training, "finished" if result.finished else result.stopped_by, result)
@@ -297,9 +310,15 @@ class Recorder(Observer):
         try:
             if self.metrics is not None:
                 self.metrics.close()
+            self.close_events()
             self.write_summary(training, "failed", problems=[message])
         except (OSError, RunError):
             pass
+
+    def close_events(self) -> None:
+        if self.events is not None:
+            self.events.close()
+            self.events = None
 
     def write_summary(self, training: Training, status: str, result: Result | None = None,
                       problems: list[str] = ()) -> None:
@@ -322,10 +341,33 @@ class Recorder(Observer):
         self.summary = summary
 
 
+def tensorboard_folder(run_path: Path, spec_data: dict, base: Path | None) -> Path | None:
+    """Where a run's TensorBoard events go, or ``None`` (see :func:`dltspec.training.tensorboard.folder_of`)."""
+    if base is None and not spec_data.get("run", {}).get("tensorboard"):
+        return None  # the module (and tensorboardX) imported only for a run that asks
+    from dltspec.training.tensorboard import folder_of
+
+    return folder_of(run_path, spec_data, base)
+
+
+def open_events(folder: Path, hparams: dict | None, run: RunDir):
+    """The run's TensorBoard event log, holding the records ``metrics.jsonl`` has already (a resumed run's);
+    :class:`RunError` if tensorboardX is missing or the folder cannot be written."""
+    from dltspec.training.tensorboard import EventLog, TensorBoardMissing
+
+    try:
+        with disk(str(folder)):
+            return EventLog(folder, hparams, run.metrics())
+    except TensorBoardMissing as exc:
+        raise RunError(f"{exc.message}: {exc.notes[0]}") from None
+
+
 def start_run(spec: Spec, out: Path | None, backend: str, floatX: str, device: str | None,
-              source: Path | None = None) -> tuple[RunDir, Recorder]:
+              source: Path | None = None, tensorboard: Path | None = None,
+              hparams: dict | None = None) -> tuple[RunDir, Recorder]:
     """A new run directory with the spec as run (its data read from ``source``) and ``run.json``
-    written in it, and its recorder. Raises :class:`RunError`."""
+    written in it, and its recorder (``tensorboard``, ``hparams``: see :class:`Recorder`). Raises
+    :class:`RunError`."""
     run = RunDir.create(spec.name, out)
     as_run = spec_as_run(spec, source)
     try:
@@ -335,7 +377,7 @@ def start_run(spec: Spec, out: Path | None, backend: str, floatX: str, device: s
         run.write_json(SUMMARY, {"status": "starting", "name": spec.name, "updated": now_iso()})
     except OSError as exc:
         raise RunError(f"cannot write in {run.path}: {exc.strerror or exc}") from None
-    return run, Recorder(run, spec)
+    return run, Recorder(run, spec, tensorboard=tensorboard, hparams=hparams)
 
 
 def open_run(path: Path) -> tuple[RunDir, dict]:
@@ -344,8 +386,8 @@ def open_run(path: Path) -> tuple[RunDir, dict]:
     return run, run.read_checkpoint()
 
 
-def resume(run: RunDir, checkpoint: dict, training: Training, force: bool,
-           where: Span) -> tuple[Recorder | None, list[Diagnostic]]:
+def resume(run: RunDir, checkpoint: dict, training: Training, force: bool, where: Span,
+           tensorboard: Path | None = None, hparams: dict | None = None) -> tuple[Recorder | None, list[Diagnostic]]:
     """Restore ``training`` from ``checkpoint`` and return the recorder that goes on writing ``run``.
 
     When this run differs from the one checkpointed (the spec, the backend, the float type,
@@ -365,7 +407,8 @@ def resume(run: RunDir, checkpoint: dict, training: Training, force: bool,
             run.keep_pretrain(training.pretrain.records)
     resumed = run.summary().get("resumed")  # lost or damaged: count from here
     resumed = (resumed if isinstance(resumed, int) else 0) + 1
-    return Recorder(run, training.spec, resumed), [warning(d.code, d.message, d.span, *d.notes) for d in problems]
+    warnings = [warning(d.code, d.message, d.span, *d.notes) for d in problems]
+    return Recorder(run, training.spec, resumed, tensorboard, hparams), warnings
 
 
 __all__ = ["Begun", "Recorder", "RunError", "RunStartError", "begin", "open_run", "resume", "spec_as_run", "start_run"]
@@ -400,7 +443,8 @@ class Begun:
 
 def begin(spec: Spec, compile_training: Callable[[], Training], backend: str, floatX: str, device: str | None, *,
           out: Path | None = None, resume_from: Path | None = None, force: bool = False, where: Span | None = None,
-          source: Path | None = None, restart: bool = False) -> Begun:
+          source: Path | None = None, restart: bool = False, tensorboard: Path | None = None,
+          hparams: dict | None = None) -> Begun:
     """Start a run in a new directory (``out``), or go on with the one in ``resume_from``: the one
     start-or-resume of ``dltspec run`` and of a sweep's variants.
 
@@ -408,7 +452,11 @@ def begin(spec: Spec, compile_training: Callable[[], Training], backend: str, fl
     is compiled (``compile_training()``), then a resumed run is restored from its checkpoint (see
     :func:`resume`; ``where`` locates its problems). ``restart``: a run that cannot be resumed (no
     directory, no checkpoint, or one of another spec) is started again, in the same directory.
+    ``tensorboard``: write the TensorBoard events in ``tensorboard/<run directory name>`` (else in the
+    run directory when the spec's ``run.tensorboard`` is true); ``hparams``: the hyper-parameters
+    they name (a sweep's variant: its swept values).
     """
+    events = {"tensorboard": tensorboard, "hparams": hparams}
     checkpoint, run, recorder = None, None, None
     if resume_from is not None:
         try:
@@ -429,7 +477,7 @@ def begin(spec: Spec, compile_training: Callable[[], Training], backend: str, fl
         if restart and out is not None:
             shutil.rmtree(out, ignore_errors=True)  # what an earlier try left without a checkpoint
         try:
-            run, recorder = start_run(spec, out, backend, floatX, device, source)
+            run, recorder = start_run(spec, out, backend, floatX, device, source, **events)
             lock(run.path)
         except RunError as exc:
             raise RunStartError(str(exc)) from None
@@ -441,9 +489,9 @@ def begin(spec: Spec, compile_training: Callable[[], Training], backend: str, fl
             raise
         return Begun(run, training, recorder, [])
     training = compile_training()
-    recorder, problems = resume(run, checkpoint, training, force, where or Span.point(str(run.path)))
+    recorder, problems = resume(run, checkpoint, training, force, where or Span.point(str(run.path)), **events)
     if recorder is None and restart:
         shutil.rmtree(run.path, ignore_errors=True)
-        run, recorder = start_run(spec, run.path, backend, floatX, device, source)
+        run, recorder = start_run(spec, run.path, backend, floatX, device, source, **events)
         return Begun(run, training, recorder, [])
     return Begun(run, training, recorder, problems, resumed=recorder is not None)

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 __all__ = ["Diagnostic", "Result", "Severity", "Span", "SpecError", "diagnose", "evaluate", "load_data",
-           "read", "save", "sweep", "train", "__version__"]
+           "read", "runs", "save", "sweep", "train", "__version__"]
 #: where each public name lives; imported on first use, so that ``import dltspec`` costs nothing
 #: (the executable takes over Ctrl-C before anything heavy is imported: :mod:`dltspec.entry`)
 HOMES = {"Result": "dltspec.api", "diagnose": "dltspec.api", "evaluate": "dltspec.api", "load_data": "dltspec.api",
-         "read": "dltspec.api", "save": "dltspec.api", "sweep": "dltspec.api", "train": "dltspec.api",
+         "read": "dltspec.api", "runs": "dltspec.api", "save": "dltspec.api", "sweep": "dltspec.api",
+         "train": "dltspec.api",
          "Diagnostic": "dltspec.diagnostics", "Severity": "dltspec.diagnostics", "Span": "dltspec.diagnostics",
          "SpecError": "dltspec.diagnostics"}
 

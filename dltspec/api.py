@@ -47,17 +47,50 @@ from dltspec.pipeline import (  # noqa: F401
 
 def sweep(spec: Spec, *, out: Path | str | None = None, backend: str | None = None, floatX: str = "float32",
           device: str | None = None, budget: int | None = None, scheduler: str | None = None,
-          workers: int | None = None, connect_timeout: float = 30, observer=None, ready: list | None = None):
+          workers: int | None = None, connect_timeout: float = 30, observer=None, ready: list | None = None,
+          progress: bool | None = None):
     """Train every variant of ``spec``'s sweep block on a Dask cluster and rank them by validation error.
 
     Variants that already ended in ``out`` (default ``sweeps/<name>``) are skipped, so a sweep run
     again goes on where it stopped. ``scheduler``: an existing cluster's address, else a local
     cluster of ``workers``. ``observer``: a :class:`dltspec.sweeps.orchestrate.SweepObserver` told of
-    progress. Returns a :class:`dltspec.sweeps.orchestrate.SweepResult`; raises :class:`SpecError` if a
-    variant cannot train on its data, :class:`dltspec.sweeps.tasks.SweepError` if the sweep cannot run.
+    progress. ``progress``: show a bar of the variants ended (tqdm's auto mode: a widget in Jupyter);
+    ``None`` (the default): in Jupyter only. Returns a :class:`dltspec.sweeps.orchestrate.SweepResult`;
+    raises :class:`SpecError` if a variant cannot train on its data (or asks for TensorBoard events
+    without tensorboardX), :class:`dltspec.sweeps.tasks.SweepError` if the sweep cannot run.
     """
-    from dltspec.sweeps.orchestrate import run_sweep
+    from dltspec.sweeps.orchestrate import SweepBar, SweepObservers, run_sweep
+    from dltspec.training.progress import in_notebook
 
-    return run_sweep(spec, out=Path(out) if out is not None else None, backend=backend or default_backend(),
-                     floatX=floatX, device=device, budget=budget, scheduler=scheduler, workers=workers,
-                     connect_timeout=connect_timeout, observer=observer, ready=ready)
+    bar = SweepBar() if progress or (progress is None and in_notebook()) else None
+    try:
+        return run_sweep(spec, out=Path(out) if out is not None else None, backend=backend or default_backend(),
+                         floatX=floatX, device=device, budget=budget, scheduler=scheduler, workers=workers,
+                         connect_timeout=connect_timeout, observer=SweepObservers(observer, bar), ready=ready)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def runs(folder: Path | str = "runs", *, as_frame: bool = False):
+    """The runs table of ``dltspec runs``: one record per run directory in ``folder`` (or ``folder`` itself,
+    a run directory), oldest first.
+
+    Each record is a dict: ``run`` (the directory's name), ``path``, ``status``, ``best_validation_error``,
+    ``test_error`` (fractions, ``None`` before the first validation), ``epochs``, ``iterations``,
+    ``seconds``, ``stopped_by``, ``backend``. ``as_frame=True``: a pandas ``DataFrame`` of them instead
+    (:class:`ImportError` saying how to install pandas where it is not). Raises
+    :class:`dltspec.training.rundir.RunError` if ``folder`` does not exist.
+    """
+    from dltspec.training.rundir import RUN_COLUMNS, run_records
+
+    records = run_records(Path(folder))
+    if not as_frame:
+        return records
+    try:
+        import pandas
+    except ImportError:
+        raise ImportError("dltspec.runs(..., as_frame=True) needs pandas, which is not installed: "
+                          "pip install 'dltspec[notebook]' (or pandas); without as_frame it returns a list "
+                          "of dicts") from None
+    return pandas.DataFrame.from_records(records, columns=list(RUN_COLUMNS))

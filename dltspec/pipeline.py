@@ -225,16 +225,20 @@ def train(spec: Spec, *, backend: str | None = None, floatX: str = "float32",
           on_validation: Callable[[ValidationPoint], None] | None = None,
           splits: datasets.Splits | None = None, device: str | None = None,
           observer: Observer | None = None, should_stop: Callable[[], bool] | None = None,
-          budget: int | None = None) -> Result:
+          budget: int | None = None, progress: bool | None = None) -> Result:
     """Compile the spec and run the patience loop; return the best parameters and figures.
 
     ``backend="jax"`` runs it on one JAX ``device`` (``"cpu"``, ``"gpu"``, ``None``: JAX's
     default), several minibatches per dispatch, with the same decisions. ``observer`` is told
     of progress (see :class:`Observer`); ``on_validation(point)`` is a shorthand for one that
-    only looks at validation points.
+    only looks at validation points. ``progress``: show a bar (tqdm's auto mode: a widget in Jupyter,
+    text on standard error elsewhere) with each validation point as a line; ``None`` (the default):
+    in Jupyter only.
     """
+    from dltspec.training.progress import api_progress
+
     training = compile_training(spec, backend=backend, floatX=floatX, splits=splits, device=device, budget=budget)
-    return training.run(Observers(observer, validation_callback(on_validation)), should_stop)
+    return training.run(Observers(observer, validation_callback(on_validation), api_progress(progress)), should_stop)
 
 
 def validation_callback(on_validation: Callable[[ValidationPoint], None] | None) -> Observer | None:

@@ -165,18 +165,18 @@ def cmd_fetch(args) -> int:
 
 def cmd_runs(args) -> int:
     from dltspec.sweeps.sweepdir import percent
-    from dltspec.training.rundir import runs_under
+    from dltspec.training.rundir import RunError, run_records
 
     root = Path(args.dir)
-    if not root.exists():
-        return usage("runs", f"{root}: no such directory") or EXIT_USAGE
+    try:
+        records = run_records(root)
+    except RunError as exc:
+        return usage("runs", exc.message) or EXIT_USAGE
+    shown = lambda value: "-" if value is None else str(value)  # noqa: E731
     rows = [["run", "status", "best valid %", "test %", "epochs", "seconds", "backend"]]
-    for run in runs_under(root):
-        summary = run.summary() or {"status": "unknown"}  # a run killed before its summary was written
-        rows.append([run.path.name if run.path != root else str(root), str(summary.get("status", "?")),
-                     percent(summary.get("best_validation_error")), percent(summary.get("test_error")),
-                     str(summary.get("epochs", "-")), str(summary.get("seconds", "-")),
-                     str(summary.get("backend", "-"))])
+    for r in records:
+        rows.append([r["run"], r["status"], percent(r["best_validation_error"]), percent(r["test_error"]),
+                     shown(r["epochs"]), shown(r["seconds"]), shown(r["backend"])])
     if len(rows) == 1:
         print(f"no runs in {root}")
         return EXIT_OK

@@ -45,6 +45,45 @@ class SweepObserver:
         """A variant ended (finished, diverged or failed): its results record."""
 
 
+class SweepObservers(SweepObserver):
+    """Several sweep observers, told in order."""
+
+    def __init__(self, *observers: SweepObserver | None):
+        self.observers = [o for o in observers if o is not None]
+
+    def planned(self, spec, planned, done, out):
+        for o in self.observers:
+            o.planned(spec, planned, done, out)
+
+    def connected(self, n_workers, scheduler, n_todo, out):
+        for o in self.observers:
+            o.connected(n_workers, scheduler, n_todo, out)
+
+    def ended(self, record, planned, done, total):
+        for o in self.observers:
+            o.ended(record, planned, done, total)
+
+
+class SweepBar(SweepObserver):
+    """The Python API's sweep progress: a bar of the variants ended (tqdm's auto mode: a widget in Jupyter)."""
+
+    def __init__(self):
+        self.bar = None
+
+    def planned(self, spec, planned, done, out):
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=len(planned), initial=done, unit="variant", desc=f"sweep {spec.name}")
+
+    def ended(self, record, planned, done, total):
+        self.bar.set_postfix_str(f"variant {planned.variant.index} {record['status']}", refresh=False)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 @dataclass
 class SweepResult:
     """What a sweep produced: its ranked rows (as ``results.csv``), the swept keys, where it is."""

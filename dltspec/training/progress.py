@@ -7,6 +7,9 @@
 - ``json``: one JSON object per event on standard output (``start``, ``validation``, ``end``),
   for scripts;
 - ``quiet``: nothing.
+
+The Python API (:func:`dltspec.train`) shows :class:`AutoBar` instead, tqdm's auto mode: a widget in
+Jupyter, by default there only (:func:`api_progress`).
 """
 from __future__ import annotations
 
@@ -104,13 +107,7 @@ class Bar(Lines):
         if epoch == self.epoch and now - self.drawn < self.interval:
             return
         if self.bar is None:
-            import shutil
-
-            from tqdm import tqdm
-
-            width = shutil.get_terminal_size((100, 24)).columns  # a terminal that reports 0 columns: 100
-            self.bar = tqdm(total=n, unit="batch", file=self.out, leave=False, ncols=width,
-                            bar_format="{desc} {bar} {n_fmt}/{total_fmt} {postfix}")
+            self.bar = self.new_bar(n)
         if epoch != self.epoch:
             self.epoch = epoch
             self.bar.reset(total=n)
@@ -121,19 +118,67 @@ class Bar(Lines):
         self.bar.set_postfix_str(f"{self.postfix}{shown}", refresh=True)
         self.drawn = now
 
+    def new_bar(self, n: int):
+        """The terminal's bar: as wide as the terminal, on ``self.out``."""
+        import shutil
+
+        from tqdm import tqdm
+
+        width = shutil.get_terminal_size((100, 24)).columns  # a terminal that reports 0 columns: 100
+        return tqdm(total=n, unit="batch", file=self.out, leave=False, ncols=width,
+                    bar_format="{desc} {bar} {n_fmt}/{total_fmt} {postfix}")
+
+    def write(self, line: str) -> None:
+        """A line above the bar."""
+        from tqdm import tqdm
+
+        tqdm.write(line, file=self.out)
+
     def validation(self, point, training):
         rate = self.rate.of(point, training.batch_size)
         self.postfix = (f"valid {point.validation_error * 100:.2f} %, best {point.best_validation_error * 100:.2f} %, "
                         f"{rate:,.0f} ex/s, ")
-        from tqdm import tqdm
-
-        tqdm.write(validation_line(point, rate), file=self.out)
+        self.write(validation_line(point, rate))
         self.drawn = 0.0  # show the new figures at the next chunk
 
     def finished(self, result, training):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def in_notebook() -> bool:
+    """Whether this process is a Jupyter kernel (IPython's kernel app is running), as tqdm.autonotebook tells."""
+    ipython = sys.modules.get("IPython")
+    try:
+        shell = ipython.get_ipython() if ipython is not None else None
+        return shell is not None and "IPKernelApp" in shell.config
+    except Exception:  # noqa: BLE001 - an IPython that cannot say: not a notebook
+        return False
+
+
+class AutoBar(Bar):
+    """The Python API's bar: tqdm.auto's, a widget in Jupyter (with ipywidgets) and text elsewhere; the
+    validation lines are printed above it (in Jupyter, on standard output: the cell's output)."""
+
+    def __init__(self, out: TextIO | None = None, interval: float = 0.1):
+        super().__init__(out or (sys.stdout if in_notebook() else sys.stderr), None, interval)
+
+    def new_bar(self, n: int):
+        from tqdm.auto import tqdm
+
+        return tqdm(total=n, unit="batch", leave=False, file=self.out)
+
+    def write(self, line: str) -> None:
+        from tqdm.auto import tqdm
+
+        tqdm.write(line, file=self.out)
+
+
+def api_progress(progress: bool | None) -> Observer | None:
+    """The Python API's progress: an :class:`AutoBar` when ``progress`` is true, or when it is ``None``
+    and this is a Jupyter kernel; else none."""
+    return AutoBar() if progress or (progress is None and in_notebook()) else None
 
 
 class Events(Observer):

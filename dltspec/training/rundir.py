@@ -386,3 +386,24 @@ def runs_under(root: Path) -> list[RunDir]:
     found = [RunDir(p) for p in root.iterdir() if is_run(p)] if root.is_dir() else []
     return sorted(found, key=lambda r: (r.path.stat().st_mtime, r.path.name))
 
+
+
+#: the fields of a record of :func:`run_records`, in the table's order
+RUN_COLUMNS = ("run", "path", "status", "best_validation_error", "test_error", "epochs", "iterations", "seconds",
+               "stopped_by", "backend")
+
+
+def run_records(root: Path) -> list[dict]:
+    """The runs table (``dltspec runs``, :func:`dltspec.runs`): one record of :data:`RUN_COLUMNS` per run
+    directory in ``root`` (or ``root`` itself), oldest first, from its ``summary.json`` (status ``unknown``
+    where a run was killed before writing one; a figure it lacks is ``None``). :class:`RunError` if
+    ``root`` does not exist."""
+    if not root.exists():
+        raise RunError(f"{root}: no such directory")
+    records = []
+    for run in runs_under(root):
+        summary = run.summary() or {"status": "unknown"}
+        records.append({"run": run.path.name if run.path != root else str(root), "path": str(run.path),
+                        **{key: summary.get(key) for key in RUN_COLUMNS[2:]},
+                        "status": str(summary.get("status", "?"))})
+    return records

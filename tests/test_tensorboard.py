@@ -198,3 +198,11 @@ def test_a_worker_without_tensorboardx_records_the_variant_failed_with_the_reaso
     assert record["status"] == "failed"
     assert record["reason"] == ("TensorBoard logging needs tensorboardX, which is not installed: install it with: "
                                 "pip install 'dltspec[tensorboard]'; or turn TensorBoard logging off")
+
+
+def test_docs_name_every_tag_and_field():
+    from .conftest import ROOT
+
+    doc = (ROOT / "docs" / "tensorboard.md").read_text(encoding="utf-8")
+    for field, tag in SCALARS.items():
+        assert f"| `{tag}` | `{field}`" in doc

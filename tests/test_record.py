@@ -7,7 +7,7 @@ import dltspec
 from dltspec import api
 from dltspec.diagnostics import Span
 from dltspec.lang.spelling import instance_text, quoted
-from dltspec.training.record import flat, resume_differences, spec_as_run
+from dltspec.training.provenance import flat, resume_differences, spec_as_run
 from dltspec.training.rundir import RunDir
 
 from .conftest import DIGITS, SPECS

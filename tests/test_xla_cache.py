@@ -112,6 +112,7 @@ def test_the_program_key_holds_what_makes_the_program_and_nothing_else(cache, mo
                  path(["optimizer.batch_size=10"]), path(["classifier.n_out=12"]), path(floatX="float64"),
                  path(training=False)]
     assert len({path(), *different}) == 1 + len(different)
+    monkeypatch.delenv("XLA_FLAGS", raising=False)  # an earlier test's in-process sweep worker may have set it
     before = path()
     monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_use_thunk_runtime=true")
     assert path() != before

@@ -48,14 +48,16 @@ from dltspec.pipeline import (  # noqa: F401
 def sweep(spec: Spec, *, out: Path | str | None = None, backend: str | None = None, floatX: str = "float32",
           device: str | None = None, budget: int | None = None, scheduler: str | None = None,
           workers: int | None = None, connect_timeout: float = 30, observer=None, ready: list | None = None,
-          progress: bool | None = None):
+          progress: bool | None = None, stack: bool = True):
     """Train every variant of ``spec``'s sweep block on a Dask cluster and rank them by validation error.
 
     Variants that already ended in ``out`` (default ``sweeps/<name>``) are skipped, so a sweep run
     again goes on where it stopped. ``scheduler``: an existing cluster's address, else a local
     cluster of ``workers``. ``observer``: a :class:`dltspec.sweeps.orchestrate.SweepObserver` told of
     progress. ``progress``: show a bar of the variants ended (tqdm's auto mode: a widget in Jupyter);
-    ``None`` (the default): in Jupyter only. Returns a :class:`dltspec.sweeps.orchestrate.SweepResult`;
+    ``None`` (the default): in Jupyter only. ``stack``: the variants that compile to one graph train together
+    as one program, each with its own loop and run directory (``False``: each variant alone).
+    Returns a :class:`dltspec.sweeps.orchestrate.SweepResult`;
     raises :class:`SpecError` if a variant cannot train on its data (or asks for TensorBoard events
     without tensorboardX), :class:`dltspec.sweeps.tasks.SweepError` if the sweep cannot run.
     """
@@ -66,7 +68,8 @@ def sweep(spec: Spec, *, out: Path | str | None = None, backend: str | None = No
     try:
         return run_sweep(spec, out=Path(out) if out is not None else None, backend=backend or default_backend(),
                          floatX=floatX, device=device, budget=budget, scheduler=scheduler, workers=workers,
-                         connect_timeout=connect_timeout, observer=SweepObservers(observer, bar), ready=ready)
+                         connect_timeout=connect_timeout, observer=SweepObservers(observer, bar), ready=ready,
+                         stack=stack)
     finally:
         if bar is not None:
             bar.close()

@@ -221,6 +221,36 @@ def compile_training(spec: Spec, *, backend: str | None = None, floatX: str = "f
                     str(program.device) if backend == "jax" else device, **pretraining)
 
 
+def compile_stacks(specs: list[Spec], splits: datasets.Splits, *, floatX: str = "float32",
+                   device: str | None = None, budget: int | None = None,
+                   max_stack: int | None = None) -> list[tuple[list[int], list[Training] | None]]:
+    """``specs`` (on the same data, ``splits``) grouped into stacks of one graph
+    (:mod:`dltspec.backends.stack`), each at most ``max_stack`` variants: per group, the indices into
+    ``specs`` and a fresh :class:`Training` of each on one compiled stack, or ``None`` for a spec that trains
+    alone (it stacks with nothing, pre-trains, or its data is streamed). ``max_stack`` defaults to what the
+    device's memory (``budget`` bytes, where given) holds (:func:`dltspec.backends.stack.limit`)."""
+    from dltspec.backends import stack
+    from dltspec.backends.devices import device as jax_device
+
+    ready = [i for i, spec in enumerate(specs) if stack.stackable(spec, splits, budget)]
+    graphs = {i: stack.symbolic(specs[i], splits, floatX) for i in ready}
+    out: list[tuple[list[int], list[Training] | None]] = [([i], None) for i in range(len(specs)) if i not in graphs]
+    for group in stack.groups([graphs[i] for i in ready]):
+        members = [ready[g] for g in group]
+        size = max_stack or stack.limit(specs[members[0]], splits, budget, jax_device(device))
+        for first in range(0, len(members), size):
+            part = members[first:first + size]
+            if len(part) == 1:
+                out.append((part, None))
+                continue
+            program = stack.build_stack([specs[i] for i in part], [graphs[i] for i in part], splits, floatX, device)
+            out.append((part, [Training(specs[i], member, Patience.from_block(specs[i].block("stopping"),
+                                                                              program.n_batches["train"]),
+                                        LoopState(), "jax", floatX, str(program.device))
+                               for i, member in zip(part, program.members())]))
+    return sorted(out, key=lambda item: item[0][0])
+
+
 def train(spec: Spec, *, backend: str | None = None, floatX: str = "float32",
           on_validation: Callable[[ValidationPoint], None] | None = None,
           splits: datasets.Splits | None = None, device: str | None = None,

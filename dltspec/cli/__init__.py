@@ -97,9 +97,12 @@ def parser() -> argparse.ArgumentParser:
                     "tcp://10.0.0.5:8786 (default: a local cluster started here, one worker per core)")
     sw.add_argument("--connect-timeout", type=float, default=30, metavar="SECONDS", help="give up on a --scheduler "
                     "that does not answer within this long (default 30)")
-    sw.add_argument("--workers", type=count, metavar="N", help="workers of the local cluster (default: one per core)")
+    sw.add_argument("--workers", type=count, metavar="N", help="workers of the local cluster "
+                    "(default: one per core, or one per task where there are fewer)")
     sw.add_argument("--out", metavar="DIR", help="the sweep directory (default: sweeps/<spec name>); a sweep run "
                     "again in the same directory skips the variants that already ended")
+    sw.add_argument("--no-stack", dest="stack", action="store_false", help="train each variant alone (default: the "
+                    "variants that compile to one graph train together as one program, each with its own loop)")
     sw.add_argument("--list", action="store_true", help="print the variants and stop (needs neither Dask nor data)")
     sw.add_argument("-q", "--quiet", action="store_true", help="print only the results table")
     sw.set_defaults(handler=cmd_sweep)

@@ -48,7 +48,7 @@ def cmd_sweep(args) -> int:
             result = api.sweep(spec, out=Path(args.out) if args.out else None, backend=args.backend,
                                floatX=args.floatx, device=args.device, budget=args.device_memory,
                                scheduler=args.scheduler, workers=args.workers, connect_timeout=args.connect_timeout,
-                               observer=Said(args), ready=ready)
+                               observer=Said(args), ready=ready, stack=args.stack)
     except SpecError as exc:
         report(exc.diagnostics, lines)
         return EXIT_ERRORS

@@ -18,7 +18,7 @@ from pathlib import Path
 from dltspec import interrupts
 from dltspec.diagnostics import DltspecError, SpecError
 from dltspec.lang.spec import Spec
-from dltspec.sweeps import tasks
+from dltspec.sweeps import stacked, tasks
 from dltspec.sweeps.sweepdir import SweepDir, SweepError, ranked
 from dltspec.sweeps.tasks import DEFAULT_ROOT, ENDED, Planned, reason_of
 from dltspec.sweeps.variants import checked_variants, swept_keys
@@ -117,10 +117,11 @@ def planned_variants(spec: Spec, out: Path, backend: str, floatX: str, device: s
 def run_sweep(spec: Spec, *, out: Path | None = None, backend: str = "jax", floatX: str = "float32",
               device: str | None = None, budget: int | None = None, scheduler: str | None = None,
               workers: int | None = None, connect_timeout: float = 30,
-              observer: SweepObserver | None = None, ready: list | None = None) -> SweepResult:
+              observer: SweepObserver | None = None, ready: list | None = None, stack: bool = True) -> SweepResult:
     """Train every variant of ``spec``'s sweep that has not ended in ``out`` (default ``sweeps/<name>``)
-    on a Dask cluster (``scheduler``'s, else a local one of ``workers``), and rank them (``ready``: the
-    variants, if the caller checked them already)."""
+    on a Dask cluster (``scheduler``'s, else a local one of ``workers``: by default one per core, or one per
+    task where there are fewer), and rank them (``ready``: the variants, if the caller checked them
+    already). ``stack``: variants of one graph train together, one stack per task (:mod:`dltspec.sweeps.stacked`)."""
     observer = observer or SweepObserver()
     if "sweep" not in spec.data:
         raise SweepError(f"{spec.name} has no sweep block; add one, e.g. "
@@ -138,11 +139,11 @@ def run_sweep(spec: Spec, *, out: Path | None = None, backend: str = "jax", floa
             sweep_dir.write_plan(spec, planned)
         except OSError as exc:
             raise SweepError(f"cannot write the plan in {out}: {exc.strerror or exc}") from None
-        return trained(sweep_dir, spec, planned, scheduler, workers, connect_timeout, observer)
+        return trained(sweep_dir, spec, planned, scheduler, workers, connect_timeout, observer, stack)
 
 
 def trained(sweep_dir: SweepDir, spec: Spec, planned: list[Planned], scheduler: str | None, workers: int | None,
-            connect_timeout: float, observer: SweepObserver) -> SweepResult:
+            connect_timeout: float, observer: SweepObserver, stack: bool = True) -> SweepResult:
     """Holding the sweep directory's lock: train what has not ended, record it, write the ranked tables."""
     out, keys = sweep_dir.path, swept_keys(spec.data["sweep"])
     records = sweep_dir.records()
@@ -165,10 +166,14 @@ def trained(sweep_dir: SweepDir, spec: Spec, planned: list[Planned], scheduler: 
     if todo:
         client = cluster = None
         try:
+            if scheduler is None and workers is None:  # no more local workers than tasks
+                workers = min(tasks.local_workers(), len(stacked.jobs(todo, tasks.local_workers(), stack)))
             with interrupts.deferred() if scheduler is None else contextlib.nullcontext():
                 client, cluster = tasks.connect(scheduler, workers, connect_timeout)  # a local cluster
             observer.connected(len(client.scheduler_info().get("workers", {})), scheduler, len(todo), out)
-            tasks.run_tasks(client, todo, spec.data["sweep"]["retries"], on_record)  # starts whole, or not
+            units = stacked.jobs(todo, tasks.capacity(client), stack)
+            tasks.run_tasks(client, todo, spec.data["sweep"]["retries"], on_record, jobs=units,  # starts whole, or not
+                            job_function=stacked.train_stacked)
         except SweepError:
             raise
         except KeyboardInterrupt:

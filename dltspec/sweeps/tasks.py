@@ -46,7 +46,7 @@ from dltspec.sweeps.sweepdir import (  # noqa: F401
     short_names,
     table,
 )
-from dltspec.sweeps.variants import Variant, merged, variant_key, variants
+from dltspec.sweeps.variants import Variant, merged, stack_key, variant_key, variants
 from dltspec.training.rundir import RunDir, RunError
 
 DEFAULT_ROOT = Path("sweeps")
@@ -76,6 +76,7 @@ class Task:
     device: str | None
     budget: int | None
     hparams: tuple[tuple[str, object], ...] = ()  # the swept values, as the variant's TensorBoard events name them
+    stack_key: str | None = None  # variants of equal keys may train in one stack (dltspec.sweeps.stacked)
 
 
 def use_worker_cache() -> str | None:
@@ -105,13 +106,27 @@ def use_worker_cache() -> str | None:
     return folder
 
 
+def worker_environment() -> None:
+    """On a worker, before anything is compiled: one thread per worker unless its cluster said otherwise
+    (workers started by hand; read when jax first starts), and the worker's own compile cache."""
+    for name, value in WORKER_ENV.items():
+        os.environ.setdefault(name, value)
+    use_worker_cache()
+
+
+def worker_env(threads: int) -> dict[str, str]:
+    """The environment of a local cluster's workers, each of ``threads`` threads (:data:`WORKER_ENV` for one)."""
+    if threads <= 1:
+        return dict(WORKER_ENV)
+    return {**{name: str(threads) for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")},
+            "XLA_FLAGS": "", "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
+
+
 def train_variant(task: Task) -> dict:
     """Train one variant in ``task.run_dir`` (going on from its checkpoint if an earlier try left
     one) and return its record. Runs on a Dask worker; a problem it can name (data missing on this
     machine, a disk that fails) is a ``failed`` record, not an exception."""
-    for name, value in WORKER_ENV.items():  # for workers started by hand; read when jax first starts
-        os.environ.setdefault(name, value)
-    use_worker_cache()
+    worker_environment()
     from dltspec.training.record import begin
 
     started = time.perf_counter()
@@ -234,14 +249,15 @@ def plan(spec: Spec, passed: list[tuple[Variant, Spec, Path | None]], out: Path,
          device: str | None, budget: int | None) -> list[Planned]:
     """The task of each variant that passed its checks (:func:`with_data`), training it in ``out``'s
     ``runs/<key>``."""
-    from dltspec.training.record import spec_as_run
+    from dltspec.training.provenance import spec_as_run
 
     planned = []
     for variant, checked, source in passed:
         key = variant_key(checked, floatX)
         planned.append(Planned(variant, Task(key, variant.index, spec.name, spec_as_run(checked, source),
                                              str(checked.source.base_dir), str((out / RUNS / key).resolve()),
-                                             backend, floatX, device, budget, hparams_of(variant))))
+                                             backend, floatX, device, budget, hparams_of(variant),
+                                             stack_key(checked))))
     return planned
 
 
@@ -267,7 +283,8 @@ def local_workers() -> int:
 
 def connect(scheduler: str | None, n_workers: int | None, timeout: float = 30):
     """A Dask client: of the cluster at ``scheduler``, else of a new in-process ``LocalCluster`` with
-    ``n_workers`` single-threaded worker processes (default: one per core). Returns ``(client,
+    ``n_workers`` worker processes (default: one per core), the cores shared out among them (one thread
+    each when there are as many workers as cores). Returns ``(client,
     cluster)``; ``cluster`` is ``None`` for an existing cluster. :class:`SweepError` if the scheduler
     cannot be reached within ``timeout`` seconds."""
     import logging
@@ -284,9 +301,10 @@ def connect(scheduler: str | None, n_workers: int | None, timeout: float = 30):
     # allowed-failures says, 3 by default; the sweep's retries come after that.)
     dask.config.set({"distributed.scheduler.allowed-failures": 0})
     try:
-        cluster = distributed.LocalCluster(n_workers=n_workers or local_workers(), threads_per_worker=1,
+        n_workers = n_workers or local_workers()
+        cluster = distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1,
                                            processes=True, dashboard_address=None, silence_logs=logging.ERROR,
-                                           env=dict(WORKER_ENV))
+                                           env=worker_env(local_workers() // n_workers))
         return distributed.Client(cluster), cluster
     except Exception as exc:  # noqa: BLE001 - whatever stops the cluster from starting, said in one line
         raise SweepError(f"cannot start a local Dask cluster: {reason_of(exc)}") from None
@@ -306,43 +324,52 @@ def capacity(client) -> int:
 
 
 def run_tasks(client, planned: list[Planned], retries: int, on_record: Callable[[dict], None],
-              task_function: Callable[[Task], dict] = train_variant) -> None:
+              task_function: Callable[[Task], dict] = train_variant, jobs: list[list[Planned]] | None = None,
+              job_function: Callable[[tuple[Task, ...]], list[dict]] | None = None) -> None:
     """Train every planned variant and hand each record to ``on_record`` as it arrives.
 
-    No more variants are handed to the cluster than it has worker threads (counted again as
-    variants end, so workers that join are used): a variant never waits in a worker's queue,
-    where the death of that worker would count against it too. A variant whose worker died is
-    submitted again up to ``retries`` times (it goes on from its checkpoint), then recorded
-    ``failed`` with the reason; an exception raised by the task itself is recorded ``failed`` at
-    once (trying again would raise it again)."""
+    Each Dask task trains one variant (``task_function``), or the variants of one of ``jobs`` (a stack:
+    :func:`dltspec.sweeps.stacked.jobs`), given to ``job_function`` (:func:`dltspec.sweeps.stacked.train_stacked`)
+    as a tuple of tasks. No more
+    tasks are handed to the cluster than it has worker threads (counted again as tasks end, so workers
+    that join are used): a task never waits in a worker's queue, where the death of that worker would
+    count against it too. A task whose worker died is submitted again up to ``retries`` times (its
+    variants go on from their checkpoints), then its variants are recorded ``failed`` with the reason; an
+    exception raised by the task itself fails its variants at once (trying again would raise it again)."""
     _dask, distributed = dask_modules()
-    waiting = deque((p, 0) for p in planned)
+    waiting = deque((job, 0) for job in (jobs or [[p] for p in planned]))
     futures: dict = {}
     pending = distributed.as_completed()
 
     def top_up() -> None:
         while waiting and len(futures) < capacity(client):
-            p, attempt = waiting.popleft()
-            future = client.submit(task_function, p.task, key=f"dltspec-sweep-{p.key}-{attempt}-{time.time_ns()}",
-                                   pure=False)
-            futures[future] = (p, attempt)
+            job, attempt = waiting.popleft()
+            key = f"dltspec-sweep-{job[0].key}-{len(job)}-{attempt}-{time.time_ns()}"
+            if len(job) == 1:
+                future = client.submit(task_function, job[0].task, key=key, pure=False)
+            else:
+                future = client.submit(job_function, tuple(p.task for p in job), key=key, pure=False)
+            futures[future] = (job, attempt)
             pending.add(future)
 
     top_up()
     try:
         for future in pending:
-            p, attempt = futures.pop(future)
+            job, attempt = futures.pop(future)
             try:
-                record = future.result()
+                result = future.result()
+                records = [result] if isinstance(result, dict) else result
             except distributed.KilledWorker as exc:
                 if attempt < retries:
-                    waiting.appendleft((p, attempt + 1))
+                    waiting.appendleft((job, attempt + 1))
                     top_up()
                     continue
-                record = failed_record(p.task, f"its worker died {attempt + 1} time(s): {reason_of(exc)}")
+                records = [failed_record(p.task, f"its worker died {attempt + 1} time(s): {reason_of(exc)}")
+                           for p in job]
             except Exception as exc:  # noqa: BLE001 - whatever a task raised, the sweep goes on
-                record = failed_record(p.task, reason_of(exc))
-            on_record({**record, "attempts": attempt + 1})
+                records = [failed_record(p.task, reason_of(exc)) for p in job]
+            for record in records:
+                on_record({**record, "attempts": attempt + 1})
             top_up()
     except BaseException:
         client.cancel(list(futures))

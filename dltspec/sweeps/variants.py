@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import itertools
+import json
 import math
 import random
 from collections.abc import Callable, Iterator
@@ -338,5 +339,40 @@ def variant_key(spec: Spec, floatX: str) -> str:
     return hashlib.sha256(f"{model_text(spec)}\0{floatX}".encode()).hexdigest()[:16]
 
 
+#: the blocks a stack's variants may differ in entirely: each variant's loop and run directory are its own
+OWN_BLOCKS = ("stopping", "save", "run", "sweep")
+def masked(value, keep: tuple[str, ...] = ()):
+    """``value`` (a block, or a list of them) with its numbers replaced by ``"#"``, but the keys in ``keep``."""
+    if isinstance(value, dict):
+        return {k: v if k in keep else masked(v, keep) for k, v in value.items()}
+    if isinstance(value, list):
+        return [masked(v, keep) for v in value]
+    return "#" if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
+
+def without_seeds(block):
+    """``block`` (or a list of them) with every ``seed`` masked: the initial values differ, not the graph."""
+    if isinstance(block, dict):
+        return {k: "#" if k == "seed" else without_seeds(v) for k, v in block.items()}
+    if isinstance(block, list):
+        return [without_seeds(v) for v in block]
+    return block
+
+
+def stack_key(spec: Spec) -> str | None:
+    """What variants that may train in one stack have in common, as text; ``None`` for a spec that trains
+    alone (it pre-trains). Two variants of equal keys are very likely of one graph: the worker makes sure."""
+    if "pretrain" in spec.data:
+        return None
+    model = {kind: copy.deepcopy(value) for kind, value in spec.data.items() if kind not in OWN_BLOCKS}
+    model["optimizer"] = masked(model["optimizer"], keep=("kind", "batch_size"))
+    if "regularizer" in model:
+        model["regularizer"] = masked(model["regularizer"])
+    for kind in ("classifier", "layer"):
+        if kind in model:
+            model[kind] = without_seeds(model[kind])
+    return json.dumps(model, sort_keys=True, default=str)
+
+
 __all__ = ["Choice", "MAX_VARIANTS", "RANGES", "Variant", "check_variants", "checked_variants", "model_text",
-           "variant_key", "variant_spec", "variants"]
+           "stack_key", "variant_key", "variant_spec", "variants"]

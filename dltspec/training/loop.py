@@ -188,6 +188,90 @@ def steps_within(seconds: float, n_steps: int, elapsed: float) -> int:
     return max(1, int(n_steps * seconds / elapsed)) if elapsed > 0 else n_steps * 2
 
 
+class Loop:
+    """The tutorial's patience loop as a machine that is stepped from outside, one chunk of minibatches at
+    a time: :func:`run_chunks` steps one; :func:`dltspec.training.stack.run_stack` steps one per variant of a
+    stack, all trained by the same dispatches. The arithmetic and the decisions are :func:`run_chunks`'s.
+
+    Each round: :attr:`start` is the next iteration to train, :meth:`chunk_end` the last one the next chunk
+    may train; :meth:`trained` takes what the chunk reported (and says whether a validation is due);
+    :meth:`validated` takes the validation loss; :meth:`settle` asks the stopping policy.
+    """
+
+    def __init__(self, policy: Patience, on_best: Callable[[int], float | None],
+                 on_validation: Callable[[ValidationPoint], None] | None = None,
+                 clock: Callable[[], float] = time.perf_counter, state: LoopState | None = None,
+                 on_chunk: Callable[[LoopState], None] | None = None):
+        self.policy, self.on_best, self.on_validation, self.on_chunk, self.clock = (policy, on_best, on_validation,
+                                                                                     on_chunk, clock)
+        self.state = state if state is not None else LoopState()
+        self.start_time = clock() - self.state.seconds
+        self.total = policy.n_epochs * policy.n_train_batches
+        self.history: list[ValidationPoint] = []
+        self.divergence: Divergence | None = None
+        self.stopped_by = policy.stopped(self.state)
+        self.cap = 1  # the first chunk is one minibatch: ``on_chunk`` then tells that training has started
+
+    @property
+    def start(self) -> int:
+        return self.state.iteration + 1
+
+    def chunk_end(self) -> int:
+        """The last iteration the next chunk may train: the next event, or sooner (about ``chunk_seconds``)."""
+        return min(next_event(self.policy, self.start, self.total), self.start + self.cap - 1)
+
+    def trained(self, chunk: ChunkCost, elapsed: float, chunk_seconds: float = CHUNK_SECONDS) -> bool:
+        """Take the report of a chunk of ``chunk.n_steps`` minibatches from :attr:`start` that took ``elapsed``
+        seconds; return whether the loop validates now (False once it diverged)."""
+        state, n = self.state, self.policy.n_train_batches
+        start, end = self.start, self.start + chunk.n_steps - 1
+        self.cap = steps_within(chunk_seconds, chunk.n_steps, elapsed)
+        if chunk.first_nonfinite is not None:
+            at = start + chunk.first_nonfinite
+            last = chunk.last_finite if chunk.last_finite is not None else state.last_finite_cost
+            self.divergence, self.stopped_by = Divergence(at, at // n + 1, at % n + 1, last), "diverged"
+            state.iteration = at - 1  # what trained with finite costs (not a state to go on from)
+            return False
+        state.iteration, state.last_finite_cost = end, chunk.last_finite
+        state.costs, state.n_costs = state.costs + chunk.total, state.n_costs + chunk.n_steps
+        state.seconds = self.clock() - self.start_time
+        if self.on_chunk is not None:
+            self.on_chunk(state)
+        return self.policy.validates_at(end)
+
+    def validated(self, this_validation_loss: float) -> ValidationPoint:
+        """Take the validation loss at the iteration just trained: the patience arithmetic, ``on_best``
+        (and its test score) at a new best, then ``on_validation``."""
+        policy, state, n, end = self.policy, self.state, self.policy.n_train_batches, self.state.iteration
+        is_best = policy.observe(end, this_validation_loss)
+        if is_best:
+            state.test_score = self.on_best(end)
+        state.seconds = self.clock() - self.start_time
+        point = ValidationPoint(end // n + 1, end % n + 1, n, end, this_validation_loss,
+                                policy.best_validation_loss, is_best, state.test_score if is_best else None,
+                                policy.patience if policy.has_patience else None, state.costs / state.n_costs,
+                                state.seconds)
+        state.costs, state.n_costs = 0.0, 0
+        state.validations += 1
+        self.history.append(point)
+        if self.on_validation is not None:
+            self.on_validation(point)
+        return point
+
+    def settle(self) -> str | None:
+        """After a round: whether the stopping policy stops the loop here (kept in :attr:`stopped_by`)."""
+        if self.stopped_by is None:
+            self.stopped_by = self.policy.stopped(self.state)
+        return self.stopped_by
+
+    def result(self) -> LoopResult:
+        policy, iter_ = self.policy, self.state.iteration
+        epochs = iter_ // policy.n_train_batches + 1 if iter_ >= 0 else (
+            policy.n_epochs if self.stopped_by == "n_epochs" else 0)
+        return LoopResult(policy.best_validation_loss, policy.best_iter, self.state.test_score, epochs, iter_ + 1,
+                          self.stopped_by, self.clock() - self.start_time, self.history, self.divergence)
+
+
 def run_chunks(policy: Patience, train_chunk: Callable[[int, int], ChunkCost], validate: Callable[[], float],
                on_best: Callable[[int], float | None],
                on_validation: Callable[[ValidationPoint], None] | None = None,
@@ -213,54 +297,20 @@ def run_chunks(policy: Patience, train_chunk: Callable[[int, int], ChunkCost], v
     ``state`` (with ``policy``) is where to start: a fresh loop by default, or the state a
     checkpoint saved. The loop stops early, between two chunks, when ``should_stop()`` says so
     ("interrupted"), or when a minibatch's cost is not finite ("diverged", located in
-    ``LoopResult.divergence``).
+    ``LoopResult.divergence``). The loop is a :class:`Loop` stepped until it stops.
     """
-    state = state if state is not None else LoopState()
-    start_time = clock() - state.seconds
-    n = policy.n_train_batches
-    total = policy.n_epochs * n
-    history: list[ValidationPoint] = []
-    stopped_by, divergence, cap = policy.stopped(state), None, 1
-    while stopped_by is None:
+    loop = Loop(policy, on_best, on_validation, clock, state, on_chunk)
+    while loop.stopped_by is None:
         if should_stop is not None and should_stop():
-            stopped_by = "interrupted"
+            loop.stopped_by = "interrupted"
             break
-        start = state.iteration + 1
-        end = min(next_event(policy, start, total), start + cap - 1)
+        start, end = loop.start, loop.chunk_end()
         began = clock()
         chunk = train_chunk(start, end - start + 1)
-        cap = steps_within(chunk_seconds, chunk.n_steps, clock() - began)
-        if chunk.first_nonfinite is not None:
-            at = start + chunk.first_nonfinite
-            last = chunk.last_finite if chunk.last_finite is not None else state.last_finite_cost
-            divergence, stopped_by = Divergence(at, at // n + 1, at % n + 1, last), "diverged"
-            state.iteration = at - 1  # what trained with finite costs (not a state to go on from)
-            break
-        state.iteration, state.last_finite_cost = end, chunk.last_finite
-        state.costs, state.n_costs = state.costs + chunk.total, state.n_costs + chunk.n_steps
-        state.seconds = clock() - start_time
-        if on_chunk is not None:
-            on_chunk(state)
-        if policy.validates_at(end):
-            this_validation_loss = float(validate())
-            is_best = policy.observe(end, this_validation_loss)
-            if is_best:
-                state.test_score = on_best(end)
-            state.seconds = clock() - start_time
-            point = ValidationPoint(end // n + 1, end % n + 1, n, end, this_validation_loss,
-                                    policy.best_validation_loss, is_best, state.test_score if is_best else None,
-                                    policy.patience if policy.has_patience else None, state.costs / state.n_costs,
-                                    state.seconds)
-            state.costs, state.n_costs = 0.0, 0
-            state.validations += 1
-            history.append(point)
-            if on_validation is not None:
-                on_validation(point)
-        stopped_by = policy.stopped(state)
-    iter_ = state.iteration
-    epochs = iter_ // n + 1 if iter_ >= 0 else (policy.n_epochs if stopped_by == "n_epochs" else 0)
-    return LoopResult(policy.best_validation_loss, policy.best_iter, state.test_score, epochs, iter_ + 1,
-                      stopped_by, clock() - start_time, history, divergence)
+        if loop.trained(chunk, clock() - began, chunk_seconds):
+            loop.validated(float(validate()))
+        loop.settle()
+    return loop.result()
 
 
 def run_loop(policy: Patience, train_step: Callable[[int], float], validate: Callable[[], float],

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from dltspec.diagnostics import Diagnostic, SpecError, error
 from dltspec.lang.spec import Spec
-from dltspec.training.loop import LoopState, Patience, ValidationPoint, run_chunks
+from dltspec.training.loop import Loop, LoopResult, LoopState, Patience, ValidationPoint, run_chunks
 from dltspec.training.pretrain import PretrainState
 
 if TYPE_CHECKING:  # numpy (and the schedules, which use it) are imported when used
@@ -293,6 +293,14 @@ class Training:
         if not self.finetunes:
             return self.ended_before_finetuning("pretrained", observer)
 
+        loop = run_chunks(self.policy, self.program.train_chunk, lambda: self.program.error("valid"),
+                          *self.callbacks(observer), state=self.state,
+                          on_chunk=lambda state: observer.chunk(self), should_stop=should_stop)
+        return self.ended(loop, observer)
+
+    def callbacks(self, observer: Observer) -> tuple[Callable[[int], float], Callable[[ValidationPoint], None]]:
+        """The loop's ``on_best`` (keeps the best parameters, returns their test error) and ``on_validation``
+        (the on_plateau schedule, then ``observer``)."""
         def on_best(iter_: int) -> float:
             self.best = self.program.snapshot()
             return self.program.error("test")
@@ -301,9 +309,16 @@ class Training:
             self.observe_plateau(point)  # before the observer checkpoints
             observer.validation(point, self)
 
-        loop = run_chunks(self.policy, self.program.train_chunk, lambda: self.program.error("valid"), on_best,
-                          on_validation, state=self.state,
-                          on_chunk=lambda state: observer.chunk(self), should_stop=should_stop)
+        return on_best, on_validation
+
+    def loop(self, observer: Observer) -> Loop:
+        """The patience loop from where it is, as a :class:`~dltspec.training.loop.Loop` stepped from outside
+        (:func:`dltspec.training.stack.run_stack`), wired to ``observer`` as :meth:`run` wires it."""
+        return Loop(self.policy, *self.callbacks(observer), state=self.state,
+                    on_chunk=lambda state: observer.chunk(self))
+
+    def ended(self, loop: LoopResult, observer: Observer) -> Result:
+        """The :class:`Result` of the loop that ended as ``loop`` says, told to ``observer``."""
         problems = [divergence_diagnostic(self, loop.divergence)] if loop.divergence else []
         kept = {} if loop.divergence and self.best is None else self.best_values()  # never parameters gone NaN
         result = Result(self.spec, kept, loop.best_validation_loss, loop.best_iter + 1,
@@ -312,7 +327,6 @@ class Training:
                         str(self.program.device) if self.backend == "jax" else None, problems)
         observer.finished(result, self)
         return result
-
 
     def ended_before_finetuning(self, stopped_by: str, observer: Observer) -> Result:
         """The result of a run that stopped while pre-training, or that only pre-trains (its network's values)."""

@@ -30,6 +30,17 @@ def test_readme_opens_with_install_run_and_test():
     assert (ROOT / block[1].split()[2]).is_file()
 
 
+def test_readme_stays_short_and_links_into_the_site():
+    """The guide lives in docs/ (the MkDocs site); the README keeps its first screen and links there."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(readme.encode()) <= 35_000, "move the new section into a page of docs/ and link it"
+    nav = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    for page in sorted((ROOT / "docs").glob("*.md")):
+        assert f" {page.name}\n" in nav, f"{page.name} is not in mkdocs.yml's nav"
+    for link in re.findall(r"\]\((docs/[^)#]+)", readme):
+        assert (ROOT / link).is_file(), link
+
+
 def test_every_diagnostic_code_is_documented():
     from dltspec.diagnostics import CODES
 

@@ -1,4 +1,5 @@
-"""The README's reference is generated from the schema and must stay in step with it."""
+"""The reference (docs/reference.md) is generated from the schema and must stay in step with it; the README
+opens with install, run and test."""
 import re
 
 from dltspec.lang.reference import markdown
@@ -7,10 +8,10 @@ from dltspec.lang.schema import block_kinds, schema, variants
 from .conftest import ROOT
 
 
-def test_readme_reference_matches_the_schema():
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    embedded = re.search(r"<!-- reference:start[^>]*-->\n(.*)<!-- reference:end -->", readme, re.S).group(1)
-    assert embedded == markdown(), "run: dltspec schema --markdown, and paste it into README.md"
+def test_reference_page_matches_the_schema():
+    page = (ROOT / "docs" / "reference.md").read_text(encoding="utf-8")
+    embedded = re.search(r"<!-- reference:start[^>]*-->\n(.*)<!-- reference:end -->", page, re.S).group(1)
+    assert embedded == markdown(), "run: dltspec schema --markdown, and paste it into docs/reference.md"
 
 
 def test_reference_names_every_key_of_every_kind():
@@ -27,6 +28,17 @@ def test_readme_opens_with_install_run_and_test():
     block = readme.split("```sh\n", 1)[1].split("```", 1)[0].splitlines()
     assert [line.split()[0:2] for line in block] == [["pip", "install"], ["dltspec", "run"], ["pytest", "#"]]
     assert (ROOT / block[1].split()[2]).is_file()
+
+
+def test_readme_stays_short_and_links_into_the_site():
+    """The guide lives in docs/ (the MkDocs site); the README keeps its first screen and links there."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(readme.encode()) <= 35_000, "move the new section into a page of docs/ and link it"
+    nav = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    for page in sorted((ROOT / "docs").glob("*.md")):
+        assert f" {page.name}\n" in nav, f"{page.name} is not in mkdocs.yml's nav"
+    for link in re.findall(r"\]\((docs/[^)#]+)", readme):
+        assert (ROOT / link).is_file(), link
 
 
 def test_every_diagnostic_code_is_documented():

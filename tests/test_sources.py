@@ -186,7 +186,7 @@ def test_labels_beyond_n_out_are_reported(tmp_path):
 
 
 def test_every_new_kind_is_in_the_reference():
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    text = (ROOT / "docs" / "reference.md").read_text(encoding="utf-8")
     for kind in ("idx", "npz", "npy"):
         assert f"`dataset {kind}`" in text
 

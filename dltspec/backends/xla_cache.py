@@ -15,7 +15,7 @@ Two levels, both under ``<cache>/xla`` (see :func:`dltspec.files.cache_dir`):
   tracing the graph (about a second); a signature not seen before (another data shape) builds the
   graph then, and compiles or loads that one executable.
 
-dltspec keeps these itself rather than turning on JAX's persistent cache (see the README's Caches):
+dltspec keeps these itself rather than turning on JAX's persistent cache (see docs/caches.md):
 
 - an entry is written whole or not at all (a temporary file renamed into place); an executable
   carries a checksum of its bytes, checked before XLA reads them, and a program is a zip with

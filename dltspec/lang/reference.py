@@ -1,7 +1,7 @@
 """The spec language's reference, rendered as Markdown from the JSON Schema (its single source).
 
-``dltspec schema --markdown`` prints it; README.md embeds it between markers and
-a test keeps the two in step.
+``dltspec schema --markdown`` prints it; docs/reference.md embeds it between markers
+and a test keeps the two in step.
 """
 from __future__ import annotations
 

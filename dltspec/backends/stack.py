@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
@@ -187,7 +188,7 @@ class StackProgram:
     batches: dict[str, tuple]
     n_batches: dict[str, int]
     device: object
-    chunk_fns: dict  # (shared_start, masked) -> the jitted chunk function
+    chunk_fns: dict  # (shared_start, masked) -> the chunk function, its executables kept in the XLA cache
     errors_fn: Callable
     batch_size: int
     floatX: str
@@ -357,6 +358,7 @@ def build_stack(specs: Sequence[Spec], graphs: Sequence[Symbolic], splits: Split
     from dltspec.backends import layout
     from dltspec.backends.devices import device, jax_module
     from dltspec.backends.jax_backend import batched, jax_function
+    from dltspec.backends.xla_cache import Cached
 
     jax = jax_module()
     target = device(device_name)
@@ -389,9 +391,9 @@ def build_stack(specs: Sequence[Spec], graphs: Sequence[Symbolic], splits: Split
         batches={s: jax.device_put(batched(*splits.arrays[s], batch_size, floatX, last), target) for s in SPLITS},
         n_batches=n_batches,
         device=target,
-        chunk_fns={(shared, masked): stack_chunk_function(step, shared, masked)
+        chunk_fns={(shared, masked): Cached(partial(stack_chunk_function, step, shared, masked), target)
                    for shared in (True, False) for masked in (True, False)},
-        errors_fn=stack_errors_function(errors),
+        errors_fn=Cached(partial(stack_errors_function, errors), target),
         batch_size=batch_size,
         floatX=floatX,
     )

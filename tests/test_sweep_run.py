@@ -335,7 +335,7 @@ def test_a_sweep_stopped_by_a_failure_of_its_own_says_how_far_it_got(tmp_path, c
     client = FakeClient()
     monkeypatch.setattr(sweep_run, "connect", lambda *args: (client, None))
 
-    def disk_full(client, todo, retries, on_record):
+    def disk_full(client, todo, retries, on_record, **how):  # how: the jobs (stacks) and their function
         on_record(failed_record(todo[0]))
         raise OSError(28, "No space left on device")
 
@@ -354,7 +354,7 @@ def test_results_tables_that_cannot_be_written_are_an_error(tmp_path, capsys, mo
     spec.write_text(SPEC, encoding="utf-8")
     monkeypatch.setattr(sweep_run, "connect", lambda *args: (FakeClient(), None))
 
-    def every_variant_then_a_full_disk(client, todo, retries, on_record):
+    def every_variant_then_a_full_disk(client, todo, retries, on_record, **how):
         for planned in todo:
             on_record(failed_record(planned))
 

@@ -225,6 +225,24 @@ class StackProgram:
                                  last_finite if math.isfinite(last_finite) else None))
         return out
 
+    def prepare(self) -> StackProgram:
+        """Compile (or read from the XLA cache) what every stack runs, before its loops start: the chunk of a
+        stack whose variants are at one iteration and all train, and the errors of the validation and test
+        splits (a variant's own program is compiled before its loop starts too)."""
+        import jax
+
+        from dltspec.backends.xla_cache import signature
+
+        put = lambda v: jax.device_put(np.asarray(v, np.int64), self.device)  # noqa: E731
+        chunk = (self.params, self.hyper, *self.batches["train"], put([0] * self.size), put([1] * self.size), put(1))
+        wanted = [(self.chunk_fns[True, False], chunk)]
+        wanted += [(self.errors_fn, (self.params[:len(self.names)], *self.batches[s])) for s in ("valid", "test")]
+        for function, args in wanted:
+            key = signature(args)
+            if key not in function.executables:
+                function.executables[key] = function.executable(key, args)
+        return self
+
     def errors(self, split: str) -> list[float]:
         """The mean zero-one loss of every variant on ``split`` (one dispatch; kept until the parameters
         change), averaged as :meth:`dltspec.backends.jax_backend.JaxProgram.error` averages one variant's."""
@@ -396,4 +414,4 @@ def build_stack(specs: Sequence[Spec], graphs: Sequence[Symbolic], splits: Split
         errors_fn=Cached(partial(stack_errors_function, errors), target),
         batch_size=batch_size,
         floatX=floatX,
-    )
+    ).prepare()

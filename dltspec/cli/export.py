@@ -61,7 +61,7 @@ def cmd_export(args) -> int:
         error = ExportError("DLT503", f"cannot write {out}: {exc.strerror or exc}")
         report(error.as_diagnostics(flag_span("-o", str(args.output or out))), None)
         return EXIT_ERRORS
-    n_params = sum(int(v.size) for v in trained.params.values())
-    print(f"wrote {out}: {trained.spec.name}, {len(trained.network.layers)} layers, {n_params:,} parameters "
-          f"({args.format}, from {trained.metadata['dltspec.parameters']})", file=sys.stdout)
+    n_params, meta = sum(int(v.size) for v in trained.params.values()), trained.metadata
+    print(f"wrote {out}: {meta['dltspec.name']}, {len(trained.network.layers)} layers, {n_params:,} parameters "
+          f"({args.format}, from {meta['dltspec.parameters']})", file=sys.stdout)
     return EXIT_OK

@@ -115,9 +115,11 @@ def missing(fmt: str) -> ExportError | None:
 
 
 def figures(summary: dict) -> dict[str, str]:
-    """The run's figures from ``summary.json``, as metadata strings (``null`` where not reached)."""
-    keys = ("best_validation_error", "test_error", "best_iteration", "epochs", "status")
-    return {f"dltspec.{key}": json.dumps(summary.get(key)) for key in keys}
+    """The run's figures from ``summary.json`` as metadata strings: numbers in JSON (``null`` where the run
+    reached none), its status as it is."""
+    keys = ("best_validation_error", "test_error", "best_iteration", "epochs")
+    return {**{f"dltspec.{key}": json.dumps(summary.get(key)) for key in keys},
+            "dltspec.status": str(summary.get("status", "unknown"))}
 
 
 def layer_records(trained: Trained) -> list[dict]:
@@ -131,12 +133,12 @@ def layer_records(trained: Trained) -> list[dict]:
     return out
 
 
-def metadata(spec_text: str, summary: dict, params_file: str) -> dict[str, str]:
-    """What every exported file carries, as strings: the spec as run and its SHA-256, the run's figures
-    and the parameter file the values come from (the layers are added by :func:`load`)."""
+def metadata(name: str, spec_text: str, summary: dict, params_file: str) -> dict[str, str]:
+    """What every exported file carries, as strings: the run's name, the spec as run and its SHA-256, the
+    run's figures and the parameter file the values come from (the layers are added by :func:`load`)."""
     from dltspec import __version__
 
-    return {"dltspec.format": FORMAT, "dltspec.version": __version__, "dltspec.spec": spec_text,
+    return {"dltspec.format": FORMAT, "dltspec.version": __version__, "dltspec.name": name, "dltspec.spec": spec_text,
             "dltspec.spec_sha256": hashlib.sha256(spec_text.encode("utf-8")).hexdigest(),
             "dltspec.parameters": params_file, **figures(summary)}
 
@@ -158,7 +160,7 @@ def load(run_path: Path, snapshot: int | None = None) -> Trained:
     from dltspec.model import shapes
     from dltspec.predict import n_in_of, n_out_of
     from dltspec.training import params as param_files
-    from dltspec.training.rundir import SPEC, RunDir
+    from dltspec.training.rundir import RUN, SPEC, RunDir
 
     run = RunDir.open(Path(run_path))
     path = run.params_file(snapshot)
@@ -169,7 +171,8 @@ def load(run_path: Path, snapshot: int | None = None) -> Trained:
     problem = param_files.mismatch({p.name: tuple(p.shape) for p in network.params()}, values)
     if problem:
         raise param_files.ParamsError("DLT502", f"{path} does not fit the run's model: {problem}")
-    meta = metadata(spec.source.text, run.summary(), str(path.relative_to(run.path)))
+    name = str(run.read_json(RUN).get("name") or run.path.resolve().name)
+    meta = metadata(name, spec.source.text, run.summary(), str(path.relative_to(run.path)))
     trained = Trained(spec, network, dict(values), n_in, n_out, meta)
     meta.update({"dltspec.n_in": str(n_in), "dltspec.n_out": str(n_out),
                  "dltspec.layers": json.dumps(layer_records(trained))})

@@ -197,13 +197,14 @@ def graph(trained: Trained):
         x = EMITTERS[layer.kind](g, x, layer, shape, trained.params, place)
     probabilities = g.node("Identity", [x.flat(g, "output").name], "probabilities")
     label = g.node("ArgMax", [probabilities], "class", axis=1, keepdims=0)
+    name = trained.metadata["dltspec.name"]
     body = helper.make_graph(
-        g.nodes, trained.spec.name, [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", trained.n_in])],
+        g.nodes, name, [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", trained.n_in])],
         [helper.make_tensor_value_info(probabilities, TensorProto.FLOAT, ["N", trained.n_out]),
          helper.make_tensor_value_info(label, TensorProto.INT64, ["N"])], g.initializers)
     model = helper.make_model(body, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="dltspec",
                               producer_version=trained.metadata["dltspec.version"], ir_version=IR_VERSION,
-                              doc_string=f"dltspec classifier {trained.spec.name}: P(class | input) and its argmax")
+                              doc_string=f"dltspec classifier {name}: P(class | input) and its argmax")
     helper.set_model_props(model, trained.metadata)
     onnx.checker.check_model(model, full_check=True)
     return model

@@ -4,7 +4,7 @@ Each parameter is one array under the name its layer gives it (``hidden0.W``, ``
 ``layer2.W``), in the type and orientation it was trained in: a dense ``W`` is ``(fan_in, units)``
 (``x W + b``), a convolution's ``W`` is ``(kernels, channels, height, width)`` for a *true*
 convolution (flip its last two axes for a cross-correlation such as PyTorch's ``conv2d``). The
-metadata (:func:`dltspec.export.metadata`: the spec, its SHA-256, the figures, the layers in order) is
+metadata (:func:`dltspec.export.trained.metadata`: the spec, its SHA-256, the figures, the layers in order) is
 a JSON object: in an ``.npz`` the 0-d string array ``__metadata__`` (``np.load(path,
 allow_pickle=False)`` reads it), in safetensors the header's ``__metadata__``.
 """
@@ -15,7 +15,7 @@ import json
 
 import numpy as np
 
-from dltspec.export import Trained
+from dltspec.export.trained import Trained
 
 #: the ``.npz`` entry holding the metadata as JSON
 METADATA = "__metadata__"

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dltspec.export import ExportError, Trained
+from dltspec.export.trained import ExportError, Trained
 
 #: the opset the graph is written for (onnxruntime 1.17 and later run it), and the IR version that goes with it
 OPSET, IR_VERSION = 17, 8

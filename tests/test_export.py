@@ -213,3 +213,11 @@ def test_no_such_run_or_snapshot_or_format_is_a_usage_error(stack_run, tmp_path,
         main(["export", str(stack_run), "--format", "pt"])
     assert info.value.code == 2 and "invalid choice: 'pt'" in capsys.readouterr().err
     assert not list(stack_run.glob("model*"))
+
+
+def test_every_layer_kind_and_activation_has_an_onnx_emitter():
+    """Today the ONNX export expresses every model dltspec trains (a kind added without an emitter is DLT507)."""
+    from dltspec.export import onnx as onnx_export
+    from dltspec.model.layers import ACTIVATIONS, LAYERS
+
+    assert set(onnx_export.EMITTERS) == set(LAYERS) and set(onnx_export.ACTIVATIONS) == set(ACTIVATIONS)

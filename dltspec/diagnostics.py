@@ -72,6 +72,8 @@ CODES: dict[str, str] = {
     "DLT503": "cannot write output",
     "DLT504": "run cannot be resumed as asked",
     "DLT505": "TensorBoard logging not installed",
+    "DLT506": "export format not installed",
+    "DLT507": "a model the export format cannot express",
     "DLT601": "training diverged",
     "DLT701": "range cannot be drawn from",
     "DLT702": "too many variants",

@@ -35,6 +35,7 @@ from dltspec.cli.common import (  # noqa: F401
     source_lines,
     spec_text,
 )
+from dltspec.cli.export import cmd_export
 from dltspec.cli.fmt import cmd_fmt
 from dltspec.cli.run import cmd_eval, cmd_predict, cmd_run
 from dltspec.cli.runs import cmd_fetch, cmd_filters, cmd_plot, cmd_runs, cmd_sample
@@ -144,6 +145,21 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("--invert", choices=("auto", "yes", "no"), default="auto", help="invert images' grey levels "
                     "(auto: when the image is mostly light, as dark ink on paper; MNIST digits are light on dark)")
     pr.set_defaults(handler=cmd_predict)
+
+    ex = sub.add_parser("export", help="write a run's trained classifier as an ONNX graph, or its parameters as "
+                        ".npz or safetensors", description="Write a run's trained classifier: --format onnx, its "
+                        "forward pass as an ONNX graph (input: float32 rows [N, n_in] as the data set gives them; "
+                        "outputs: probabilities [N, n_out] and class [N]); npz or safetensors, its parameter arrays "
+                        "as trained. Every format carries the spec, its SHA-256 and the run's figures as metadata.")
+    ex.add_argument("run", metavar="RUN", help="a run directory written by dltspec run")
+    ex.add_argument("--snapshot", type=int, metavar="ITERATION", help="the snapshot of this iteration (default: "
+                    "the best parameters, best.pkl)")
+    ex.add_argument("--format", choices=("onnx", "npz", "safetensors"), default="onnx", help="onnx (default; "
+                    "needs onnx), npz (plain arrays, read with numpy.load without pickle) or safetensors (needs "
+                    "safetensors); pip install 'dltspec[export]' installs both")
+    ex.add_argument("-o", "--output", metavar="FILE", help="where to write (default: RUN/model.<format>, "
+                    "RUN/model-iter-<N>.<format> for a snapshot)")
+    ex.set_defaults(handler=cmd_export)
 
     pl = sub.add_parser("plot", help="draw a run's learning curves, or a sweep's results, as a PNG")
     pl.add_argument("run", metavar="RUN", help="a run directory, or a sweep directory (its best validation error "

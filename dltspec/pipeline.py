@@ -227,17 +227,20 @@ def compile_stacks(specs: list[Spec], splits: datasets.Splits, *, floatX: str = 
     """``specs`` (on the same data, ``splits``) grouped into stacks of one graph
     (:mod:`dltspec.backends.stack`), each at most ``max_stack`` variants: per group, the indices into
     ``specs`` and a fresh :class:`Training` of each on one compiled stack, or ``None`` for a spec that trains
-    alone (it stacks with nothing, pre-trains, or its data is streamed). ``max_stack`` defaults to what the
-    device's memory (``budget`` bytes, where given) holds (:func:`dltspec.backends.stack.limit`)."""
+    alone (it stacks with nothing, pre-trains, its data is streamed, or a stack of it does not pay on a CPU).
+    ``max_stack`` defaults to what the device's memory (``budget`` bytes, where given) holds, and on a CPU to
+    what pays (:func:`dltspec.backends.stack.limit`)."""
     from dltspec.backends import stack
     from dltspec.backends.devices import device as jax_device
 
-    ready = [i for i, spec in enumerate(specs) if stack.stackable(spec, splits, budget)]
+    target = jax_device(device)
+    sizes = {i: max_stack or stack.limit(spec, splits, budget, target) for i, spec in enumerate(specs)}
+    ready = [i for i, spec in enumerate(specs) if sizes[i] > 1 and stack.stackable(spec, splits, budget)]
     graphs = {i: stack.symbolic(specs[i], splits, floatX) for i in ready}
     out: list[tuple[list[int], list[Training] | None]] = [([i], None) for i in range(len(specs)) if i not in graphs]
     for group in stack.groups([graphs[i] for i in ready]):
         members = [ready[g] for g in group]
-        size = max_stack or stack.limit(specs[members[0]], splits, budget, jax_device(device))
+        size = sizes[members[0]]
         for first in range(0, len(members), size):
             part = members[first:first + size]
             if len(part) == 1:

@@ -110,6 +110,19 @@ def test_at_most_max_stack_variants_stack_together():
     assert [t is None for _, t in grouped] == [False, False, True]
 
 
+def test_on_a_cpu_a_graph_whose_parameters_leave_the_cache_trains_alone():
+    from dltspec.backends import stack
+    from dltspec.backends.devices import device
+
+    small, large = specs([[], ["classifier.hidden=[4096]"]])  # 4.8 KB and 1.2 MB of float32 parameters
+    splits = api.load_data(small)
+    assert stack.limit(small, splits, None, device("cpu")) == stack.MAX_STACK
+    assert stack.limit(large, splits, None, device("cpu")) == 1
+    assert stack.limit(small, splits, 64 * 4 * 1210 + sum(a.nbytes for s in splits.arrays.values() for a in s),
+                       device("cpu")) < stack.MAX_STACK  # a budget bounds it too
+    assert [t is None for _, t in api.compile_stacks(specs([["classifier.hidden=[4096]"]] * 2), splits)] == [True] * 2
+
+
 def test_the_stack_key_masks_values_and_keeps_shapes():
     from dltspec.sweeps.variants import stack_key
 

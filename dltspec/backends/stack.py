@@ -332,12 +332,19 @@ class Member:
 
 #: a stack is never larger than this, whatever the memory allows (a worker's task should end in a sensible time)
 MAX_STACK = 64
+#: on a CPU, the parameters of a stack's variants together at most this many bytes: a step whose parameters
+#: stay in a core's cache is bound by its dispatch and small-matrix overheads, which the stack shares; a
+#: larger one is bound by memory traffic, which it does not, and measured slower stacked than alone
+#: (bench/sweep_stacking.py: the tutorial's MLP, 1.6 MB of parameters, 0.63x-0.80x; logistic regression,
+#: 31 KB, 1.08x-1.46x)
+CPU_STACK_BYTES = 1 << 20
 
 
 def limit(spec: Spec, splits: Splits, budget: int | None, target) -> int:
-    """How many variants of ``spec``'s graph one stack on device ``target`` may hold: what ``budget`` bytes (else
-    the device's memory, else this machine's) leave, less the data held once, for the variants' parameters,
-    optimizer state and activations (:func:`dltspec.model.memory.estimate` of one), at most :data:`MAX_STACK`."""
+    """How many variants of ``spec``'s graph one stack on device ``target`` may hold (1: it trains alone): what
+    ``budget`` bytes (else the device's memory, else this machine's) leave, less the data held once, for the
+    variants' parameters, optimizer state and activations (:func:`dltspec.model.memory.estimate` of one); on
+    a CPU, as many as :data:`CPU_STACK_BYTES` holds parameters of; at most :data:`MAX_STACK`."""
     from dltspec.model import memory
     from dltspec.model.shapes import network
 
@@ -345,9 +352,12 @@ def limit(spec: Spec, splits: Splits, budget: int | None, target) -> int:
     data = sum(array.nbytes for split in splits.arrays.values() for array in split)
     found = memory.estimate(network(spec.data, splits.n_in, splits.n_out(spec.block("classifier"))),
                             spec.block("optimizer"))
-    if room is None or found is None or found.total <= 0:
+    if found is None or found.total <= 0:
         return MAX_STACK
-    return int(max(1, min(MAX_STACK, (room - data) // found.total)))
+    fits = MAX_STACK if room is None else (room - data) // found.total
+    if getattr(target, "platform", "cpu") == "cpu":
+        fits = min(fits, CPU_STACK_BYTES // max(1, memory.BYTES * found.n_params))
+    return int(max(1, min(MAX_STACK, fits)))
 
 
 def device_memory(target) -> int | None:

@@ -58,6 +58,7 @@ def alone_and_stacked():
     [(indices, trainings)] = api.compile_stacks(specs(), splits)
     assert indices == [0, 1, 2] and trainings is not None
     stacked = run_stack(trainings, trainings[0].program.stack, [None] * 3)
+    assert trainings[0].program.stack.size == 1  # shrunk as the second, then the third variant stopped
     return alone, stacked
 
 
@@ -78,6 +79,16 @@ def test_a_stacked_variants_parameters_are_its_parameters_alone_within_float32_r
             assert many.params[name].dtype == one.params[name].dtype
             worst = max(worst, float(np.max(np.abs(many.params[name] - one.params[name]))))
     assert worst <= PARAMS_BOUND
+
+
+def test_a_stack_that_masks_its_stopped_variants_instead_of_shrinking_decides_the_same(alone_and_stacked):
+    alone, _stacked = alone_and_stacked
+    splits = api.load_data(specs()[0])
+    [(_, trainings)] = api.compile_stacks(specs(), splits)
+    masked = run_stack(trainings, trainings[0].program.stack, [None] * 3, shrink=False)
+    assert trainings[0].program.stack.size == 3  # never shrunk: the stopped variants were masked
+    for one, many in zip(alone, masked):
+        assert figures(many) == figures(one)
 
 
 def test_a_variant_that_diverges_stops_alone_and_the_others_go_on():

@@ -194,13 +194,36 @@ class StackProgram:
     floatX: str
     version: int = 0  # counts changes of the parameters: the errors computed are kept until the next
     computed: dict = field(default_factory=dict)  # split -> (version, the mean zero-one loss of each variant)
+    tracked: list = field(default_factory=list)  # the members handed out, whose indices follow a shrink
 
     @property
     def size(self) -> int:
         return int(self.params[0].shape[0])
 
     def members(self) -> list[Member]:
-        return [Member(self, i) for i in range(self.size)]
+        self.tracked = [Member(self, i) for i in range(self.size)]
+        return list(self.tracked)
+
+    def shrink(self, keep: Sequence[int]) -> None:
+        """Keep only the variants at indices ``keep`` (in that order) on the device: the others' members keep
+        their values as they are now, off the stack (:meth:`Member.detach`), and the kept ones are renumbered.
+        A smaller stack trains faster than a masked one (bench: 4 of 8 logistic regressions, 1.6x), once
+        its chunk function is compiled for the new size."""
+        import jax
+        import jax.numpy as jnp
+
+        for member in self.tracked:
+            if member.index is not None and member.index not in keep:
+                member.detach()
+        order = jax.device_put(np.asarray(keep, np.int64), self.device)
+        self.params = tuple(jnp.take(p, order, axis=0) for p in self.params)
+        self.hyper = tuple(jnp.take(h, order, axis=0) for h in self.hyper)
+        position = {old: new for new, old in enumerate(keep)}
+        for member in self.tracked:
+            if member.index is not None:
+                member.index = position[member.index]
+        self.version += 1
+        self.computed.clear()
 
     def train_chunk(self, starts: Sequence[int], n_steps: Sequence[int]) -> list[ChunkCost]:
         """Train variant ``v`` on the minibatches of iterations ``starts[v] .. starts[v] + n_steps[v] - 1``,
@@ -275,7 +298,8 @@ class Member:
     loop trains it through the stack (:func:`dltspec.training.stack.run_stack`), never alone."""
 
     stack: StackProgram
-    index: int
+    index: int | None  # None: it left the stack (:meth:`StackProgram.shrink`), its values kept in ``detached``
+    detached: tuple | None = None
 
     @property
     def n_batches(self) -> dict[str, int]:
@@ -300,9 +324,22 @@ class Member:
         return self.stack.train_chunk(starts, steps)[self.index]
 
     def error(self, split: str) -> float:
-        return self.stack.errors(split)[self.index]
+        return self.stack.errors(split)[self.on_stack()]
+
+    def on_stack(self) -> int:
+        """This variant's index in the stack; an error once it has left it (its loop has ended)."""
+        if self.index is None:
+            raise RuntimeError("this variant has left its stack: its values no longer change")
+        return self.index
+
+    def detach(self) -> None:
+        """Keep this variant's values (parameters and state) off the stack, as they are now; they no longer change."""
+        self.detached = tuple(p[self.index] for p in self.stack.params)
+        self.index = None
 
     def slice(self, first: int, last: int) -> tuple:
+        if self.detached is not None:
+            return self.detached[first:last]
         return tuple(p[self.index] for p in self.stack.params[first:last])
 
     def snapshot(self) -> tuple:
@@ -315,7 +352,7 @@ class Member:
         return self.arrays(self.snapshot())
 
     def set_values(self, values: dict[str, np.ndarray]) -> None:
-        self.stack.replace(self.index, values, self.stack.names, 0)
+        self.stack.replace(self.on_stack(), values, self.stack.names, 0)
 
     def state_snapshot(self) -> tuple:
         return self.slice(len(self.stack.names), len(self.stack.params))
@@ -327,7 +364,7 @@ class Member:
         return self.state_arrays(self.state_snapshot())
 
     def set_state(self, values: dict[str, np.ndarray]) -> None:
-        self.stack.replace(self.index, values, self.stack.state_names, len(self.stack.names))
+        self.stack.replace(self.on_stack(), values, self.stack.state_names, len(self.stack.names))
 
 
 #: a stack is never larger than this, whatever the memory allows (a worker's task should end in a sensible time)

@@ -6,7 +6,8 @@ Every variant has its own :class:`~dltspec.training.session.Training` (its progr
 checkpoint, run directory and observer. One round trains every variant whose loop has not stopped by the
 same number of minibatches in one dispatch: as many as the variant that must look soonest (its next
 validation, its patience, its last epoch, about a second) may train, so that no loop trains past its event;
-the variants that stopped are masked. Chunk boundaries never change what a loop computes, so each variant
+the variants that stopped are masked, and once a quarter of them have stopped the stack shrinks to those
+that go on. Chunk boundaries never change what a loop computes, so each variant
 makes the decisions it makes alone. The validation and test errors of the variants that validate are
 computed for the whole stack in one dispatch.
 
@@ -20,25 +21,35 @@ from collections.abc import Callable, Sequence
 from dltspec.training.loop import CHUNK_SECONDS
 from dltspec.training.session import Observer, Result, Training
 
+#: the share of a stack's variants that must have stopped before it shrinks: a smaller stack trains faster than
+#: a masked one (bench: 1.6x, 4 of 8 logistic regressions training), but its chunk function is compiled for
+#: the new size first (about a second, once: the XLA cache keeps it)
+SHRINK_AT = 0.25
+
 
 def run_stack(trainings: Sequence[Training], stack, observers: Sequence[Observer | None],
               should_stop: Callable[[], bool] | None = None, clock: Callable[[], float] = time.perf_counter,
-              chunk_seconds: float = CHUNK_SECONDS) -> list[Result]:
+              chunk_seconds: float = CHUNK_SECONDS, shrink: bool = True) -> list[Result]:
     """Train the variants of ``stack`` that ``trainings`` hold (each one's program is its
     :class:`~dltspec.backends.stack.Member`; the stack's other variants are left as they are) until each loop
     stops; ``observers[k]`` is told what it would be told were ``trainings[k]`` trained alone.
-    ``should_stop()`` is asked between rounds: every loop still going then ends ``interrupted``."""
+    ``should_stop()`` is asked between rounds: every loop still going then ends ``interrupted``. ``shrink``:
+    once at least :data:`SHRINK_AT` of the stack's variants no longer train (their loops stopped, or they
+    train elsewhere), the stack keeps only those that do (:meth:`~dltspec.backends.stack.StackProgram.shrink`);
+    else they stay, masked."""
     observers = [o or Observer() for o in observers]
     for training, observer in zip(trainings, observers):
         if not training.pretrained:
             raise ValueError("a stack trains supervised graphs only: pre-training runs alone")
         observer.started(training)
     loops = [t.loop(o) for t, o in zip(trainings, observers)]
-    member = [t.program.index for t in trainings]  # each loop's variant in the stack (some may train elsewhere)
     while True:
         going = [k for k, loop in enumerate(loops) if loop.stopped_by is None]
         if not going:
             break
+        if shrink and stack.size - len(going) >= max(1, stack.size * SHRINK_AT):
+            stack.shrink([trainings[k].program.index for k in going])
+        member = [t.program.index for t in trainings]  # each loop's variant in the stack (None: it left)
         if should_stop is not None and should_stop():
             for k in going:
                 loops[k].stopped_by = "interrupted"

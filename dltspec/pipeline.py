@@ -229,13 +229,13 @@ def compile_stacks(specs: list[Spec], splits: datasets.Splits, *, floatX: str = 
     ``specs`` and a fresh :class:`Training` of each on one compiled stack, or ``None`` for a spec that trains
     alone (it stacks with nothing, pre-trains, its data is streamed, or a stack of it does not pay on a CPU).
     ``max_stack`` defaults to what the device's memory (``budget`` bytes, where given) holds, and on a CPU to
-    what pays (:func:`dltspec.backends.stack.limit`)."""
-    from dltspec.backends import stack
+    what pays (:func:`dltspec.backends.stack_limits.limit`)."""
+    from dltspec.backends import stack, stack_limits
     from dltspec.backends.devices import device as jax_device
 
     target = jax_device(device)
-    sizes = {i: max_stack or stack.limit(spec, splits, budget, target) for i, spec in enumerate(specs)}
-    ready = [i for i, spec in enumerate(specs) if sizes[i] > 1 and stack.stackable(spec, splits, budget)]
+    sizes = {i: max_stack or stack_limits.limit(spec, splits, budget, target) for i, spec in enumerate(specs)}
+    ready = [i for i, spec in enumerate(specs) if sizes[i] > 1 and stack_limits.stackable(spec, splits, budget)]
     graphs = {i: stack.symbolic(specs[i], splits, floatX) for i in ready}
     out: list[tuple[list[int], list[Training] | None]] = [([i], None) for i in range(len(specs)) if i not in graphs]
     for group in stack.groups([graphs[i] for i in ready]):

@@ -122,15 +122,15 @@ def test_at_most_max_stack_variants_stack_together():
 
 
 def test_on_a_cpu_a_graph_whose_parameters_leave_the_cache_trains_alone():
-    from dltspec.backends import stack
+    from dltspec.backends import stack_limits
     from dltspec.backends.devices import device
 
     small, large = specs([[], ["classifier.hidden=[4096]"]])  # 4.8 KB and 1.2 MB of float32 parameters
     splits = api.load_data(small)
-    assert stack.limit(small, splits, None, device("cpu")) == stack.MAX_STACK
-    assert stack.limit(large, splits, None, device("cpu")) == 1
-    assert stack.limit(small, splits, 64 * 4 * 1210 + sum(a.nbytes for s in splits.arrays.values() for a in s),
-                       device("cpu")) < stack.MAX_STACK  # a budget bounds it too
+    assert stack_limits.limit(small, splits, None, device("cpu")) == stack_limits.MAX_STACK
+    assert stack_limits.limit(large, splits, None, device("cpu")) == 1
+    assert stack_limits.limit(small, splits, 64 * 4 * 1210 + sum(a.nbytes for s in splits.arrays.values() for a in s),
+                       device("cpu")) < stack_limits.MAX_STACK  # a budget bounds it too
     assert [t is None for _, t in api.compile_stacks(specs([["classifier.hidden=[4096]"]] * 2), splits)] == [True] * 2
 
 
@@ -148,7 +148,7 @@ def test_the_stack_key_masks_values_and_keeps_shapes():
 SWEEP = BASE + "sweep grid { optimizer.learning_rate = [0.05, 0.2]  regularizer.l2.weight = [0.0001, 0.001] }\n"
 
 
-def planned_sweep(tmp_path: Path, text: str = SWEEP):
+def planned_sweep(tmp_path: Path, text: str = SWEEP, device: str | None = None):
     from dltspec.sweeps.tasks import plan, with_data
     from dltspec.sweeps.variants import checked_variants
 
@@ -157,7 +157,7 @@ def planned_sweep(tmp_path: Path, text: str = SWEEP):
     assert problems == []
     out = tmp_path / "out"
     (out / "runs").mkdir(parents=True, exist_ok=True)
-    return plan(spec, passed, out, "jax", "float32", None, None)
+    return plan(spec, passed, out, "jax", "float32", device, None)
 
 
 def same_records(a: list[dict], b: list[dict]) -> None:
@@ -192,6 +192,9 @@ def test_on_the_cpu_a_group_is_split_to_give_every_worker_a_stack(tmp_path):
     assert [len(j) for j in jobs(planned, 2, stack=True)] == [2, 2]
     assert [len(j) for j in jobs(planned, 1, stack=True)] == [4]
     assert [len(j) for j in jobs(planned, 2, stack=False)] == [1, 1, 1, 1]
+    large = planned_sweep(tmp_path / "large", SWEEP.replace("hidden = [16]", "hidden = [4096]"), "cpu")
+    assert {p.task.stack_key for p in large} == {None}  # on the CPU it would not pay: each trains alone
+    assert [len(j) for j in jobs(large, 2, stack=True)] == [1, 1, 1, 1]
 
 
 WORKER = """\

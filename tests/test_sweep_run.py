@@ -76,6 +76,7 @@ def test_a_sweep_trains_every_variant_and_ranks_them_by_validation_error(local_s
         assert cells[:2] == [str(row["rank"]), str(row["variant"])]
         assert cells[-5] == f"{row['best_validation_error'] * 100:.2f}" and cells[-1] == "finished"
         assert row["status"] == "finished" and row["epochs"] == 60 and row["attempts"] == 1
+        assert row["stack"] == 2  # the two learning rates of each hidden size trained as one stack
         run = Path(row["run"])
         assert run.parent == (out / "runs").resolve() and run.name == row["key"]
         summary = json.loads((run / "summary.json").read_text())
@@ -97,7 +98,9 @@ def test_a_sweep_stopped_by_sigterm_goes_on_where_it_stopped_when_run_again(loca
 
     spec, local, _done = local_sweep
     out = tmp_path / "stopped"
-    sweep = subprocess.Popen(sweep_command(spec, out, "--workers", "2"), stdout=subprocess.PIPE,
+    # each variant alone (its record as it ends), so that some have ended while others train; the table is then
+    # the stacked sweep's (local_sweep) too
+    sweep = subprocess.Popen(sweep_command(spec, out, "--workers", "2", "--no-stack"), stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, env=ENV)
     deadline = time.monotonic() + 180
     while sweep.poll() is None and time.monotonic() < deadline and not (
@@ -114,8 +117,8 @@ def test_a_sweep_stopped_by_sigterm_goes_on_where_it_stopped_when_run_again(loca
     psutil.wait_procs(workers, timeout=30)
     assert [p.pid for p in workers if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []  # none left
 
-    again = subprocess.run(sweep_command(spec, out, "--workers", "2"), capture_output=True, text=True, timeout=300,
-                           env=ENV)
+    again = subprocess.run(sweep_command(spec, out, "--workers", "2", "--no-stack"), capture_output=True, text=True,
+                           timeout=300, env=ENV)
     assert again.returncode == 0, again.stdout + again.stderr
     assert again.stdout.splitlines()[0] == (f"sweep digits_grid: 4 variants (grid), {ended} already ended in {out}: "
                                             "skipped; jax float32")

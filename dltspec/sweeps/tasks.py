@@ -167,6 +167,10 @@ def failed_record(task: Task, reason: str, **extra) -> dict:
 
 # -- planning: every variant checked, with its data -----------------------------------
 
+#: a variant that passed its checks: the variant, its spec, where its data is read from, its data's sizes
+#: (inputs, classes)
+Passed = tuple[Variant, Spec, "Path | None", tuple[int, int]]
+
 @dataclass(frozen=True)
 class Planned:
     """One variant ready to run, and the task that trains it."""
@@ -179,14 +183,14 @@ class Planned:
         return self.task.key
 
 
-def with_data(spec: Spec, ready: list[tuple[Variant, Spec]]) -> tuple[list[tuple[Variant, Spec, Path | None]],
+def with_data(spec: Spec, ready: list[tuple[Variant, Spec]]) -> tuple[list[Passed],
                                                                        list[Diagnostic]]:
     """The spec as written, then its valid variants (``ready``, from :func:`dltspec.sweeps.variants.checked_variants`),
     checked against their data as ``dltspec check --data`` checks a spec: the variants that pass, with
-    the file or folder their data is read from, and every problem. A problem of the spec's own data is
-    reported once, where it is written; a variant's, at the sweep value that produced it. The variants
-    are taken data set by data set, so each is loaded once, and one at a time (a sweep over a data
-    set's seed never holds them all)."""
+    the file or folder their data is read from and its sizes (:data:`Passed`), and every problem. A
+    problem of the spec's own data is reported once, where it is written; a variant's, at the sweep
+    value that produced it. The variants are taken data set by data set, so each is loaded once, and
+    one at a time (a sweep over a data set's seed never holds them all)."""
     from itertools import groupby
 
     from dltspec import checks as rules
@@ -220,7 +224,8 @@ def with_data(spec: Spec, ready: list[tuple[Variant, Spec]]) -> tuple[list[tuple
             found = rules.check_data(checked, splits)  # errors stop the variant; warnings are reported too
             problems += [(d, variant) for d in found]
             if not any(d.is_error for d in found):
-                passed.append((variant, checked, splits.source))
+                sizes = (splits.n_in, splits.n_out(checked.block("classifier")))
+                passed.append((variant, checked, splits.source, sizes))
     passed.sort(key=lambda p: p[0].index)
     problems.sort(key=lambda p: p[1].index)  # each problem names the first variant that has it
     return passed, merged(problems, len(spec.source.overrides), len(variants(spec)), spec.positions)
@@ -233,31 +238,46 @@ def hparams_of(variant: Variant) -> tuple[tuple[str, object], ...]:
     return tuple((key, hparam_value(value)) for key, value in variant.values.items())
 
 
-def tensorboard_problems(passed: list[tuple[Variant, Spec, Path | None]]) -> list[Diagnostic]:
+def tensorboard_problems(passed: list[Passed]) -> list[Diagnostic]:
     """DLT505 at the first variant's ``run.tensorboard`` when variants ask for TensorBoard events and
     tensorboardX is not installed here (checked before the cluster starts)."""
     from dltspec.training import tensorboard
 
-    asking = [checked for _variant, checked, _source in passed if tensorboard.wanted(checked.data)]
+    asking = [checked for _variant, checked, _source, _sizes in passed if tensorboard.wanted(checked.data)]
     problem = asking and tensorboard.missing()
     if not problem:
         return []
     return tensorboard.TensorBoardMissing(problem).as_diagnostics(asking[0].positions.value(("run", "tensorboard")))
 
 
-def plan(spec: Spec, passed: list[tuple[Variant, Spec, Path | None]], out: Path, backend: str, floatX: str,
+def stacks_pay(spec: Spec, sizes: tuple[int, int], device: str | None) -> bool:
+    """Whether stacking ``spec``'s variants may pay on ``device`` (its data of ``sizes``, inputs and classes):
+    anywhere but on a CPU, and there while two of its variants' parameters fit a core's cache
+    (:func:`dltspec.backends.stack_limits.pays_on_cpu`)."""
+    from dltspec.backends.stack_limits import pays_on_cpu
+
+    if pays_on_cpu(spec, *sizes):
+        return True
+    if device is not None:
+        return device != "cpu"
+    from dltspec.backends.devices import gpus
+
+    return bool(gpus())  # JAX's default device: a GPU where there is one
+
+
+def plan(spec: Spec, passed: list[Passed], out: Path, backend: str, floatX: str,
          device: str | None, budget: int | None) -> list[Planned]:
     """The task of each variant that passed its checks (:func:`with_data`), training it in ``out``'s
     ``runs/<key>``."""
     from dltspec.training.provenance import spec_as_run
 
     planned = []
-    for variant, checked, source in passed:
+    for variant, checked, source, sizes in passed:
         key = variant_key(checked, floatX)
         planned.append(Planned(variant, Task(key, variant.index, spec.name, spec_as_run(checked, source),
                                              str(checked.source.base_dir), str((out / RUNS / key).resolve()),
                                              backend, floatX, device, budget, hparams_of(variant),
-                                             stack_key(checked))))
+                                             stack_key(checked) if stacks_pay(checked, sizes, device) else None)))
     return planned
 
 

@@ -20,6 +20,7 @@ sent whatever happens to the run directories.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import socket
@@ -253,16 +254,24 @@ def tensorboard_problems(passed: list[Passed]) -> list[Diagnostic]:
 def stacks_pay(spec: Spec, sizes: tuple[int, int], device: str | None) -> bool:
     """Whether stacking ``spec``'s variants may pay on ``device`` (its data of ``sizes``, inputs and classes):
     anywhere but on a CPU, and there while two of its variants' parameters fit a core's cache
-    (:func:`dltspec.backends.stack_limits.pays_on_cpu`)."""
+    (:func:`dltspec.backends.stack_limits.pays_on_cpu`). JAX's default device (``None``) counts as a GPU where
+    jax's CUDA plugin is installed (the client does not start JAX to ask: that takes seconds; the worker,
+    which knows its device, trains a variant alone where its stack would not pay)."""
     from dltspec.backends.stack_limits import pays_on_cpu
 
     if pays_on_cpu(spec, *sizes):
         return True
     if device is not None:
         return device != "cpu"
-    from dltspec.backends.devices import gpus
+    return cuda_plugin_installed()
 
-    return bool(gpus())  # JAX's default device: a GPU where there is one
+
+@functools.lru_cache(maxsize=1)
+def cuda_plugin_installed() -> bool:
+    """Whether a jax CUDA plugin is installed here (``pip install 'dltspec[gpu]'``), without importing jax."""
+    from importlib import metadata
+
+    return any((d.metadata["Name"] or "").lower().startswith("jax-cuda") for d in metadata.distributions())
 
 
 def plan(spec: Spec, passed: list[Passed], out: Path, backend: str, floatX: str,

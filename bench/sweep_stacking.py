@@ -10,6 +10,9 @@ examples, default all 50,000; the validation and test splits whole), for ``EPOCH
 epochs with a patience that never stops a variant early, so that every mode trains the same steps. Each mode is a whole
 command, process start to exit (what a user waits for), timed in turn in one run:
 
+Every command starts from an empty XLA cache (``<cache>/xla``), as the first sweep of these variants does:
+each mode compiles what it runs (a stack its stacked programs, the others each variant's own).
+
 - ``one alone``: ``dltspec run`` of the first variant, the machine's default threading;
 - ``stacked``: ``dltspec sweep``, stacking on (the default): on a CPU of C cores, C stacks of N/C on C
   single-threaded workers;
@@ -25,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -38,6 +42,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from results import publish  # noqa: E402
 
+from dltspec.files import cache_dir  # noqa: E402
 from dltspec.sweeps.tasks import local_workers  # noqa: E402
 
 BEGIN, END = "<!-- stacking:begin (bench/sweep_stacking.py rewrites this section) -->", "<!-- stacking:end -->"
@@ -65,7 +70,7 @@ def spec_text(model: str, n: int, epochs: int, n_train: int) -> str:
     return SPEC.format(n_train=n_train, classifier=CLASSIFIERS[kind], batch=batch, epochs=epochs, rates=rates)
 
 
-def sequential(spec_path: str, out: str) -> None:
+def sequential(spec_path: str, out: str, device: str | None = None) -> None:
     """Plan the sweep and train every variant in turn in this process (what ``--sequential`` runs)."""
     import dltspec
     from dltspec.sweeps.tasks import plan, train_variant, with_data
@@ -73,13 +78,15 @@ def sequential(spec_path: str, out: str) -> None:
 
     spec = dltspec.read(spec_path)
     passed, _problems = with_data(spec, checked_variants(spec)[0])
-    for p in plan(spec, passed, Path(out), "jax", "float32", None, None):
+    for p in plan(spec, passed, Path(out), "jax", "float32", device, None):
         record = train_variant(p.task)
         assert record["status"] == "finished", record
 
 
 def timed(command: list[str]) -> float:
-    """The seconds ``command`` took, start to exit; a failure ends the bench."""
+    """The seconds ``command`` took, start to exit, from an empty XLA cache (as a first sweep of these variants
+    finds it: every mode compiles what it runs); a failure ends the bench."""
+    shutil.rmtree(cache_dir() / "xla", ignore_errors=True)
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
     seconds = time.perf_counter() - start
@@ -94,13 +101,21 @@ def loop_seconds(out: Path) -> float:
     return max(json.loads(p.read_text(encoding="utf-8"))["seconds"] for p in summaries)
 
 
-def commands(spec: Path, out: Path) -> dict[str, list[str]]:
+def default_platform() -> str:
+    """JAX's default device here, as a word (``cpu``, ``gpu``)."""
+    import jax
+
+    return jax.default_backend()
+
+
+def commands(spec: Path, out: Path, device: str | None) -> dict[str, list[str]]:
     run = [sys.executable, "-m", "dltspec"]
+    on = ["--device", device] if device else []
     return {
-        "one alone": [*run, "run", str(spec), "-q", "--backend", "jax", "--out", str(out)],
-        "stacked": [*run, "sweep", str(spec), "-q", "--backend", "jax", "--out", str(out)],
-        "Dask, no stacking": [*run, "sweep", str(spec), "-q", "--backend", "jax", "--no-stack", "--out", str(out)],
-        "one after another": [sys.executable, __file__, "--sequential", str(spec), "--out", str(out)],
+        "one alone": [*run, "run", str(spec), "-q", "--backend", "jax", *on, "--out", str(out)],
+        "stacked": [*run, "sweep", str(spec), "-q", "--backend", "jax", *on, "--out", str(out)],
+        "Dask, no stacking": [*run, "sweep", str(spec), "-q", "--backend", "jax", "--no-stack", *on, "--out", str(out)],
+        "one after another": [sys.executable, __file__, "--sequential", str(spec), "--out", str(out), *on],
     }
 
 
@@ -111,12 +126,13 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, help="epochs per variant, for every model (default: EPOCHS)")
     parser.add_argument("--n-train", type=int, default=50000)
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--device", help="the JAX device of every mode (default: JAX's; `gpu` on a GPU machine)")
     parser.add_argument("--no-write", action="store_true", help="print, do not rewrite bench/RESULTS.md")
     parser.add_argument("--sequential", metavar="SPEC", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.sequential:
-        return sequential(args.sequential, args.out)
+        return sequential(args.sequential, args.out, args.device)
     work = Path(tempfile.mkdtemp(prefix="dltspec-stacking-bench-"))
     rows = []
     for model in args.models:
@@ -129,7 +145,7 @@ def main() -> None:
             for repeat in range(args.repeats):
                 for mode in MODES:
                     out = work / f"{spec.stem}-{repeat}-{mode.replace(' ', '_').replace(',', '')}"
-                    wall[mode].append(timed(commands(spec, out)[mode]))
+                    wall[mode].append(timed(commands(spec, out, args.device)[mode]))
                     loops[mode].append(loop_seconds(out))
                     print(f"{model} N={n} repeat {repeat + 1}: {mode}: {wall[mode][-1]:.1f} s "
                           f"(loop {loops[mode][-1]:.1f} s)", file=sys.stderr, flush=True)
@@ -149,10 +165,12 @@ def main() -> None:
         + (f"--epochs {args.epochs} " if args.epochs else "") + f"--n-train {args.n_train} --repeats {args.repeats}",
         "```",
         "",
-        f"Machine: {platform.machine()}, {cores} cores, CPython {platform.python_version()}, JAX on the CPU. "
+        f"Machine: {platform.machine()}, {cores} cores, CPython {platform.python_version()}, JAX on "
+        f"{args.device or default_platform()}. "
         f"MNIST, {args.n_train:,} training examples (validation and test whole), N learning rates, the epochs "
         "given per variant (none stops early); whole commands, process start to exit, "
-        f"median of {args.repeats}. `stacked` is "
+        f"median of {args.repeats}, each from an empty XLA cache (as a first sweep: every mode compiles what it "
+        "runs). `stacked` is "
         f"`dltspec sweep` (on {cores} cores: {cores} stacks of N/{cores}, one per single-threaded worker, where "
         "the model stacks on a CPU; the MLP, 1.6 MB of parameters, does not and trains alone); its ratio "
         "is to one variant alone (`dltspec run`); the other modes' ratios say how much longer than `stacked` they "

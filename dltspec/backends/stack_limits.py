@@ -3,17 +3,19 @@ and, on a CPU, what pays; and which specs may stack at all.
 """
 from __future__ import annotations
 
+import os
+
 from dltspec.data.loaders import SPLITS, Splits
 from dltspec.lang.spec import Spec
 
 #: a stack is never larger than this, whatever the memory allows (a worker's task should end in a sensible time)
 MAX_STACK = 64
-#: on a CPU, the parameters of a stack's variants together at most this many bytes: a step whose parameters
-#: stay in a core's cache is bound by its dispatch and small-matrix overheads, which the stack shares; a
-#: larger one is bound by memory traffic, which it does not, and measured slower stacked than alone
-#: (bench/sweep_stacking.py: the tutorial's MLP, 1.6 MB of parameters, 0.63x-0.80x; logistic regression,
-#: 31 KB, 1.08x-1.46x)
-CPU_STACK_BYTES = 1 << 20
+#: on a CPU, the parameters of a stack's variants together at most this many bytes (``DLTSPEC_CPU_STACK_BYTES``
+#: sets another bound): a step whose parameters stay in a core's cache is bound by its dispatch and
+#: small-matrix overheads, which the stack shares; a larger one is bound by memory traffic, which it does not,
+#: and measured slower stacked than alone (bench/sweep_stacking.py before this bound: the tutorial's MLP,
+#: 1.6 MB of parameters, 0.63x-0.80x as fast as --no-stack; logistic regression, 31 KB, 1.03x-1.77x faster)
+CPU_STACK_BYTES = int(os.environ.get("DLTSPEC_CPU_STACK_BYTES", 1 << 20))
 
 
 def limit(spec: Spec, splits: Splits, budget: int | None, target) -> int:

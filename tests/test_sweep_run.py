@@ -217,7 +217,13 @@ def test_a_worker_killed_mid_variant_loses_nothing(local_sweep, tmp_path):
             assert row[figure] == baseline[key][figure], (key, figure)
         ours, _ = load_params(Path(row["run"]) / "best.pkl")
         theirs, _ = load_params(Path(baseline[key]["run"]) / "best.pkl")
-        assert all(np.array_equal(ours[name], theirs[name]) for name in theirs)
+        if row["resumed"] and row.get("stack", 1) > 1:
+            # a stack resumed from its variants' checkpoints, which may be of different iterations (the kill can
+            # fall between two of them): its chunks then run another program (each variant's own minibatch, a
+            # smaller stack once one ends), with other float32 roundings; the decisions above are the same
+            assert all(np.allclose(ours[name], theirs[name], rtol=0, atol=1e-5) for name in theirs)
+        else:
+            assert all(np.array_equal(ours[name], theirs[name]) for name in theirs)
 
 
 def dies_on_some_variants(task):

@@ -291,6 +291,8 @@ def write_npy_folder(folder, **replace):
     (npy_with_header("(-1,)", body=b"\x00" * 8), "its header's shape (-1,) is not of sizes 0 or more"),
     (npy_with_header("(3,", body=b"\x00" * 8), "x_train.npy is not a .npy array"),  # tokenize.TokenError escaped
     (npy_with_header("(2,)", "'|O'", b"\x00" * 16), "x_train.npy holds Python objects (object), not numbers"),
+    (npy_with_header("(100000000000,)", "'|S0'"), "x_train.npy holds |S0 values, not numbers"),  # 93 GiB allocated
+    (npy_with_header("(2,)", "'<U1'", b"\x00" * 8), "x_train.npy holds <U1 values, not numbers"),
 ])
 def test_damaged_npy_files_are_located_errors(tmp_path, raw, fragment):
     write_npy_folder(tmp_path / "f", x_train=raw)
@@ -299,6 +301,16 @@ def test_damaged_npy_files_are_located_errors(tmp_path, raw, fragment):
     (d,) = info.value.diagnostics
     assert (d.code, d.span.line) == ("DLT402", 1) and "cannot map the .npy files in" in d.message
     assert fragment in d.message, d.message
+
+
+def test_an_npz_member_whose_compressed_data_ends_early_is_a_located_error_that_says_so(tmp_path):
+    import shutil
+
+    shutil.copy(ROOT / "tests" / "data" / "member-ends-early.npz", tmp_path / "d.npz")  # found by the fuzzer
+    with pytest.raises(SpecError) as info:
+        load(tmp_path, 'npz { path = "d.npz"  valid_size = 1 }')
+    (d,) = info.value.diagnostics
+    assert d.code == "DLT402" and d.message.endswith("as an .npz archive: a member's compressed data ends early")
 
 
 def test_npz_members_whose_headers_lie_or_whose_compression_is_damaged_are_located_errors(tmp_path):

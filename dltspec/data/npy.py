@@ -19,6 +19,10 @@ except ImportError:  # pragma: no cover - numpy 1
     from numpy.lib.format import _read_array_header
 
 
+#: the kinds of numpy dtype a data set's arrays may hold: booleans, integers, unsigned, floats, complex
+NUMBERS = "biufc"
+
+
 class NpyError(DltspecError, ValueError):
     """Not an ``.npy`` array, or one whose header does not fit its data."""
 
@@ -43,6 +47,8 @@ def header(fp, size: int, name: str) -> tuple[tuple[int, ...], bool, np.dtype, i
         raise NpyError(f"{name} holds Python objects ({dtype}), not numbers")
     if dtype.subdtype is not None:  # ('<f4', (2,)): numpy reads it as two more float32 per element
         dtype, shape = dtype.subdtype[0], tuple(shape) + dtype.subdtype[1]
+    if dtype.kind not in NUMBERS:  # strings, records, dates; '|S0' is 0 bytes an element, and numpy allocates 1
+        raise NpyError(f"{name} holds {dtype} values, not numbers")
     need = math.prod(shape) * dtype.itemsize
     have = size - fp.tell()
     if need > have:

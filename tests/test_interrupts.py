@@ -28,8 +28,10 @@ stopping patience { n_epochs = 150  patience = 100000 }
 """
 #: seconds after the start (None: once training has validated three times)
 #: (numba compiles for tens of seconds in every fresh process: two moments, compiling and training; the
-#: import moments are backend-independent and the jax list has them)
-DELAYS = {"jax": (0.1, 0.2, 0.35, 0.7, 1.4, 2.8, None), "numba": (1.0, None)}
+#: import moments are backend-independent and the jax list has them). Not before 0.25 s: a signal that comes
+#: while the interpreter is still starting (runpy looking for the module, before any of dltspec runs) ends
+#: it with Python's own traceback, which no program can catch; on a loaded machine that took over 0.1 s
+DELAYS = {"jax": (0.25, 0.35, 0.7, 1.4, 2.8, None), "numba": (1.0, None)}
 
 
 def signalled(spec: Path, out: Path, backend: str, delay: float | None, signum: int = signal.SIGINT):

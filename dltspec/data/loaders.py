@@ -314,15 +314,8 @@ def npz_arrays(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         raise DataError("DLT402", f"cannot read {path} as an .npz archive: {exc}", "path") from None
     except (OSError, ValueError, EOFError, zlib.error, lzma.LZMAError, zipfile.BadZipFile, NotImplementedError,
             RuntimeError, OverflowError, struct.error) as exc:  # a damaged archive, or a method zipfile lacks
-        raise DataError("DLT402", f"cannot read {path} as an .npz archive: {reason(exc)}", "path") from None
+        raise DataError("DLT402", f"cannot read {path} as an .npz archive: {npy.reason(exc)}", "path") from None
 
-
-def reason(exc: BaseException) -> str:
-    """What went wrong, in words, for an exception that may carry none (a compressed member that ends early
-    raises a bare ``EOFError``)."""
-    if str(exc):
-        return str(exc)
-    return "a member's compressed data ends early" if isinstance(exc, EOFError) else type(exc).__name__
 
 
 def npy_arrays(folder: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:

@@ -82,3 +82,11 @@ def load(path: Path) -> np.ndarray:
     """The ``.npy`` file at ``path``, read in full."""
     with open(path, "rb") as f:
         return read(f, os.fstat(f.fileno()).st_size, str(path))
+
+
+def reason(exc: BaseException) -> str:
+    """What went wrong, in words, for an exception that may carry none (a compressed member that ends early
+    raises a bare ``EOFError``)."""
+    if str(exc):
+        return str(exc)
+    return "a member's compressed data ends early" if isinstance(exc, EOFError) else type(exc).__name__

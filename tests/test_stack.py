@@ -197,6 +197,22 @@ def test_on_the_cpu_a_group_is_split_to_give_every_worker_a_stack(tmp_path):
     assert [len(j) for j in jobs(large, 2, stack=True)] == [1, 1, 1, 1]
 
 
+def test_a_local_cluster_of_fewer_workers_than_cores_shares_the_cores_out():
+    from dltspec.sweeps.tasks import WORKER_ENV, worker_env
+
+    assert worker_env(1) == WORKER_ENV  # one thread each: XLA and BLAS held to one
+    shared = worker_env(2)
+    assert shared["OMP_NUM_THREADS"] == shared["OPENBLAS_NUM_THREADS"] == "2"
+    assert shared["XLA_FLAGS"] == ""  # not the single-thread flags a worker sets by default
+
+
+def test_the_cpu_bound_on_a_stack_is_set_by_its_environment_variable():
+    code = ("from dltspec.backends import stack_limits as s; print(s.CPU_STACK_BYTES)")
+    seen = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          env={**os.environ, "DLTSPEC_CPU_STACK_BYTES": "12345"}).stdout
+    assert seen.strip() == "12345"
+
+
 WORKER = """\
 import pickle, sys
 from dltspec.sweeps.stacked import train_stacked

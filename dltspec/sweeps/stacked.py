@@ -80,7 +80,7 @@ def train_stacked(job: tuple) -> list[dict]:
             return [tasks.failed_record(t, reason, **where) for t in todo] + list(records.values())
         for indices, trainings in grouped:
             if trainings is None:
-                records[todo[indices[0]].index] = tasks.train_variant(todo[indices[0]])
+                records[todo[indices[0]].index] = tasks.train_variant(todo[indices[0]], splits)  # the data: once
             else:
                 for record in stack_records([todo[i] for i in indices], [specs[i] for i in indices], trainings,
                                             splits, started, where):

@@ -123,10 +123,11 @@ def worker_env(threads: int) -> dict[str, str]:
             "XLA_FLAGS": "", "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
 
 
-def train_variant(task: Task) -> dict:
+def train_variant(task: Task, splits=None) -> dict:
     """Train one variant in ``task.run_dir`` (going on from its checkpoint if an earlier try left
-    one) and return its record. Runs on a Dask worker; a problem it can name (data missing on this
-    machine, a disk that fails) is a ``failed`` record, not an exception."""
+    one) and return its record (``splits``: its data, where the caller has loaded it already). Runs on
+    a Dask worker; a problem it can name (data missing on this machine, a disk that fails) is a
+    ``failed`` record, not an exception."""
     worker_environment()
     from dltspec.training.record import begin
 
@@ -138,7 +139,7 @@ def train_variant(task: Task) -> dict:
         return {**summary_record(task, summary), "wall_seconds": 0.0, **where}
     try:
         spec = api.read(text=task.spec_text, file=f"{task.name}.dlt", base_dir=task.base_dir)
-        splits = api.load_data(spec)
+        splits = splits if splits is not None else api.load_data(spec)
         begun = begin(spec, lambda: api.compile_training(spec, backend=task.backend, floatX=task.floatX, splits=splits,
                                                          device=task.device, budget=task.budget),
                       task.backend, task.floatX, task.device, resume_from=run_path, source=splits.source, restart=True,

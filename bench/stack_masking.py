@@ -36,7 +36,10 @@ STEPS = 500
 def stack_of(n: int) -> stack.StackProgram:
     specs = [dltspec.read(text=SPEC, overrides=[f"optimizer.learning_rate={0.01 * (i + 1)}"]) for i in range(n)]
     splits = api.load_data(specs[0])
-    return stack.build_stack(specs, [stack.symbolic(s, splits, "float32") for s in specs], splits)
+    graphs = [stack.symbolic(s, splits, "float32") for s in specs]
+    from dltspec.backends.devices import device
+
+    return stack.build_stack(specs, stack.described(graphs, list(range(n)), device(None)), lambda: graphs[0], splits)
 
 
 def best_seconds(train, repeats: int = 5) -> float:

@@ -3,6 +3,11 @@ trained one after another.
 
     DLTSPEC_DATA=../shared/data python bench/sweep_speedup.py     # 8 MLPs on a slice of MNIST, 3 repeats
     python bench/sweep_speedup.py --data digits --epochs 100 500   # no download; start-up dominates
+    python bench/sweep_speedup.py --stacking [ARGS]                # stacking: bench/sweep_stacking.py ARGS
+
+``--stacking`` runs the stacking comparison instead (N variants of logistic/600, logistic/20 and MLP/20 as
+one stack against one alone, the local Dask cluster without stacking and one after another, N = 4, 8, 16:
+see bench/sweep_stacking.py, which takes the arguments that follow).
 
 The sweep is 4 learning rates x 2 hidden layers of an MLP. Each repeat times, as whole commands
 from process start to exit, in turn:
@@ -124,6 +129,11 @@ def ceiling(spec: Path, work: Path, repeats: int, cores: int) -> tuple[float, fl
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--stacking"]:
+        import sweep_stacking
+
+        sys.argv = [sweep_stacking.__file__, *sys.argv[2:]]
+        return sweep_stacking.main()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", choices=SPECS, default="mnist", help="the workload (default: mnist, a 10,000-"
                         "example slice, found through DLTSPEC_DATA)")

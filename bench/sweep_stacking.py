@@ -11,7 +11,10 @@ epochs with a patience that never stops a variant early, so that every mode trai
 command, process start to exit (what a user waits for), timed in turn in one run:
 
 Every command starts from an empty XLA cache (``<cache>/xla``), as the first sweep of these variants does:
-each mode compiles what it runs (a stack its stacked programs, the others each variant's own).
+each mode compiles what it runs (a stack its stacked programs, the others each variant's own). Then ``one
+alone`` and ``stacked`` run again with the cache they left (``warm``: a sweep run again, a sweep resumed, the
+bench run twice), where a single variant reads its program and executables and a stack its stacks
+(:mod:`dltspec.backends.stack_store`).
 
 - ``one alone``: ``dltspec run`` of the first variant, the machine's default threading;
 - ``stacked``: ``dltspec sweep``, stacking on (the default): on a CPU of C cores, C stacks of N/C on C
@@ -59,6 +62,7 @@ stopping patience {{ n_epochs = {epochs}  patience = 100000000 }}
 sweep grid {{ optimizer.learning_rate = [{rates}] }}
 """
 MODES = ("one alone", "stacked", "Dask, no stacking", "one after another")
+WARM = ("one alone", "stacked")  # run again, with the cache their cold run left
 #: epochs per variant by default: enough that one variant's training loop, not the start-up, is most of
 #: what a user waits for (logistic regression trains an epoch of 50,000 examples in about 0.1 s here)
 EPOCHS = {"logistic/600": 40, "logistic/20": 10, "mlp/20": 2}
@@ -83,10 +87,11 @@ def sequential(spec_path: str, out: str, device: str | None = None) -> None:
         assert record["status"] == "finished", record
 
 
-def timed(command: list[str]) -> float:
-    """The seconds ``command`` took, start to exit, from an empty XLA cache (as a first sweep of these variants
-    finds it: every mode compiles what it runs); a failure ends the bench."""
-    shutil.rmtree(cache_dir() / "xla", ignore_errors=True)
+def timed(command: list[str], cold: bool = True) -> float:
+    """The seconds ``command`` took, start to exit, from an empty XLA cache if ``cold`` (as a first sweep of these
+    variants finds it: every mode compiles what it runs); a failure ends the bench."""
+    if cold:
+        shutil.rmtree(cache_dir() / "xla", ignore_errors=True)
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
     seconds = time.perf_counter() - start
@@ -140,19 +145,24 @@ def main() -> None:
             spec = work / f"{model.replace('/', '-')}-{n}.dlt"
             epochs = args.epochs or EPOCHS[model]
             spec.write_text(spec_text(model, n, epochs, args.n_train), encoding="utf-8")
-            wall: dict[str, list[float]] = {mode: [] for mode in MODES}
-            loops: dict[str, list[float]] = {mode: [] for mode in MODES}
+            runs = [*MODES, *(f"{mode}, warm" for mode in WARM)]
+            wall: dict[str, list[float]] = {mode: [] for mode in runs}
+            loops: dict[str, list[float]] = {mode: [] for mode in runs}
             for repeat in range(args.repeats):
                 for mode in MODES:
-                    out = work / f"{spec.stem}-{repeat}-{mode.replace(' ', '_').replace(',', '')}"
-                    wall[mode].append(timed(commands(spec, out, args.device)[mode]))
-                    loops[mode].append(loop_seconds(out))
-                    print(f"{model} N={n} repeat {repeat + 1}: {mode}: {wall[mode][-1]:.1f} s "
-                          f"(loop {loops[mode][-1]:.1f} s)", file=sys.stderr, flush=True)
+                    for warm in (False, True) if mode in WARM else (False,):
+                        name = f"{mode}, warm" if warm else mode
+                        out = work / f"{spec.stem}-{repeat}-{name.replace(' ', '_').replace(',', '')}"
+                        wall[name].append(timed(commands(spec, out, args.device)[mode], cold=not warm))
+                        loops[name].append(loop_seconds(out))
+                        print(f"{model} N={n} repeat {repeat + 1}: {name}: {wall[name][-1]:.1f} s "
+                              f"(loop {loops[name][-1]:.1f} s)", file=sys.stderr, flush=True)
             w = {mode: statistics.median(v) for mode, v in wall.items()}
             loop = {mode: statistics.median(v) for mode, v in loops.items()}
             rows.append(f"| {model} | {epochs} | {n} | {w['one alone']:.1f} s | {w['stacked']:.1f} s "
-                        f"(**{w['stacked'] / w['one alone']:.2f}x**) | {w['Dask, no stacking']:.1f} s "
+                        f"(**{w['stacked'] / w['one alone']:.2f}x**) | {w['one alone, warm']:.1f} s | "
+                        f"{w['stacked, warm']:.1f} s (**{w['stacked, warm'] / w['one alone, warm']:.2f}x**) | "
+                        f"{w['Dask, no stacking']:.1f} s "
                         f"({w['Dask, no stacking'] / w['stacked']:.2f}x) | {w['one after another']:.1f} s "
                         f"({w['one after another'] / w['stacked']:.2f}x) | {loop['one alone']:.1f} s | "
                         f"{loop['stacked']:.1f} s ({loop['stacked'] / loop['one alone']:.2f}x) |")
@@ -170,16 +180,18 @@ def main() -> None:
         f"MNIST, {args.n_train:,} training examples (validation and test whole), N learning rates, the epochs "
         "given per variant (none stops early); whole commands, process start to exit, "
         f"median of {args.repeats}, each from an empty XLA cache (as a first sweep: every mode compiles what it "
-        "runs). `stacked` is "
+        "runs), and `warm`: the same command again with the cache its cold run left. `stacked` is "
         f"`dltspec sweep` (on {cores} cores: {cores} stacks of N/{cores}, one per single-threaded worker, where "
         "the model stacks on a CPU; the MLP, 1.6 MB of parameters, does not and trains alone); its ratio "
         "is to one variant alone (`dltspec run`); the other modes' ratios say how much longer than `stacked` they "
-        "take. The loop columns: the training loops' own seconds (start-up and compilation left out), the "
+        "take (both from an empty cache). The loop columns: the training loops' own seconds (start-up and "
+        "compilation left out), the "
         "longest stack's against one variant's.",
         "",
-        "| model/batch | epochs | N | one alone | stacked (vs one alone) | Dask, no stacking (vs stacked) "
-        "| one after another (vs stacked) | loop: one alone | loop: stacked (vs one) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| model/batch | epochs | N | one alone | stacked (vs one alone) | one alone, warm | stacked, warm (vs one "
+        "alone, warm) | Dask, no stacking (vs stacked) | one after another (vs stacked) | loop: one alone | "
+        "loop: stacked (vs one) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
         *rows,
     ]
     publish(BEGIN, END, section, write=not args.no_write)

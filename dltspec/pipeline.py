@@ -231,26 +231,45 @@ def compile_stacks(specs: list[Spec], splits: datasets.Splits, *, floatX: str = 
     ``max_stack`` defaults to what the device's memory (``budget`` bytes, where given) holds, and on a CPU to
     what pays (:func:`dltspec.backends.stack_limits.limit`)."""
     from dltspec.backends import stack, stack_limits
-    from dltspec.backends.devices import device as jax_device
+    from dltspec.backends.devices import device as jax_device, jax_module
+    from dltspec.backends.jax_backend import program_key
+    from dltspec.backends.stack_store import StackStore, StoredStack
 
     target = jax_device(device)
+    jax_module().config.update("jax_enable_x64", True)  # before the store's key reads JAX's configuration
     sizes = {i: max_stack or stack_limits.limit(spec, splits, budget, target) for i, spec in enumerate(specs)}
     ready = [i for i, spec in enumerate(specs) if sizes[i] > 1 and stack_limits.stackable(spec, splits, budget)]
-    graphs = {i: stack.symbolic(specs[i], splits, floatX) for i in ready}
-    out: list[tuple[list[int], list[Training] | None]] = [([i], None) for i in range(len(specs)) if i not in graphs]
-    for group in stack.groups([graphs[i] for i in ready]):
-        members = [ready[g] for g in group]
-        size = sizes[members[0]]
-        for first in range(0, len(members), size):
-            part = members[first:first + size]
-            if len(part) == 1:
-                out.append((part, None))
-                continue
-            program = stack.build_stack([specs[i] for i in part], [graphs[i] for i in part], splits, floatX, device)
-            out.append((part, [Training(specs[i], member, Patience.from_block(specs[i].block("stopping"),
+    store = StackStore.of([program_key(specs[i], splits, floatX, True) for i in ready], [sizes[i] for i in ready],
+                          target)
+    graphs: dict[int, stack.Symbolic] = {}
+
+    def graph(i: int) -> stack.Symbolic:  # built only where the store has not kept what it decides
+        if i not in graphs:
+            graphs[i] = stack.symbolic(specs[i], splits, floatX)
+        return graphs[i]
+
+    kept = store.read() if ready else []
+    if kept is None:
+        kept = []
+        for group in stack.groups([graph(i) for i in ready]):
+            size = sizes[ready[group[0]]]
+            for first in range(0, len(group), size):
+                part = group[first:first + size]
+                kept.append(StoredStack(part) if len(part) == 1 else
+                            stack.described([graph(ready[g]) for g in part], part, target))
+        store.write(kept)
+    out: list[tuple[list[int], list[Training] | None]] = [([i], None) for i in range(len(specs)) if i not in ready]
+    for index, part in enumerate(kept):
+        members = [ready[g] for g in part.members]
+        if len(members) == 1:
+            out.append((members, None))
+            continue
+        program = stack.build_stack([specs[i] for i in members], part, lambda i=members[0]: graph(i), splits, floatX,
+                                    device, store.part(index))
+        out.append((members, [Training(specs[i], member, Patience.from_block(specs[i].block("stopping"),
                                                                               program.n_batches["train"]),
-                                        LoopState(), "jax", floatX, str(program.device))
-                               for i, member in zip(part, program.members())]))
+                                       LoopState(), "jax", floatX, str(program.device))
+                              for i, member in zip(members, program.members())]))
     return sorted(out, key=lambda item: item[0][0])
 
 

@@ -212,6 +212,16 @@ def test_without_jax_the_jax_backend_is_a_one_line_error(monkeypatch):
     assert jax_backend.gpus() == [] and jax_backend.placement(None, "auto") == ("numba", None)
     with pytest.raises(jax_backend.DeviceError, match=r"needs jax.*: pip install jax .*pip install 'dltspec\[gpu\]'"):
         jax_backend.placement("jax", None)
+    with pytest.raises(jax_backend.DeviceError, match=r"needs jax.*: pip install jax"):
+        jax_backend.placement("jax", None, load=False)  # a sweep's client: jax found, not imported
+
+
+def test_a_sweeps_client_finds_jax_without_importing_it():
+    code = ("import sys; from dltspec.backends.devices import placement; "
+            "assert placement('jax', None, load=False) == ('jax', None); assert placement('jax', 'cpu', load=False)"
+            " == ('jax', 'cpu'); assert 'jax' not in sys.modules; placement('jax', None); assert 'jax' in sys.modules")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
 
 
 def test_dltspec_imports_no_jax():

@@ -2,6 +2,8 @@
 ``--backend`` and ``--device`` choices come to. Nothing here imports jax until a device is looked up."""
 from __future__ import annotations
 
+from importlib.util import find_spec
+
 from dltspec.backends.options import default_backend
 from dltspec.diagnostics import DltspecError
 
@@ -42,13 +44,15 @@ def device(name: str | None):
     return found[0]
 
 
-def placement(backend: str | None, device_name: str | None) -> tuple[str, str | None]:
+def placement(backend: str | None, device_name: str | None, load: bool = True) -> tuple[str, str | None]:
     """``(backend, device)`` for the command-line choices ``--backend`` and ``--device``.
 
     No device: the backend asked for (default: :func:`~dltspec.backends.options.default_backend`);
     ``jax`` runs on JAX's default device.
     ``cpu``: the backend asked for, ``jax`` on the CPU. ``gpu``: the jax backend on a GPU,
     :class:`DeviceError` if there is none. ``auto``: the GPU if JAX sees one, else as ``cpu``.
+    ``load=False``: where no GPU is to be looked for, jax is found but not imported (a sweep's client,
+    whose workers import it: about 1.2 s it would wait for before the cluster starts).
     """
     if backend is None and device_name != "gpu":
         backend = default_backend()
@@ -60,6 +64,9 @@ def placement(backend: str | None, device_name: str | None) -> tuple[str, str | 
         device("gpu")
         return "jax", "gpu"
     if backend == "jax":
-        jax_module()
+        if load:
+            jax_module()
+        elif find_spec("jax") is None:
+            jax_module()  # the error saying how to install it
         return "jax", device_name
     return backend, None

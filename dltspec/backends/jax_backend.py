@@ -365,15 +365,22 @@ def trace(spec: Spec, splits: Splits, floatX: str, target, training: bool) -> Tr
     return Traced(program, step, errors)
 
 
-def store_for(spec: Spec, splits: Splits, floatX: str, target, training: bool) -> Store:
-    """Where the compiled program of this spec, data shape, float type and device is kept
-    (:mod:`dltspec.backends.xla_cache`)."""
+def program_key(spec: Spec, splits: Splits, floatX: str, training: bool) -> tuple[dict, dict]:
+    """What makes the spec's program on ``splits``: the blocks that shape its model (not ``stopping``,
+    ``save``, ``run``, ``sweep``), and the figures (sizes, float type, the schedules' own key)."""
     from dltspec.model import schedules
 
     model = {k: v for k, v in spec.data.items() if k not in ("stopping", "save", "run", "sweep")}
     n_train_batches = splits.size("train") // spec.block("optimizer")["batch_size"]
-    return Store.of(model, target, floatX=floatX, training=training, n_in=splits.n_in,
-                    n_out=splits.n_out(spec.block("classifier")), **schedules.key(spec.data, n_train_batches))
+    return model, dict(floatX=floatX, training=training, n_in=splits.n_in,
+                       n_out=splits.n_out(spec.block("classifier")), **schedules.key(spec.data, n_train_batches))
+
+
+def store_for(spec: Spec, splits: Splits, floatX: str, target, training: bool) -> Store:
+    """Where the compiled program of this spec, data shape, float type and device is kept
+    (:mod:`dltspec.backends.xla_cache`)."""
+    model, figures = program_key(spec, splits, floatX, training)
+    return Store.of(model, target, **figures)
 
 
 def build(spec: Spec, splits: Splits, floatX: str = "float32", device_name: str | None = None,

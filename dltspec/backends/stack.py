@@ -35,6 +35,7 @@ from functools import partial
 import numpy as np
 
 from dltspec.backends.program import ChunkCost
+from dltspec.backends.stack_store import StoredStack
 from dltspec.data.loaders import SPLITS, Splits
 from dltspec.lang.spec import Spec
 
@@ -367,49 +368,76 @@ class Member:
         self.stack.replace(self.on_stack(), values, self.stack.state_names, len(self.stack.names))
 
 
-def build_stack(specs: Sequence[Spec], graphs: Sequence[Symbolic], splits: Splits, floatX: str = "float32",
-                device_name: str | None = None) -> StackProgram:
-    """``specs`` (of one graph: one group of :func:`groups`, ``graphs`` their :func:`symbolic`) as one
-    :class:`StackProgram` on ``device_name``, the data of ``splits`` put there once."""
+def described(graphs: Sequence[Symbolic], members: list[int], target) -> StoredStack:
+    """What a stack of ``graphs`` (one group of :func:`groups`) is built from besides the graph, to be kept
+    (:mod:`dltspec.backends.stack_store`): names, every member's initial and hyper-parameter values, and
+    the data layout (batch-last on a CPU where that pays, as :mod:`dltspec.backends.jax_backend` decides)."""
     from dltspec.backends import layout
+    from dltspec.backends.stack_store import StoredStack
+
+    first = graphs[0]
+    return StoredStack(members, [v.name for v in first.carried], first.n_params,
+                       [g.initial() for g in graphs], [g.hyper_values() for g in graphs],
+                       bool(target.platform == "cpu" and layout.pays(first.x, first.model.evaluated)))
+
+
+def functions(first: Symbolic, n_in: int, batch_size: int, floatX: str, last: bool) -> tuple[Callable, Callable]:
+    """The training step and the zero-one loss of ``first``'s graph as JAX functions, batch-last if ``last``."""
+    import pytensor
+    import pytensor.tensor as pt
+    from pytensor.graph.replace import clone_replace
+
+    from dltspec.backends.jax_backend import jax_function
+
+    with pytensor.config.change_flags(floatX=floatX):
+        x, outputs = first.x, first.outputs
+        if last:
+            xT = pt.tensor("xT", shape=(n_in, batch_size), dtype=floatX)
+            outputs, x = clone_replace(outputs, {x: xT.T}), xT
+        flipped = x if last else None
+        step = jax_function(first.carried + first.hyper + [x, first.y], outputs[:-1], flipped)
+        errors = jax_function(first.carried[:first.n_params] + [x, first.y], outputs[-1:], flipped)
+    return step, errors
+
+
+def build_stack(specs: Sequence[Spec], kept: StoredStack, first: Callable[[], Symbolic], splits: Splits,
+                floatX: str = "float32", device_name: str | None = None, store=None) -> StackProgram:
+    """``specs`` (of one graph, as ``kept`` describes their stack: :func:`described`, or read from a
+    :class:`dltspec.backends.stack_store.StackStore`) as one :class:`StackProgram` on ``device_name``, the
+    data of ``splits`` put there once. ``first()`` gives the first spec's graph; it is called only where an
+    executable must be compiled (``store`` records those, :class:`dltspec.backends.stack_store.StackPart`)."""
+    from functools import cache
+
     from dltspec.backends.devices import device, jax_module
-    from dltspec.backends.jax_backend import batched, jax_function
+    from dltspec.backends.jax_backend import batched
     from dltspec.backends.xla_cache import Cached
 
     jax = jax_module()
     target = device(device_name)
     jax.config.update("jax_enable_x64", True)
-    first = graphs[0]
-    import pytensor
-    import pytensor.tensor as pt
-    from pytensor.graph.replace import clone_replace
-
     batch_size = specs[0].block("optimizer")["batch_size"]
-    with pytensor.config.change_flags(floatX=floatX):
-        x, outputs = first.x, first.outputs
-        last = target.platform == "cpu" and layout.pays(x, first.model.evaluated)
-        if last:
-            xT = pt.tensor("xT", shape=(splits.n_in, batch_size), dtype=floatX)
-            outputs, x = clone_replace(outputs, {x: xT.T}), xT
-        flipped = x if last else None
-        step = jax_function(first.carried + first.hyper + [x, first.y], outputs[:-1], flipped)
-        errors = jax_function(first.carried[:first.n_params] + [x, first.y], outputs[-1:], flipped)
+    last = kept.batch_last
+    traced = cache(lambda: functions(first(), splits.n_in, batch_size, floatX, last))
+
+    def cached(name: str, make: Callable) -> Cached:
+        return Cached(make, target, name, store, dict(kept.signatures.get(name, {})))
 
     def stacked(values: list[list[np.ndarray]]) -> tuple:
         return tuple(jax.device_put(np.stack(column), target) for column in zip(*values))
 
     n_batches = {s: splits.size(s) // batch_size for s in SPLITS}
     return StackProgram(
-        names=[v.name for v in first.carried[:first.n_params]],
-        state_names=[v.name for v in first.carried[first.n_params:]],
-        params=stacked([g.initial() for g in graphs]),
-        hyper=stacked([g.hyper_values() for g in graphs]),
+        names=kept.names[:kept.n_params],
+        state_names=kept.names[kept.n_params:],
+        params=stacked(kept.params),
+        hyper=stacked(kept.hyper),
         batches={s: jax.device_put(batched(*splits.arrays[s], batch_size, floatX, last), target) for s in SPLITS},
         n_batches=n_batches,
         device=target,
-        chunk_fns={(shared, masked): Cached(partial(stack_chunk_function, step, shared, masked), target)
-                   for shared in (True, False) for masked in (True, False)},
-        errors_fn=Cached(partial(stack_errors_function, errors), target),
+        chunk_fns={(s, m): cached(f"train_chunk/{int(s)}{int(m)}",
+                                  partial(lambda s, m: stack_chunk_function(traced()[0], s, m), s, m))
+                   for s in (True, False) for m in (True, False)},
+        errors_fn=cached("errors", lambda: stack_errors_function(traced()[1])),
         batch_size=batch_size,
         floatX=floatX,
     ).prepare()

@@ -59,16 +59,18 @@ def read_spec(args):
     return spec, lines
 
 
-def resolve_placement(args) -> bool:
+def resolve_placement(args, load: bool = True) -> bool:
     """Set ``args.backend`` and ``args.device`` from ``--backend`` and ``--device``; on failure
-    print one line and return ``False``."""
+    print one line and return ``False``. ``load=False``: jax and PyTensor are not imported here unless a GPU
+    is looked for (a sweep's client: its workers train)."""
     from dltspec import interrupts
     from dltspec.backends.devices import DeviceError, placement
 
     try:
         with interrupts.deferred():  # jaxlib and PyTensor's native parts are not to be stopped half-loaded
-            args.backend, args.device = placement(args.backend, args.device)
-            import pytensor  # noqa: F401
+            args.backend, args.device = placement(args.backend, args.device, load)
+            if load:
+                import pytensor  # noqa: F401
     except DeviceError as exc:
         print(f"dltspec {args.command}: {exc}", file=sys.stderr)
         return False

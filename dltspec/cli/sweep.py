@@ -40,7 +40,7 @@ def cmd_sweep(args) -> int:
         dask_modules()
     except SweepError as exc:
         return usage("sweep", str(exc)) or EXIT_USAGE
-    if not resolve_placement(args):
+    if not resolve_placement(args, load=False):
         return EXIT_USAGE
     stop = StopRequest(at_once=True)  # SIGTERM as Ctrl-C: close the cluster, never leave its workers behind
     try:

@@ -142,3 +142,12 @@ def test_a_warm_stacked_build_does_not_import_pytensor(cache, tmp_path):
                                       check=True, cwd=ROOT, env=os.environ).stdout) for _ in range(2)]
     assert [r["pytensor"] for r in runs] == [True, False]
     assert runs[0]["W"] == runs[1]["W"]
+
+
+def test_stacks_whose_initial_values_are_too_large_are_not_kept(cache, built, monkeypatch):
+    from dltspec.backends import stack_store
+
+    monkeypatch.setattr(stack_store, "MAX_BYTES", 1000)  # the digits MLPs: 4.3 KB of parameters each
+    cold = trained()
+    assert not list(cache.glob("stacks/*.npz"))
+    assert same(trained(), cold) and built["graphs"] == 10  # built anew, as without the cache

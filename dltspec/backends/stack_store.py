@@ -26,6 +26,12 @@ import numpy as np
 from dltspec.backends.xla_cache import active, digest, folder, libraries, machine, prune, sources_digest
 from dltspec.files import write_atomic
 
+#: a job's stacks are kept only while their initial values take at most this many bytes (a large stack, as a
+#: GPU's 64 tutorial MLPs at 1.6 MB each, trains long enough that its second of graph building does not show);
+#: and at most :data:`KEPT` jobs' stacks are kept, the least recently used removed first
+MAX_BYTES = 64 << 20
+KEPT = 50
+
 
 @dataclass
 class StoredStack:
@@ -83,7 +89,8 @@ class StackStore:
         return stacks
 
     def write(self, stacks: list[StoredStack]) -> None:
-        if self.path is None:
+        if self.path is None or sum(np.asarray(v).nbytes for part in stacks for member in part.params + part.hyper
+                                    for v in member) > MAX_BYTES:
             return
         meta, arrays = [], {}
         for s, part in enumerate(stacks):
@@ -100,7 +107,7 @@ class StackStore:
             write_atomic(self.path, buffer.getvalue(), sync=False)
         except OSError:
             return
-        prune(self.path.parent, suffix=".npz")
+        prune(self.path.parent, keep=KEPT, suffix=".npz")
 
     def part(self, index: int) -> StackPart:
         """What records the executables of the job's stack ``index`` (the store of a

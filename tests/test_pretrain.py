@@ -182,7 +182,9 @@ stopping epochs { n_epochs = 3 }
 
 
 @pytest.mark.parametrize("kind, backend", [("denoising", "jax"), ("pcd", "jax"), ("pcd", "python")])
-def test_a_run_interrupted_while_pretraining_and_resumed_is_bit_identical(kind, backend, tmp_path):
+def test_a_run_interrupted_while_pretraining_and_resumed_is_bit_identical(kind, backend, tmp_path, monkeypatch):
+    from dltspec.training import pretrain
+
     make = lambda: spec_of(RESUMED[kind], SMALL, SHORT)  # noqa: E731
     whole = api.compile_training(make(), backend=backend, floatX="float32")
     reference = whole.run()
@@ -193,7 +195,11 @@ def test_a_run_interrupted_while_pretraining_and_resumed_is_bit_identical(kind, 
         asked.append(first.pretrain.phase)
         return first.pretrain.phase == 1 and asked.count(1) == 3
 
-    assert first.run(should_stop=stop).stopped_by == "interrupted"
+    # chunks of one minibatch, so that the stop falls inside an epoch: sized to a second, a fast machine's
+    # second chunk is the rest of the epoch, and the stop would fall on its end
+    with monkeypatch.context() as short:
+        short.setattr(pretrain, "CHUNK_SECONDS", 1e-9)
+        assert first.run(should_stop=stop).stopped_by == "interrupted"
     assert first.pretrain.phase == 1 and first.pretrain.step % first.phase.n_batches["train"]
     run = RunDir.create("p", tmp_path / "run")
     run.write_checkpoint(first.checkpoint())

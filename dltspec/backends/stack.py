@@ -30,7 +30,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 
 import numpy as np
 
@@ -435,7 +434,7 @@ def build_stack(specs: Sequence[Spec], kept: StoredStack, first: Callable[[], Sy
         n_batches=n_batches,
         device=target,
         chunk_fns={(s, m): cached(f"train_chunk/{int(s)}{int(m)}",
-                                  partial(lambda s, m: stack_chunk_function(traced()[0], s, m), s, m))
+                                  lambda s=s, m=m: stack_chunk_function(traced()[0], s, m))
                    for s in (True, False) for m in (True, False)},
         errors_fn=cached("errors", lambda: stack_errors_function(traced()[1])),
         batch_size=batch_size,

@@ -15,16 +15,13 @@ the stacks' size bounds, the device, dltspec's own modules, PyTensor, numpy and 
 """
 from __future__ import annotations
 
-import io
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from dltspec.backends.xla_cache import active, digest, folder, libraries, machine, prune, sources_digest
-from dltspec.files import write_atomic
+from dltspec.backends.xla_programs import entry_path, read_entry, write_entry
 
 #: a job's stacks are kept only while their initial values take at most this many bytes (a large stack, as a
 #: GPU's 64 tutorial MLPs at 1.6 MB each, trains long enough that its second of graph building does not show);
@@ -57,40 +54,28 @@ class StackStore:
     def of(cls, programs: list, sizes: list[int], device) -> StackStore:
         """The store of the stacks of variants whose program keys are ``programs`` (in order), each in stacks
         of at most ``sizes[i]``, on ``device``."""
-        code = sources_digest()
-        if code is None or not active(device) or not programs:
+        if not programs:
             return cls(None)
-        key = digest(json.dumps(programs, sort_keys=True, default=str), json.dumps(sizes), code, libraries(),
-                     machine(device))
-        return cls(folder() / "stacks" / f"{key}.npz")
+        return cls(entry_path("stacks", device, json.dumps(programs, sort_keys=True, default=str), json.dumps(sizes)))
 
     def read(self) -> list[StoredStack] | None:
         """The job's stacks kept here, or None (none, damaged, or the cache is off)."""
-        if self.path is None:
-            return None
-        try:
-            with np.load(io.BytesIO(self.path.read_bytes()), allow_pickle=False) as z:
-                meta = json.loads(bytes(z["meta"]).decode("utf-8"))
-                stacks = []
-                for s, part in enumerate(meta["stacks"]):
-                    n = len(part["names"])
-                    stacks.append(StoredStack(
-                        list(part["members"]), list(part["names"]), int(part["n_params"]),
-                        [[z[f"s{s}m{m}p{k}"] for k in range(n)] for m in range(len(part["members"]))] if n else [],
-                        [[z[f"s{s}m{m}h{k}"] for k in range(part["n_hyper"])] for m in range(len(part["members"]))]
-                        if n else [],
-                        bool(part["batch_last"]), dict(part["signatures"])))
-        except Exception:  # noqa: BLE001 - missing, torn (the zip's checksums), or not ours: built anew
-            return None
-        try:
-            os.utime(self.path)
-        except OSError:
-            pass
-        return stacks
+        def stacks(meta: dict, z) -> list[StoredStack]:
+            out = []
+            for s, part in enumerate(meta["stacks"]):
+                n, members = len(part["names"]), range(len(part["members"]))
+                out.append(StoredStack(list(part["members"]), list(part["names"]), int(part["n_params"]),
+                                       [[z[f"s{s}m{m}p{k}"] for k in range(n)] for m in members] if n else [],
+                                       [[z[f"s{s}m{m}h{k}"] for k in range(part["n_hyper"])] for m in members]
+                                       if n else [],
+                                       bool(part["batch_last"]), dict(part["signatures"])))
+            return out
+
+        return read_entry(self.path, stacks)
 
     def write(self, stacks: list[StoredStack]) -> None:
-        if self.path is None or sum(np.asarray(v).nbytes for part in stacks for member in part.params + part.hyper
-                                    for v in member) > MAX_BYTES:
+        if sum(np.asarray(v).nbytes for part in stacks for member in part.params + part.hyper
+               for v in member) > MAX_BYTES:
             return
         meta, arrays = [], {}
         for s, part in enumerate(stacks):
@@ -98,16 +83,9 @@ class StackStore:
                          "n_hyper": len(part.hyper[0]) if part.hyper else 0, "batch_last": part.batch_last,
                          "signatures": part.signatures})
             for m, (params, hyper) in enumerate(zip(part.params, part.hyper)):
-                arrays.update({f"s{s}m{m}p{k}": np.asarray(v) for k, v in enumerate(params)})
-                arrays.update({f"s{s}m{m}h{k}": np.asarray(v) for k, v in enumerate(hyper)})
-        buffer = io.BytesIO()
-        np.savez(buffer, meta=np.frombuffer(json.dumps({"stacks": meta}).encode("utf-8"), dtype=np.uint8), **arrays)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(self.path, buffer.getvalue(), sync=False)
-        except OSError:
-            return
-        prune(self.path.parent, keep=KEPT, suffix=".npz")
+                arrays.update({f"s{s}m{m}p{k}": v for k, v in enumerate(params)})
+                arrays.update({f"s{s}m{m}h{k}": v for k, v in enumerate(hyper)})
+        write_entry(self.path, {"stacks": meta}, arrays, keep=KEPT)
 
     def part(self, index: int) -> StackPart:
         """What records the executables of the job's stack ``index`` (the store of a

@@ -7,13 +7,26 @@ from __future__ import annotations
 import io
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
-from dltspec.backends.xla_cache import active, digest, folder, libraries, machine, prune, sources_digest
+from dltspec.backends.xla_cache import (
+    MAX_ENTRIES,
+    active,
+    digest,
+    folder,
+    libraries,
+    machine,
+    prune,
+    sources_digest,
+)
 from dltspec.files import write_atomic
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -49,48 +62,24 @@ class Store:
     def of(cls, model: dict, device, **figures) -> Store:
         """The store of the program of ``model`` (the spec's blocks that shape it) and ``figures``
         (sizes, float type) on ``device``; one that keeps nothing when the cache is not used."""
-        code = sources_digest()
-        if code is None or not active(device):
-            return cls(None)
-        key = digest(json.dumps(model, sort_keys=True, default=str), json.dumps(figures, sort_keys=True),
-                     code, libraries(), machine(device))
-        return cls(folder() / "programs" / f"{key}.npz")
+        return cls(entry_path("programs", device, json.dumps(model, sort_keys=True, default=str),
+                              json.dumps(figures, sort_keys=True)))
 
     def read(self) -> StoredProgram | None:
         """The program kept here, or None (none, damaged, or the cache is off)."""
-        if self.path is None:
-            return None
-        try:
-            with np.load(io.BytesIO(self.path.read_bytes()), allow_pickle=False) as z:
-                meta = json.loads(bytes(z["meta"]).decode("utf-8"))
-                params = [z[f"param{i}"] for i in range(len(meta["names"]))]
-                hyper = [z[f"hyper{i}"] for i in range(meta["n_hyper"])]
-            program = StoredProgram(list(meta["names"]), params, hyper, bool(meta["batch_last"]),
-                                    dict(meta["signatures"]), int(meta["n_params"]))
-        except Exception:  # noqa: BLE001 - missing, torn (the zip's checksums), or not ours: built anew
-            return None
-        try:
-            os.utime(self.path)
-        except OSError:
-            pass
-        return program
+        def program(meta: dict, z) -> StoredProgram:
+            return StoredProgram(list(meta["names"]), [z[f"param{i}"] for i in range(len(meta["names"]))],
+                                 [z[f"hyper{i}"] for i in range(meta["n_hyper"])], bool(meta["batch_last"]),
+                                 dict(meta["signatures"]), int(meta["n_params"]))
+
+        return read_entry(self.path, program)
 
     def write(self, program: StoredProgram) -> None:
-        if self.path is None:
-            return
         meta = {"names": program.names, "n_params": program.n_params, "n_hyper": len(program.hyper),
                 "batch_last": program.batch_last,
                 "signatures": program.signatures}
-        buffer = io.BytesIO()
-        np.savez(buffer, meta=np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8),
-                 **{f"param{i}": np.asarray(v) for i, v in enumerate(program.params)},
-                 **{f"hyper{i}": np.asarray(v) for i, v in enumerate(program.hyper)})
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(self.path, buffer.getvalue(), sync=False)
-        except OSError:
-            return
-        prune(self.path.parent, suffix=".npz")
+        write_entry(self.path, meta, {**{f"param{i}": v for i, v in enumerate(program.params)},
+                                      **{f"hyper{i}": v for i, v in enumerate(program.hyper)}})
 
     def add(self, name: str, signature_: str, entry: dict) -> None:
         """Record that function ``name``'s executable for ``signature_`` is ``entry``. Processes that add at
@@ -99,3 +88,46 @@ class Store:
         if program is not None:
             program.signatures.setdefault(name, {})[signature_] = entry
             self.write(program)
+
+
+def entry_path(kind: str, device, *model: str) -> Path | None:
+    """Where the cache keeps an entry of ``kind`` (``programs``, ``stacks``) made from ``model`` (its key's own
+    parts) on ``device``: ``<cache>/xla/<kind>/<key>.npz``, the key adding dltspec's sources, PyTensor's and
+    numpy's versions and :func:`machine`; None when the cache is not used."""
+    code = sources_digest()
+    if code is None or not active(device):
+        return None
+    return folder() / kind / f"{digest(*model, code, libraries(), machine(device))}.npz"
+
+
+def read_entry(path: Path | None, make: Callable[[dict, object], T]) -> T | None:
+    """``make(meta, arrays)`` of the entry at ``path`` (its JSON ``meta`` and its npz members), or None where
+    there is none, it is damaged or not ours (whatever ``make`` raises); a hit refreshes its time for pruning."""
+    if path is None:
+        return None
+    try:
+        with np.load(io.BytesIO(path.read_bytes()), allow_pickle=False) as z:
+            found = make(json.loads(bytes(z["meta"]).decode("utf-8")), z)
+    except Exception:  # noqa: BLE001 - missing, torn (the zip's checksums), or not ours: built anew
+        return None
+    try:
+        os.utime(path)
+    except OSError:
+        pass
+    return found
+
+
+def write_entry(path: Path | None, meta: dict, arrays: dict, keep: int = MAX_ENTRIES) -> None:
+    """Write ``meta`` (JSON) and ``arrays`` as the entry at ``path``, whole or not at all, and keep at most
+    ``keep`` entries of its kind; a cache that cannot be written only costs the build."""
+    if path is None:
+        return
+    buffer = io.BytesIO()
+    np.savez(buffer, meta=np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8),
+             **{name: np.asarray(v) for name, v in arrays.items()})
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, buffer.getvalue(), sync=False)
+    except OSError:
+        return
+    prune(path.parent, keep=keep, suffix=".npz")

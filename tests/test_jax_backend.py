@@ -173,6 +173,38 @@ def test_one_compilation_serves_every_chunk_length():
     assert len(program.chunk_fn.executables) == 1  # the chunk length is an argument, not a shape
 
 
+def test_small_minibatches_are_evaluated_together_unless_batch_last_or_pretraining():
+    from dltspec.backends.jitted import EVAL_ROWS, eval_group
+
+    spec = dltspec.read(text=MLP)
+    assert eval_group(spec, 20, batch_last=False) == EVAL_ROWS // 20 > 1
+    assert eval_group(spec, 600, batch_last=False) == 1
+    assert eval_group(spec, 20, batch_last=True) == 1
+    spec.data["phase"] = 0  # a pre-training phase evaluates a reconstruction cost, not mistakes
+    assert eval_group(spec, 20, batch_last=False) == 1
+
+
+@needs_jax
+@pytest.mark.parametrize("rows", [20, 40, 60, 2000])  # 1 minibatch at a time; 2 and 3 (the last group
+def test_minibatches_evaluated_together_give_the_figures_of_one_at_a_time(monkeypatch, rows):  # overlaps); padded
+    from dltspec.backends import jitted
+
+    wide = ["classifier.hidden=[32]"]  # a first layer wider than the minibatch: batch-first
+    monkeypatch.setattr(jitted, "EVAL_ROWS", 20)
+    spec, alone = jax_program(MLP, wide)
+    monkeypatch.setattr(jitted, "EVAL_ROWS", rows)
+    _spec, together = jax_program(MLP, wide)
+    assert (alone.group, together.group) == (1, rows // 20)
+    assert alone.n_batches["valid"] % 3 and alone.n_batches["valid"] < 100  # so 3 overlaps, 100 pads
+    alone.train_chunk(0, 40)
+    together.set_values(alone.values())
+    for split in ("valid", "test"):
+        assert together.error(split) == alone.error(split) > 0
+    if together.group > 1:  # mistakes counted on the device
+        counts = np.asarray(together.errors_fn(together.snapshot(), *together.batches["valid"]))
+        assert counts.dtype == np.int32 and counts.shape == (alone.n_batches["valid"],)
+
+
 @needs_jax
 def test_evaluate_with_jax_matches_pytensor(tmp_path):
     spec = dltspec.read(text=LOGISTIC, overrides=["stopping.n_epochs=1"])

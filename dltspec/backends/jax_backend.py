@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dltspec.backends.devices import device, jax_module
+from dltspec.backends.jitted import chunk_function, errors_function, eval_group, grouped_errors_function
 from dltspec.backends.program import ChunkCost
 from dltspec.backends.xla_cache import Cached
 from dltspec.backends.xla_programs import Store, StoredProgram
@@ -114,57 +115,6 @@ def jax_function(inputs: list, outputs: list, batch_last=None) -> Callable:
                                 fgraph_name="dltspec_jax_fgraph")
 
 
-def float32_products():
-    """Trace matrix products at full float32 precision: on recent GPUs JAX's default lets XLA use
-    TF32 (10-bit mantissa), which changes the tutorial's figures; PyTensor and PyTorch do not."""
-    import jax
-
-    return jax.default_matmul_precision("highest")
-
-
-def chunk_function(step: Callable) -> Callable:
-    """``train_chunk(params, hyper, x, y, start, n_steps) -> (params, report)``, jitted: minibatches
-    ``(start + i) % len(x)`` of ``x``, ``y`` (the whole split, or a chunk of it); ``report`` is
-    ``[summed cost, offset of the first cost that is not finite (-1: none), last finite cost]``."""
-    import jax
-    import jax.numpy as jnp
-    from jax import lax
-
-    def train_chunk(params, hyper, x, y, start, n_steps):
-        def body(i, carry):
-            params, total, first_bad, last_finite = carry
-            index = (start + i) % x.shape[0]
-            *new, cost = step(*params, *hyper, lax.dynamic_index_in_dim(x, index, keepdims=False),
-                              lax.dynamic_index_in_dim(y, index, keepdims=False))
-            cost = cost.astype(total.dtype)
-            finite = jnp.isfinite(cost)
-            first_bad = jnp.where((first_bad < 0) & ~finite, i, first_bad)
-            last_finite = jnp.where((first_bad < 0) & finite, cost, last_finite)
-            return tuple(new), total + cost, first_bad, last_finite
-
-        zero = jnp.zeros((), jnp.float64)
-        with float32_products():
-            params, total, first_bad, last_finite = lax.fori_loop(
-                0, n_steps, body, (tuple(params), zero, jnp.full((), -1, start.dtype), zero + jnp.nan))
-        return params, jnp.stack([total, first_bad.astype(jnp.float64), last_finite])
-
-    return jax.jit(train_chunk)
-
-
-def errors_function(errors: Callable) -> Callable:
-    """``errors(params, x, y) -> zero-one loss of each minibatch``, jitted: one dispatch for the split,
-    the minibatches one after the other (``lax.map``; a ``vmap`` held the whole split's intermediates at
-    once: 1.3 GiB for LeNet's im2col on MNIST's validation split, against 67 MiB)."""
-    import jax
-    from jax import lax
-
-    def per_minibatch(params, x, y):
-        with float32_products():
-            return lax.map(lambda batch: errors(*params, *batch)[0], (x, y))
-
-    return jax.jit(per_minibatch)
-
-
 @dataclass
 class JaxProgram:
     """The compiled model on one JAX device (a :class:`dltspec.backends.program.Program`)."""
@@ -186,6 +136,7 @@ class JaxProgram:
     prefetched: dict = field(default_factory=dict)  # split -> (chunk, future of its device arrays)
     pool: object = None  # the thread that reads the next training chunk
     state_names: list[str] = field(default_factory=list)  # the optimizer's state variables, after the parameters
+    group: int = 1  # minibatches an evaluation computes together (eval_group): errors_fn then counts mistakes
 
     def scalar(self, value: int):
         """An iteration number on the device (an explicit transfer of 8 bytes)."""
@@ -257,8 +208,10 @@ class JaxProgram:
     def error(self, split: str) -> float:
         """Mean zero-one loss over the split's full minibatches, averaged as the PyTensor path does.
 
-        A minibatch's loss is its number of mistakes over ``batch_size``, recovered exactly here:
-        XLA may divide by multiplying with ``1 / batch_size``, an ulp away from PyTensor's quotient.
+        A minibatch's loss is its number of mistakes over ``batch_size``: counted on the device where
+        minibatches are evaluated together (:func:`eval_group`), else recovered exactly here from the
+        minibatch's mean (XLA may divide by multiplying with ``1 / batch_size``, an ulp away from
+        PyTensor's quotient).
         """
         if self.stream is None:
             parts = [self.errors_fn(self.snapshot(), *self.batches[split])]
@@ -268,7 +221,8 @@ class JaxProgram:
                      for c in range(chunks.n_chunks)]
             self.batches[split] = None  # off the device until the next evaluation: the budget has room for one
             chunks.release(self.loaded.pop(split))
-        mistakes = np.rint(np.concatenate([np.asarray(p, np.float64) for p in parts]) * self.batch_size)
+        found = np.concatenate([np.asarray(p, np.float64) for p in parts])
+        mistakes = found if self.group > 1 else np.rint(found * self.batch_size)
         return float(np.mean(mistakes / self.batch_size))
 
     def snapshot(self) -> tuple:
@@ -329,7 +283,8 @@ class Traced:
 
     program: StoredProgram  # names, initial values, layout
     step: Callable | None  # (*params, *hyper, x, y) -> (*new params, cost); None when not training
-    errors: Callable  # (*params, x, y) -> [zero-one loss]
+    errors: Callable  # (*params, x, y) -> [zero-one loss]; or, evaluating minibatches together (eval_group),
+    #                  (*params, x, y of group * batch_size rows) -> [the mistake of each example]
 
 
 def trace(spec: Spec, splits: Splits, floatX: str, target, training: bool) -> Traced:
@@ -342,6 +297,7 @@ def trace(spec: Spec, splits: Splits, floatX: str, target, training: bool) -> Tr
 
     from dltspec.backends import layout
     from dltspec.backends.pytensor_backend import scratch_tempdir
+    from dltspec.model.objectives import mistakes
     from dltspec.model.programs import program_graph
 
     batch_size = spec.block("optimizer")["batch_size"]
@@ -359,7 +315,13 @@ def trace(spec: Spec, splits: Splits, floatX: str, target, training: bool) -> Tr
             outputs, x = clone_replace(outputs, {x: xT.T}), xT
         flipped = x if last else None
         step = jax_function(carried + graph.hyper + [x, y], outputs[:-1], flipped) if training else None
-        errors = jax_function(params + [x, y], outputs[-1:], flipped)
+        group = eval_group(spec, batch_size, bool(last))
+        if group == 1:
+            errors = jax_function(params + [x, y], outputs[-1:], flipped)
+        else:
+            xs = pt.tensor("x", shape=(group * batch_size, splits.n_in), dtype=floatX)
+            ys = pt.tensor("y", shape=(group * batch_size,), dtype="int32")
+            errors = jax_function(params + [xs, ys], [mistakes(graph.model, xs, ys)])
     program = StoredProgram([v.name for v in carried], [v.get_value() for v in carried],
                             [h.get_value() for h in graph.hyper], bool(last), n_params=len(params))
     return Traced(program, step, errors)
@@ -410,6 +372,7 @@ def build(spec: Spec, splits: Splits, floatX: str = "float32", device_name: str 
 
     batch_size = spec.block("optimizer")["batch_size"]
     last = program.batch_last
+    group = eval_group(spec, batch_size, last)
     splits_used = SPLITS if training else ("valid", "test")
     n_batches = {s: splits.size(s) // batch_size for s in SPLITS}
     # three chunks share the budget: the training chunk, the next one being put there, an evaluation chunk
@@ -424,9 +387,11 @@ def build(spec: Spec, splits: Splits, floatX: str = "float32", device_name: str 
         n_batches=n_batches,
         device=target,
         chunk_fn=cached("train_chunk", lambda: chunk_function(traced().step)) if training else None,
-        errors_fn=cached("errors", lambda: errors_function(traced().errors)),
+        errors_fn=(cached("errors", lambda: errors_function(traced().errors)) if group == 1 else
+                   cached(f"mistakes/{group}", lambda: grouped_errors_function(traced().errors, group))),
         batch_size=batch_size,
         floatX=floatX,
         batch_last=last,
         stream=stream,
+        group=group,
     )

@@ -116,7 +116,7 @@ def stack_chunk_function(step: Callable, shared_start: bool, masked: bool) -> Ca
     iterations of a ``fori_loop`` in which every variant of the stack takes its training step on minibatch
     ``(starts[v] + i) % len(x)`` (``jax.vmap`` of ``step``), kept only while ``i < n_steps[v]``.
     ``report`` is ``(N, 3)``: per variant ``[summed cost, offset of the first cost that is not finite (-1:
-    none), last finite cost]``, as :func:`dltspec.backends.jax_backend.chunk_function` reports for one.
+    none), last finite cost]``, as :func:`dltspec.backends.jitted.chunk_function` reports for one.
     ``shared_start``: every variant is at the same iteration, so the minibatch is read once for all;
     ``masked``: some variant trains fewer steps than ``length`` (without it, every variant trains them all
     and no update is masked: a ``where`` over every parameter of every variant costs a pass over them)."""
@@ -124,7 +124,7 @@ def stack_chunk_function(step: Callable, shared_start: bool, masked: bool) -> Ca
     import jax.numpy as jnp
     from jax import lax
 
-    from dltspec.backends.jax_backend import float32_products
+    from dltspec.backends.jitted import float32_products
 
     def train(params, hyper, x, y, starts, n_steps, length):
         def body(i, carry):
@@ -165,7 +165,7 @@ def stack_errors_function(errors: Callable) -> Callable:
     import jax
     from jax import lax
 
-    from dltspec.backends.jax_backend import float32_products
+    from dltspec.backends.jitted import float32_products
 
     def one(params, x, y):
         return lax.map(lambda batch: errors(*params, *batch)[0], (x, y))

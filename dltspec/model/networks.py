@@ -161,6 +161,13 @@ class Model:
 
         return pt.argmax(self.evaluated, axis=1)
 
+    def predicted_on(self, x):
+        """The predicted class of every row of another minibatch ``x`` (of another size), from the
+        deterministic output with the same shared parameters."""
+        import pytensor.tensor as pt
+
+        return pt.argmax(self.network.output(x, dict(self.params), deterministic=True), axis=1)
+
 
 def model(network: Network, x, deterministic: bool = False, step=None) -> Model:
     """The network's shared parameters (at their initial values) and its output on ``x`` (the training

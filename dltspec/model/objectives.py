@@ -36,3 +36,9 @@ REGULARIZERS: dict[str, Callable] = {"l1": l1, "l2": l2_sqr}
 def zero_one(model, y):
     """Mean zero-one loss of the minibatch: the share of misclassified examples."""
     return pt.mean(pt.neq(model.y_pred, y))
+
+
+def mistakes(model, x, y):
+    """Whether each example of the minibatch ``(x, y)`` is misclassified (0 or 1 each): ``x`` may be
+    larger than the training minibatch (:meth:`dltspec.model.networks.Model.predicted_on`)."""
+    return pt.neq(model.predicted_on(x), y)

@@ -22,7 +22,7 @@ class Graph:
     ``cost`` is the training cost of the minibatch ``(x, y)``; ``updates`` maps each parameter and
     each optimizer state variable (``state``, in order) to its new value; ``errors`` is the minibatch's
     zero-one loss (on the deterministic graph); ``hyper`` are the shared hyper-parameters (the
-    optimizer's, then the penalty weights).
+    optimizer's, then the weights of the penalties that are not zero).
     """
 
     x: object
@@ -59,6 +59,8 @@ def symbolic(spec: Spec, n_in: int, n_out: int, x, y, n_train_batches: int = 1) 
     cost = LOSSES[spec.block("loss")["kind"]](net, y)
     penalties = []
     for i, reg in enumerate(spec.regularizers):
+        if not reg["weight"]:  # adds exactly nothing to the cost or its gradient, and costs a pass over W a step
+            continue
         weight = scalar(reg["weight"], f"regularizer{i}.weight")
         cost = cost + weight * REGULARIZERS[reg["kind"]](net.weights)
         penalties.append(weight)

@@ -1,6 +1,6 @@
 """The CPU side of the speed issue, side by side in one run; rewrites the CPU section of bench/RESULTS.md.
 
-    python bench/cpu_epoch.py --data ../shared/data            # about 30 minutes on 2 cores
+    python bench/cpu_epoch.py --data ../shared/data            # about 16 minutes on 2 cores
     python bench/cpu_epoch.py --data ../shared/data --quick    # a smoke run (1,000 examples, 1 epoch)
 
 1. **Epoch time** (MNIST, the tutorial's hyper-parameters, every minibatch once; median of --epochs

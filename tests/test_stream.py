@@ -103,3 +103,16 @@ def test_a_streamed_jax_run_stops_at_the_chunk_where_it_diverged():
     assert s_cost.first_nonfinite == r_cost.first_nonfinite == 17  # iteration 18, as the resident run finds it
     assert r_cost.n_steps == 53 and s_cost.n_steps == 18  # the chunk of minibatches 15-17 was the last trained
     assert s_cost.last_finite == r_cost.last_finite
+
+
+def test_a_streamed_evaluation_of_minibatches_taken_together_gives_the_resident_figures():
+    mlp = DIGITS.replace("classifier logistic { n_out = 10 }", "classifier mlp { hidden = [32]  n_out = 10  seed = 1 }")
+    spec = dltspec.read(text=mlp)  # a first layer wider than the minibatch: evaluated 25 minibatches at a time
+    streamed = api.compile_training(spec, backend="jax", device="cpu", budget=BUDGET).program
+    resident = api.compile_training(spec, backend="jax", device="cpu").program
+    assert streamed.stream is not None and streamed.group == resident.group > 1
+    assert streamed.stream["valid"].per_chunk < streamed.group  # each chunk is padded to a group
+    streamed.train_chunk(0, 30)
+    resident.train_chunk(0, 30)
+    for split in ("valid", "test"):
+        assert streamed.error(split) == resident.error(split) > 0

@@ -1,6 +1,6 @@
 """Where the MLP's training epoch goes on the JAX path: dltspec's step against the same step written by hand in JAX.
 
-    python bench/mlp_step.py --data ../shared/data      # about 2 minutes on 2 cores
+    python bench/mlp_step.py --data ../shared/data      # about 30 s on 2 cores
 
 One process, the contenders taking turns for --rounds rounds, one epoch of the tutorial MLP (784-500-10 tanh,
 minibatches of 20, MNIST's 50,000 training examples: 2,500 steps in one dispatch) each turn; the median of the

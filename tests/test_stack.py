@@ -139,8 +139,18 @@ def test_the_stack_key_masks_values_and_keeps_shapes():
 
     keys = [stack_key(s) for s in specs([[], ["optimizer.learning_rate=0.3", "classifier.seed=2",
                                               "regularizer.l2.weight=0.5", "stopping.n_epochs=3"],
-                                         ["classifier.hidden=[24]"], ["optimizer.batch_size=10"]])]
-    assert keys[0] == keys[1] and len(set(keys)) == 3
+                                         ["classifier.hidden=[24]"], ["optimizer.batch_size=10"],
+                                         ["regularizer.l2.weight=0"]])]
+    assert keys[0] == keys[1] and len(set(keys)) == 4  # a penalty of weight 0 is left out of the graph
+
+
+def test_a_variant_without_its_penalty_is_another_graph():
+    from dltspec.backends import stack
+
+    splits = api.load_data(specs([[]])[0])
+    graphs = [stack.symbolic(s, splits, "float32") for s in specs([[], ["regularizer.l2.weight=0.5"],
+                                                                   ["regularizer.l2.weight=0"]])]
+    assert stack.groups(graphs) == [[0, 1], [2]]
 
 
 # -- a sweep's stack on a worker: run directories, records, a kill ---------------------------------------------

@@ -13,9 +13,10 @@ with its own jitted functions:
 - ``train_chunk(start, n_steps)`` trains minibatches ``iter % n_train_batches`` for
   ``iter`` in ``start .. start + n_steps - 1`` in one dispatch (a ``fori_loop`` with a
   traced bound: one compilation for every chunk length);
-- ``error(split)`` computes every minibatch's zero-one loss in one dispatch (minibatches of fewer
-  than 500 rows several at a time, as one product: :func:`dltspec.backends.jitted.eval_group`); the
-  mean is taken on the host as :meth:`dltspec.backends.pytensor_backend.Program.error` takes it;
+- ``error(split)`` computes every minibatch's zero-one loss in one dispatch (batch-first minibatches of
+  250 rows or fewer several at a time, as one product, their mistakes counted on the device:
+  :func:`dltspec.backends.jitted.eval_group`); the mean is taken on the host as
+  :meth:`dltspec.backends.pytensor_backend.Program.error` takes it;
 - the parameters stay on the device; a snapshot of the best is a reference to
   immutable device arrays, copied to the host only when asked (:meth:`JaxProgram.arrays`).
 - a program this machine built before is read from :mod:`dltspec.backends.xla_cache` (its executables,

@@ -72,7 +72,9 @@ def eval_group(spec: Spec, batch_size: int, batch_last: bool) -> int:
 
     XLA's products with 20 rows run far below those with 500: the MLP's validation pass took 71 ms at
     minibatches of 20 and 50 ms at 500 (10,000 examples, 2 cores). The zero-one loss of a minibatch is
-    its own examples' mistakes, so minibatches evaluated together give the same figures. Batch-last
+    its own examples' mistakes, so minibatches evaluated together give the same figures wherever a row of
+    the larger product rounds as it does alone (bit for bit on XLA's CPU, tested; on a GPU another kernel
+    may be chosen for the larger product, and a near tie in the argmax could fall the other way). Batch-last
     programs (whose data lies ``(n_in, batch_size)``) and pre-training phases (whose evaluation is a
     reconstruction cost, not a count) evaluate one minibatch at a time.
     """

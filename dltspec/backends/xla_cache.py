@@ -1,6 +1,6 @@
 """Compiled programs on the JAX path, kept on disk: a warm ``dltspec run`` neither builds the PyTensor
 graph nor waits for XLA (``dltspec run specs/logistic_sgd.dlt`` on two cores: first training step after
-1.6 s instead of 3.5 s, ``bench/cpu_epoch.py``).
+1.7 s instead of 2.5 s, ``bench/cpu_epoch.py``).
 
 Two levels, both under ``<cache>/xla`` (see :func:`dltspec.files.cache_dir`):
 

@@ -341,13 +341,15 @@ def variant_key(spec: Spec, floatX: str) -> str:
 
 #: the blocks a stack's variants may differ in entirely: each variant's loop and run directory are its own
 OWN_BLOCKS = ("stopping", "save", "run", "sweep")
-def masked(value, keep: tuple[str, ...] = ()):
-    """``value`` (a block, or a list of them) with its numbers replaced by ``"#"``, but the keys in ``keep``."""
+def masked(value, keep: tuple[str, ...] = (), zeros: bool = False):
+    """``value`` (a block, or a list of them) with its numbers replaced by ``"#"``, but the keys in ``keep``
+    (and, with ``zeros``, the numbers that are 0)."""
     if isinstance(value, dict):
-        return {k: v if k in keep else masked(v, keep) for k, v in value.items()}
+        return {k: v if k in keep else masked(v, keep, zeros) for k, v in value.items()}
     if isinstance(value, list):
-        return [masked(v, keep) for v in value]
-    return "#" if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+        return [masked(v, keep, zeros) for v in value]
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return "#" if number and not (zeros and value == 0) else value
 
 
 def without_seeds(block):
@@ -366,8 +368,8 @@ def stack_key(spec: Spec) -> str | None:
         return None
     model = {kind: copy.deepcopy(value) for kind, value in spec.data.items() if kind not in OWN_BLOCKS}
     model["optimizer"] = masked(model["optimizer"], keep=("kind", "batch_size"))
-    if "regularizer" in model:
-        model["regularizer"] = masked(model["regularizer"])
+    if "regularizer" in model:  # a penalty of weight 0 is left out of the graph: another stack
+        model["regularizer"] = masked(model["regularizer"], zeros=True)
     for kind in ("classifier", "layer"):
         if kind in model:
             model[kind] = without_seeds(model[kind])

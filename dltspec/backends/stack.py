@@ -5,7 +5,8 @@ Two specs *stack* when their training graphs are the same computation (PyTensor'
 the shared variables paired in order: :func:`groups`): they differ only in values that the graph reads
 from shared variables, the initial parameters (initialisation seeds) and the hyper-parameters
 (``learning_rate``, ``momentum``, the optimizer's other scalars, the penalty weights). A value that is a
-constant of the graph (a dropout rate, a schedule's parameters, a clipping threshold) makes another graph,
+constant of the graph (a dropout rate, a schedule's parameters, a clipping threshold, a penalty weight of 0,
+whose term is left out) makes another graph,
 so such variants form separate stacks.
 
 A stack of ``N`` keeps, on the device:

@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 import dltspec  # noqa: E402
 from dltspec import api  # noqa: E402
+from dltspec.diagnostics import DltspecError  # noqa: E402
 
 
 def dltspec_epoch(spec, splits):
@@ -77,11 +78,15 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=5, help="turns of the contenders (default 5)")
     args = p.parse_args(argv)
     base = f'dataset.path="{args.data / "mnist.pkl.gz"}"'
-    spec = dltspec.read(ROOT / "specs" / "mlp.dlt", overrides=[base])
-    text = "\n".join(line for line in (ROOT / "specs" / "mlp.dlt").read_text().splitlines()
-                     if not line.startswith("regularizer"))
-    bare = dltspec.read(text=text, overrides=[base])
-    splits = api.load_data(spec)
+    try:
+        spec = dltspec.read(ROOT / "specs" / "mlp.dlt", overrides=[base])
+        text = "\n".join(line for line in (ROOT / "specs" / "mlp.dlt").read_text().splitlines()
+                         if not line.startswith("regularizer"))
+        bare = dltspec.read(text=text, overrides=[base])
+        splits = api.load_data(spec)
+    except DltspecError as exc:
+        print(f"mlp_step.py: {exc}", file=sys.stderr)
+        return 2
     l2 = sum(r["weight"] for r in spec.regularizers if r["kind"] == "l2")
     lr = spec.block("optimizer")["learning_rate"]
     with_penalty, program = dltspec_epoch(spec, splits)

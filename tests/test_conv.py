@@ -24,9 +24,9 @@ def random_inputs(seed=0):
     return (rng.randn(BATCH, int(np.prod(IMAGE_SHAPE))), rng.randn(*FILTER_SHAPE), rng.randn(FILTER_SHAPE[0]))
 
 
-def stage(x, W, b):
-    """A LeNetConvPoolLayer on (batch, features) rows, back as (batch, features)."""
-    return conv.conv_pool_layer(x.T, W, b, FILTER_SHAPE, IMAGE_SHAPE, POOLSIZE).T
+def stage(x, W, b, form="pixel-major"):
+    """A LeNetConvPoolLayer on (batch, features) rows, back as (batch, features); its product in ``form``."""
+    return conv.conv_pool_layer(x.T, W, b, FILTER_SHAPE, IMAGE_SHAPE, POOLSIZE, form_name=form).T
 
 
 def torch_stage(x, W, b):
@@ -40,23 +40,36 @@ def test_im2col_indices_are_flipped_patches():
     assert idx.shape == (2 * 3, 4)
     assert idx[0].tolist() == [5, 4, 1, 0]  # output (0, 0): the 2x2 patch at the top left, flipped
     assert idx[-1].tolist() == [11, 10, 7, 6]
+    np.testing.assert_array_equal(conv.im2col_indices((1, 3, 4), (2, 2), kernel_major=True), idx.T)
 
 
-def test_gradients_match_finite_differences():
+def test_a_form_set_for_a_block_is_the_default_inside_it_only():
+    assert conv.FORM.get() == "pixel-major"
+    with conv.form("kernel-major"):
+        assert conv.FORM.get() == "kernel-major"
+    assert conv.FORM.get() == "pixel-major"
+    with pytest.raises(ValueError, match="unknown convolution form 'kernel'; expected one of pixel-major, kernel-major"):
+        with conv.form("kernel"):
+            pass
+
+
+@pytest.mark.parametrize("form", conv.FORMS)
+def test_gradients_match_finite_differences(form):
     x, W, b = random_inputs()
     rng = np.random.RandomState(1)
     with pytensor.config.change_flags(floatX="float64"):
-        pytensor.gradient.verify_grad(lambda x, W, b: stage(x, W, b), [x, W, b], rng=rng, mode=python_mode(),
+        pytensor.gradient.verify_grad(lambda x, W, b: stage(x, W, b, form), [x, W, b], rng=rng, mode=python_mode(),
                                       abs_tol=1e-6, rel_tol=1e-6)
 
 
-@pytest.fixture(scope="module")
-def outputs_and_gradients():
-    """The stage, a cost and its gradients in float64, as a graph; and PyTorch's values."""
+@pytest.fixture(scope="module", params=conv.FORMS)
+def outputs_and_gradients(request):
+    """The stage (its product in each form), a cost and its gradients in float64, as a graph; and PyTorch's
+    values."""
     with pytensor.config.change_flags(floatX="float64"):
         x = pt.tensor("x", shape=(BATCH, int(np.prod(IMAGE_SHAPE))))  # static shapes, as the JAX path has
         W, b = pt.tensor("W", shape=FILTER_SHAPE), pt.tensor("b", shape=FILTER_SHAPE[:1])
-        out = stage(x, W, b)
+        out = stage(x, W, b, request.param)
         cost = (out ** 2).sum() / 2 + out.sum()
         graph = ([x, W, b], [out, *pytensor.grad(cost, [x, W, b])])
     values = random_inputs(2)

@@ -270,24 +270,28 @@ CONVS = [(1, "valid", 1), (2, "valid", 1), (1, "same", 1), (2, "same", 1), (1, "
          (1, "valid", 2), (1, "same", 2)]
 
 
-def batch_last_graph(layer, image_shape, params: dict, x: np.ndarray) -> np.ndarray:
-    """The layer's output on ``x`` ``(batch, c, h, w)``, as ``(batch, features)`` (float64)."""
-    with pytensor.config.change_flags(floatX="float64"):
+def batch_last_graph(layer, image_shape, params: dict, x: np.ndarray, form: str = "pixel-major") -> np.ndarray:
+    """The layer's output on ``x`` ``(batch, c, h, w)``, as ``(batch, features)`` (float64); a convolution's
+    product in ``form`` (:data:`dltspec.model.conv.FORMS`)."""
+    from dltspec.model import conv
+
+    with pytensor.config.change_flags(floatX="float64"), conv.form(form):
         a = pt.matrix("a")
         shared = {k: pytensor.shared(v) for k, v in params.items()}
         out = pytensor.function([a], layer.graph(a, shared, image_shape), mode=python_mode())(x.reshape(len(x), -1).T)
     return out.T
 
 
+@pytest.mark.parametrize("form", ["pixel-major", "kernel-major"])
 @pytest.mark.parametrize("stride, padding, pool", CONVS, ids=[f"stride{s}-{p}-pool{q}" for s, p, q in CONVS])
-def test_conv_strides_and_paddings_match_torch(stride, padding, pool):
+def test_conv_strides_and_paddings_match_torch(stride, padding, pool, form):
     rng = np.random.RandomState(0)
     image_shape, size = (2, 10, 10), 3
     layer = L.ConvPool("c", 4, size, pool, "linear", stride=stride, padding=padding)
     out_shape = layer.output_shape(image_shape)
     W, b = rng.randn(4, 2, size, size), rng.randn(4)
     x = rng.randn(5, *image_shape)
-    ours = batch_last_graph(layer, image_shape, {"c.W": W, "c.b": b}, x)
+    ours = batch_last_graph(layer, image_shape, {"c.W": W, "c.b": b}, x, form)
     pad = {"valid": 0, "same": 1, "full": 2}[padding]
     z = torch.nn.functional.conv2d(torch.tensor(x), torch.tensor(W).flip(2, 3), stride=stride, padding=pad)
     if pool > 1:
@@ -383,14 +387,15 @@ def test_parameterless_layers_pass_the_gradient_through_as_finite_differences_sa
         pytensor.gradient.verify_grad(cost, [x], rng=rng, abs_tol=1e-6, rel_tol=1e-6, mode=python_mode())
 
 
+@pytest.mark.parametrize("form", ["pixel-major", "kernel-major"])
 @pytest.mark.parametrize("padding, stride", [("valid", 1), ("same", 1), ("full", 2)])
-def test_rectangular_kernels_match_torch(padding, stride):
+def test_rectangular_kernels_match_torch(padding, stride, form):
     rng = np.random.RandomState(5)
     image_shape = (2, 9, 8)
     layer = L.ConvPool("c", 3, [5, 3], 1, "linear", stride=stride, padding=padding)
     W, b = rng.randn(3, 2, 5, 3), rng.randn(3)
     x = rng.randn(4, *image_shape)
-    ours = batch_last_graph(layer, image_shape, {"c.W": W, "c.b": b}, x)
+    ours = batch_last_graph(layer, image_shape, {"c.W": W, "c.b": b}, x, form)
     pad = {"valid": (0, 0), "same": (2, 1), "full": (4, 2)}[padding]
     z = torch.nn.functional.conv2d(torch.tensor(x), torch.tensor(W).flip(2, 3), stride=stride, padding=pad)
     expected = (z + torch.tensor(b)[None, :, None, None]).flatten(1).numpy()

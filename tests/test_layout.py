@@ -132,3 +132,49 @@ def test_a_streamed_batch_last_run_is_bit_identical_to_the_resident_one(monkeypa
     assert [(p.iteration, p.validation_error) for p in s_result.history] == \
         [(p.iteration, p.validation_error) for p in r_result.history]
     assert all(s_result.params[k].tobytes() == r_result.params[k].tobytes() for k in r_result.params)
+
+
+@pytest.mark.parametrize("m, k, n, rewritten", [
+    (20, 70_000, 25, True),  # a kernel-major convolution's weight gradient: a small output, a long sum
+    (64, 70_000, 64, False),  # an output of 4,096 entries: YNNPACK's form is the faster
+    (20, 30_000, 25, False),  # a short sum
+])
+def test_a_product_with_a_small_output_and_a_long_sum_is_transposed_behind_a_barrier(m, k, n, rewritten):
+    import jax
+    import pytensor.tensor as pt
+
+    from dltspec.backends.jax_backend import jax_function
+
+    g, X = pt.tensor("g", shape=(m, k), dtype="float32"), pt.tensor("X", shape=(n, k), dtype="float32")
+    rng = np.random.default_rng(0)
+    values = rng.random((m, k), dtype=np.float32), rng.random((n, k), dtype=np.float32)
+    plain, cpu = (jax.jit(jax_function([g, X], [pt.dot(g, X.T)], cpu=c)) for c in (False, True))
+    np.testing.assert_allclose(cpu(*values)[0], plain(*values)[0], rtol=1e-5)
+    np.testing.assert_allclose(cpu(*values)[0], values[0].astype(np.float64) @ values[1].T.astype(np.float64),
+                               rtol=1e-4)
+    assert ("optimization_barrier" in cpu.lower(*values).as_text()) is rewritten
+    assert "optimization_barrier" not in plain.lower(*values).as_text()
+
+
+def test_the_cpu_path_builds_kernel_major_convolutions_and_trains_as_pixel_major_does(monkeypatch):
+    from dltspec.model import conv
+
+    forms, conv2d = [], conv.conv2d
+
+    def recorded(*args, **kwargs):
+        forms.append(args[-1])  # kernel_major, as conv_pool_layer passes it
+        return conv2d(*args, **kwargs)
+
+    monkeypatch.setattr(conv, "conv2d", recorded)
+    monkeypatch.setenv("DLTSPEC_XLA_CACHE", "0")  # build the graph here, not from the cache
+    spec = dltspec.read(text=LENET, overrides=["stopping.n_epochs=3"])
+    kernel_major = api.compile_training(spec, backend="jax", device="cpu", floatX="float64")
+    assert forms and all(forms)
+    built = len(forms)
+    pixel_major = api.compile_training(spec, backend="python", floatX="float64")  # PyTensor's: the default form
+    assert len(forms) > built and not any(forms[built:])
+    runs = kernel_major.run(), pixel_major.run()
+    assert [(p.validation_error, p.is_best) for p in runs[0].history] == \
+        [(p.validation_error, p.is_best) for p in runs[1].history]
+    for name, value in runs[1].params.items():
+        np.testing.assert_allclose(runs[0].params[name], value, rtol=1e-9, atol=1e-12)

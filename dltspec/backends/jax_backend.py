@@ -91,11 +91,12 @@ def jax_dispatch():
     return dispatch
 
 
-def jax_function(inputs: list, outputs: list, batch_last=None) -> Callable:
+def jax_function(inputs: list, outputs: list, batch_last=None, cpu: bool = False) -> Callable:
     """A pure JAX function of ``inputs`` returning ``outputs`` (a list): the graph rewritten as
     PyTensor's JAX mode rewrites it, then converted op by op with PyTensor's ``jax_funcify``.
     ``batch_last``: the input that holds a minibatch batch-last, whose products are then
-    flipped (:func:`dltspec.backends.layout.flip_products`)."""
+    flipped (:func:`dltspec.backends.layout.flip_products`); ``cpu``: for XLA's CPU, its products
+    with a small output and a long sum rewritten (:func:`dltspec.backends.layout.transpose_long_sums`)."""
     dispatch = jax_dispatch()
     import pytensor
     from pytensor.compile.mode import get_mode
@@ -110,6 +111,10 @@ def jax_function(inputs: list, outputs: list, batch_last=None) -> Callable:
         from dltspec.backends.layout import flip_products
 
         flip_products(fgraph, next(v for v, i in zip(fgraph.inputs, inputs) if i is batch_last))
+    if cpu:
+        from dltspec.backends.layout import transpose_long_sums
+
+        transpose_long_sums(fgraph)
     with warnings.catch_warnings():
         # broadcast checks that JAX cannot trace; every shape here is static
         warnings.filterwarnings("ignore", message="Skipping Assert", category=UserWarning)
@@ -301,11 +306,14 @@ def trace(spec: Spec, splits: Splits, floatX: str, target, training: bool) -> Tr
 
     from dltspec.backends import layout
     from dltspec.backends.pytensor_backend import scratch_tempdir
+    from dltspec.model import conv
     from dltspec.model.objectives import mistakes
     from dltspec.model.programs import program_graph
 
     batch_size = spec.block("optimizer")["batch_size"]
-    with pytensor.config.change_flags(floatX=floatX), scratch_tempdir():  # no sources left in $TMPDIR
+    cpu = target.platform == "cpu"
+    with (pytensor.config.change_flags(floatX=floatX), scratch_tempdir(),  # no sources left in $TMPDIR
+          conv.form("kernel-major" if cpu else "pixel-major")):  # XLA's fast products on the CPU
         x = pt.tensor("x", shape=(batch_size, splits.n_in), dtype=floatX)
         y = pt.tensor("y", shape=(batch_size,), dtype="int32")
         graph = program_graph(spec, splits.n_in, splits.n_out(spec.block("classifier")), x, y,
@@ -318,13 +326,13 @@ def trace(spec: Spec, splits: Splits, floatX: str, target, training: bool) -> Tr
             penalty_in = pt.scalar("penalty", dtype=graph.penalty.dtype)
             after = clone_replace(graph.penalty, {p: graph.updates[p] for p in params})
             outputs[-2:-1] = [graph.loss + penalty_in, after]
-        last = target.platform == "cpu" and layout.pays(x, graph.model.evaluated)
+        last = cpu and layout.pays(x, graph.model.evaluated)
         if last:  # the same graph on x = xT.T
             xT = pt.tensor("xT", shape=(splits.n_in, batch_size), dtype=floatX)
             outputs, x = clone_replace(outputs, {x: xT.T}), xT
         flipped = x if last else None
         step = jax_function(carried + graph.hyper + [x, y] + ([penalty_in] if carries else []), outputs[:-1],
-                            flipped) if training else None
+                            flipped, cpu) if training else None
         penalty = jax_function(carried + graph.hyper, [graph.penalty]) if training and carries else None
         group = eval_group(spec, batch_size, bool(last))
         if group == 1:

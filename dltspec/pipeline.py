@@ -245,7 +245,7 @@ def compile_stacks(specs: list[Spec], splits: datasets.Splits, *, floatX: str = 
 
     def graph(i: int) -> stack.Symbolic:  # built only where the store has not kept what it decides
         if i not in graphs:
-            graphs[i] = stack.symbolic(specs[i], splits, floatX)
+            graphs[i] = stack.symbolic(specs[i], splits, floatX, target.platform == "cpu")
         return graphs[i]
 
     kept = store.read() if ready else []

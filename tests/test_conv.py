@@ -153,3 +153,74 @@ def test_the_compiled_model_has_the_parameters_check_counts(name):
         layer = param_name.split(".")[0]
         sizes[layer] = sizes.get(layer, 0) + param.get_value().size
     assert misfit is None and sizes == {l.name: l.n_params for l in layers[1:]}
+
+
+@pytest.fixture
+def forms(monkeypatch):
+    """The form of every convolution built while the test runs (True: kernel-major)."""
+    recorded, conv2d = [], conv.conv2d
+
+    def recording(*args, **kwargs):
+        recorded.append(args[-1])  # kernel_major, as conv_pool_layer passes it
+        return conv2d(*args, **kwargs)
+
+    monkeypatch.setattr(conv, "conv2d", recording)
+    return recorded
+
+
+SMALL_LENET = """\
+dataset digits { seed = 0 }
+classifier lenet { kernels = [2, 3]  kernel_size = 2  pool = 1  hidden = [8]  seed = 1 }
+loss nll
+optimizer sgd { learning_rate = 0.1  batch_size = 20 }
+stopping patience { n_epochs = 1 }
+"""
+
+
+def built(forms: list, make) -> list:
+    """The forms of the convolutions ``make()`` builds."""
+    before = len(forms)
+    make()
+    assert len(forms) > before
+    return forms[before:]
+
+
+def test_a_stacked_variant_and_a_prediction_on_the_cpu_build_what_a_run_alone_builds(forms):
+    """Kernel-major on XLA's CPU wherever the JAX path builds a graph (a stack of sweep variants, `dltspec
+    predict`), as `jax_backend.trace` does for a run alone; pixel-major for PyTensor's backends."""
+    from dltspec.backends import stack
+    from dltspec.model.graph import symbolic
+    from dltspec.predict import probabilities_function
+
+    spec = dltspec.read(text=SMALL_LENET)
+    splits = api.load_data(spec)
+    assert all(built(forms, lambda: stack.symbolic(spec, splits, "float64", cpu=True)))
+    assert not any(built(forms, lambda: stack.symbolic(spec, splits, "float64")))
+    with pytensor.config.change_flags(floatX="float64"):
+        params = {name: p.get_value() for name, p in
+                  symbolic(spec, 64, 10, pt.matrix("x"), pt.ivector("y")).model.params}
+    rows = splits.arrays["test"][0][:30]
+    functions = {}
+    assert all(built(forms, lambda: functions.update(jax=probabilities_function(spec, params, "jax", "float64"))))
+    assert not any(built(forms, lambda: functions.update(
+        python=probabilities_function(spec, params, "python", "float64"))))
+    np.testing.assert_allclose(functions["jax"](rows), functions["python"](rows), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("form", conv.FORMS)
+def test_mean_pooling_matches_torch_in_both_forms(form):
+    x, W, b = random_inputs(3)
+    with pytensor.config.change_flags(floatX="float64"):
+        a = pt.matrix("a")
+        out = conv.conv_pool_layer(a, pt.as_tensor(W), pt.as_tensor(b), FILTER_SHAPE, IMAGE_SHAPE, POOLSIZE,
+                                   pool_mode="mean", form_name=form)
+        got = pytensor.function([a], out.T, mode=python_mode())(x.T)
+    z = torch.nn.functional.conv2d(torch.tensor(x).view(BATCH, *IMAGE_SHAPE), torch.tensor(W).flip(2, 3))
+    expected = torch.tanh(torch.nn.functional.avg_pool2d(z, POOLSIZE) + torch.tensor(b)[None, :, None, None])
+    np.testing.assert_allclose(got, expected.flatten(1).numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_an_unknown_form_is_refused_by_the_layer_too():
+    x, W, b = random_inputs()
+    with pytest.raises(ValueError, match="unknown convolution form 'kernel_major'"):
+        conv.conv_pool_layer(pt.as_tensor(x.T), W, b, FILTER_SHAPE, IMAGE_SHAPE, POOLSIZE, form_name="kernel_major")

@@ -101,7 +101,8 @@ def small_long_sum(node) -> bool:
 
 def transpose_long_sums(fgraph) -> None:
     """Rewrite every ``dot(g, X.T)`` with a small output and a long sum (:func:`small_long_sum`) in ``fgraph``
-    as ``dot(barrier(g.T).T, X.T)``, in place: the same numbers.
+    as ``dot(barrier(g.T).T, X.T)``, in place: the same product, summed in another order. Run it once on a
+    graph (a second pass would wrap every match again).
 
     A kernel-major convolution's weight gradient is such a product: for LeNet's first layer,
     ``(20, 288000) @ (288000, 25)``. XLA's CPU hands ``dot(g, X.T)`` to YNNPACK, which runs it on one

@@ -64,18 +64,20 @@ class Symbolic:
         return [h.get_value() for h in self.hyper]
 
 
-def symbolic(spec: Spec, splits: Splits, floatX: str) -> Symbolic:
-    """``spec``'s training graph over a minibatch of ``splits`` (nothing compiled)."""
+def symbolic(spec: Spec, splits: Splits, floatX: str, cpu: bool = False) -> Symbolic:
+    """``spec``'s training graph over a minibatch of ``splits`` (nothing compiled); ``cpu``: for XLA's CPU,
+    its convolutions kernel-major, as :func:`dltspec.backends.jax_backend.trace` builds a variant alone."""
     from dltspec.backends.jax_backend import jax_dispatch
 
     jax_dispatch()
     import pytensor
     import pytensor.tensor as pt
 
+    from dltspec.model import conv
     from dltspec.model.programs import program_graph
 
     batch_size = spec.block("optimizer")["batch_size"]
-    with pytensor.config.change_flags(floatX=floatX):
+    with pytensor.config.change_flags(floatX=floatX), conv.form("kernel-major" if cpu else "pixel-major"):
         x = pt.tensor("x", shape=(batch_size, splits.n_in), dtype=floatX)
         y = pt.tensor("y", shape=(batch_size,), dtype="int32")
         graph = program_graph(spec, splits.n_in, splits.n_out(spec.block("classifier")), x, y,
@@ -381,8 +383,10 @@ def described(graphs: Sequence[Symbolic], members: list[int], target) -> StoredS
                        bool(target.platform == "cpu" and layout.pays(first.x, first.model.evaluated)))
 
 
-def functions(first: Symbolic, n_in: int, batch_size: int, floatX: str, last: bool) -> tuple[Callable, Callable]:
-    """The training step and the zero-one loss of ``first``'s graph as JAX functions, batch-last if ``last``."""
+def functions(first: Symbolic, n_in: int, batch_size: int, floatX: str, last: bool,
+              cpu: bool = False) -> tuple[Callable, Callable]:
+    """The training step and the zero-one loss of ``first``'s graph as JAX functions, batch-last if ``last``;
+    ``cpu``: the step's products rewritten for XLA's CPU, as for a variant alone."""
     import pytensor
     import pytensor.tensor as pt
     from pytensor.graph.replace import clone_replace
@@ -395,7 +399,7 @@ def functions(first: Symbolic, n_in: int, batch_size: int, floatX: str, last: bo
             xT = pt.tensor("xT", shape=(n_in, batch_size), dtype=floatX)
             outputs, x = clone_replace(outputs, {x: xT.T}), xT
         flipped = x if last else None
-        step = jax_function(first.carried + first.hyper + [x, first.y], outputs[:-1], flipped)
+        step = jax_function(first.carried + first.hyper + [x, first.y], outputs[:-1], flipped, cpu)
         errors = jax_function(first.carried[:first.n_params] + [x, first.y], outputs[-1:], flipped)
     return step, errors
 
@@ -417,7 +421,7 @@ def build_stack(specs: Sequence[Spec], kept: StoredStack, first: Callable[[], Sy
     jax.config.update("jax_enable_x64", True)
     batch_size = specs[0].block("optimizer")["batch_size"]
     last = kept.batch_last
-    traced = cache(lambda: functions(first(), splits.n_in, batch_size, floatX, last))
+    traced = cache(lambda: functions(first(), splits.n_in, batch_size, floatX, last, target.platform == "cpu"))
 
     def cached(name: str, make: Callable) -> Cached:
         return Cached(make, target, name, store, dict(kept.signatures.get(name, {})))

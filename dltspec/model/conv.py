@@ -149,7 +149,10 @@ def conv_pool_layer(a, W, b, filter_shape, image_shape, poolsize, activation=pt.
     """The tutorial's LeNetConvPoolLayer on batch-last ``a``: ``activation(max_pool(conv2d(a, W)) + b)``,
     ``b`` one per kernel; returns the flat batch-last output ``(kernels*pooled_h*pooled_w, batch)``.
     ``form_name``: the product's form (:data:`FORMS`); by default the one :func:`form` set."""
-    kernel_major = (form_name or FORM.get()) == "kernel-major"
+    name = form_name or FORM.get()
+    if name not in FORMS:
+        raise ValueError(f"unknown convolution form {name!r}; expected one of {', '.join(FORMS)}")
+    kernel_major = name == "kernel-major"
     out_h, out_w = output_size(image_shape, filter_shape[2:], stride, pad)
     batch, n_kernels = batch_size(a), filter_shape[0]
     convolved = conv2d(a, W, filter_shape, image_shape, stride, pad, kernel_major)

@@ -121,6 +121,29 @@ def test_deferred_holds_the_signal_until_the_block_ends(monkeypatch):
     assert reached == ["after the signal"]
 
 
+@pytest.mark.parametrize("fails", [False, True])
+def test_a_signal_while_scikit_learn_loads_is_the_interrupt_not_a_missing_package(monkeypatch, fails):
+    """The digits loader imports scikit-learn (SciPy's native libraries) with signals held; a signal that
+    still broke the import (an ImportError) is raised as the interrupt, not reported as DLT402."""
+    import builtins
+
+    from dltspec.data import loaders
+
+    monkeypatch.setattr(interrupts, "STATE", interrupts.State())
+    real_import = builtins.__import__
+
+    def importing(name, *args, **kwargs):
+        if name == "sklearn.datasets":
+            interrupts.handle(signal.SIGINT, None)  # as if Ctrl-C came in the middle of it
+            if fails:
+                raise ImportError("interrupted while loading a shared library")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", importing)
+    with pytest.raises(KeyboardInterrupt):
+        loaders.load_digits({"seed": 0, "valid_fraction": 0.2, "test_fraction": 0.2}, Path("."))
+
+
 def test_import_dltspec_imports_nothing_heavy():
     code = ("import sys, dltspec, dltspec.entry; heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
             "('numpy', 'jax', 'pytensor', 'lark', 'jsonschema') or m == 'dltspec.api'); print(heavy)")

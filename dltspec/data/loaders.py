@@ -227,9 +227,13 @@ def store(folder: Path, arrays: dict[str, np.ndarray], stamp: str) -> None:
 
 def load_digits(block: dict, base_dir: Path, download: bool = False) -> Splits:
     """``dataset digits``: scikit-learn's bundled 8x8 digits, shuffled with ``seed`` and split."""
-    try:
-        from sklearn.datasets import load_digits as sk_load_digits
-    except ImportError:  # pragma: no cover - scikit-learn is a core dependency
+    from dltspec import interrupts
+
+    try:  # a Ctrl-C in the middle of SciPy's native libraries loading would surface as an ImportError
+        with interrupts.deferred():
+            from sklearn.datasets import load_digits as sk_load_digits
+    except ImportError:
+        interrupts.check()  # a signal during the import: the interrupt it is, not a missing package
         raise DataError("DLT402", "dataset digits needs scikit-learn: pip install scikit-learn") from None
     bunch = sk_load_digits()
     x = (bunch.data / 16.0).astype(np.float32)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dltspec import interrupts
 from dltspec.data import npy, safe_pickle
 from dltspec.data.checks import MAX_LABEL, DataError, checked_split, labels_problem, rows  # noqa: F401 - DataError: here too
 from dltspec.data.kinds import KINDS
@@ -227,8 +228,6 @@ def store(folder: Path, arrays: dict[str, np.ndarray], stamp: str) -> None:
 
 def load_digits(block: dict, base_dir: Path, download: bool = False) -> Splits:
     """``dataset digits``: scikit-learn's bundled 8x8 digits, shuffled with ``seed`` and split."""
-    from dltspec import interrupts
-
     try:  # a Ctrl-C in the middle of SciPy's native libraries loading would surface as an ImportError
         with interrupts.deferred():
             from sklearn.datasets import load_digits as sk_load_digits

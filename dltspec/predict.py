@@ -164,13 +164,6 @@ def n_out_of(spec: Spec, params: dict[str, np.ndarray]) -> int:
     return shapes.n_out_of(spec.data) or 2
 
 
-def jax_platform() -> str:
-    """Where JAX runs a jitted function by default: ``cpu``, ``gpu``, ..."""
-    from dltspec.backends.devices import jax_module
-
-    return jax_module().default_backend()
-
-
 def probabilities_function(spec: Spec, params: dict[str, np.ndarray], backend: str,
                            floatX: str = "float32") -> Callable[[np.ndarray], np.ndarray]:
     """``f(x)``: P(y | x) for the rows of ``x`` (``batch_size`` at a time, padded) with ``params``;
@@ -178,13 +171,14 @@ def probabilities_function(spec: Spec, params: dict[str, np.ndarray], backend: s
     import pytensor
     import pytensor.tensor as pt
 
+    from dltspec.backends.devices import device
     from dltspec.backends.pytensor_backend import BACKENDS, scratch_tempdir
     from dltspec.model import conv
     from dltspec.model.graph import symbolic
 
     batch_size = spec.block("optimizer")["batch_size"]
     n_in, n_out = n_in_of(spec, params), n_out_of(spec, params)
-    form = "kernel-major" if backend == "jax" and jax_platform() == "cpu" else "pixel-major"  # as trace builds it
+    form = conv.jax_form(device(None).platform == "cpu") if backend == "jax" else "pixel-major"  # as trace builds
     with pytensor.config.change_flags(floatX=floatX), scratch_tempdir(), conv.form(form):
         x = pt.tensor("x", shape=(batch_size, n_in), dtype=floatX)
         graph = symbolic(spec, n_in, n_out, x, pt.ivector("y"))

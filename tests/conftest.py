@@ -57,6 +57,32 @@ stopping patience { n_epochs = 3  patience = 2000 }
 """
 
 
+#: a LeNet small enough for the digits: two 2x2 convolutions, no pooling
+SMALL_LENET = """\
+dataset digits { seed = 0 }
+classifier lenet { kernels = [2, 3]  kernel_size = 2  pool = 1  hidden = [8]  seed = 1 }
+loss nll
+optimizer sgd { learning_rate = 0.1  batch_size = 20 }
+stopping patience { n_epochs = 1 }
+"""
+
+
+@pytest.fixture
+def conv_forms(monkeypatch):
+    """The form of every convolution built while the test runs (True: kernel-major), recorded from
+    ``dltspec.model.conv.conv2d``'s ``kernel_major``, as ``conv_pool_layer`` passes it."""
+    from dltspec.model import conv
+
+    recorded, conv2d = [], conv.conv2d
+
+    def recording(*args, **kwargs):
+        recorded.append(args[-1])
+        return conv2d(*args, **kwargs)
+
+    monkeypatch.setattr(conv, "conv2d", recording)
+    return recorded
+
+
 def python_mode():
     """PyTensor's pure-Python mode: every op's ``perform``, nothing compiled. For the small oracle graphs
     (finite differences, PyTorch comparisons): FAST_COMPILE still compiles a C thunk per op, and on CI's

@@ -13,7 +13,7 @@ import dltspec
 from dltspec import api
 from dltspec.model import conv
 
-from .conftest import SPECS, mnist_path, python_mode
+from .conftest import SMALL_LENET, SPECS, mnist_path, python_mode
 
 # a small stage with a border that pooling ignores (7 rows, 6 columns after a 3x3 convolution)
 FILTER_SHAPE, IMAGE_SHAPE, POOLSIZE, BATCH = (4, 2, 3, 3), (2, 9, 8), (2, 2), 3
@@ -155,28 +155,6 @@ def test_the_compiled_model_has_the_parameters_check_counts(name):
     assert misfit is None and sizes == {l.name: l.n_params for l in layers[1:]}
 
 
-@pytest.fixture
-def forms(monkeypatch):
-    """The form of every convolution built while the test runs (True: kernel-major)."""
-    recorded, conv2d = [], conv.conv2d
-
-    def recording(*args, **kwargs):
-        recorded.append(args[-1])  # kernel_major, as conv_pool_layer passes it
-        return conv2d(*args, **kwargs)
-
-    monkeypatch.setattr(conv, "conv2d", recording)
-    return recorded
-
-
-SMALL_LENET = """\
-dataset digits { seed = 0 }
-classifier lenet { kernels = [2, 3]  kernel_size = 2  pool = 1  hidden = [8]  seed = 1 }
-loss nll
-optimizer sgd { learning_rate = 0.1  batch_size = 20 }
-stopping patience { n_epochs = 1 }
-"""
-
-
 def built(forms: list, make) -> list:
     """The forms of the convolutions ``make()`` builds."""
     before = len(forms)
@@ -185,7 +163,7 @@ def built(forms: list, make) -> list:
     return forms[before:]
 
 
-def test_a_stacked_variant_and_a_prediction_on_the_cpu_build_what_a_run_alone_builds(forms):
+def test_a_stacked_variant_and_a_prediction_on_the_cpu_build_what_a_run_alone_builds(conv_forms):
     """Kernel-major on XLA's CPU wherever the JAX path builds a graph (a stack of sweep variants, `dltspec
     predict`), as `jax_backend.trace` does for a run alone; pixel-major for PyTensor's backends."""
     from dltspec.backends import stack
@@ -194,15 +172,15 @@ def test_a_stacked_variant_and_a_prediction_on_the_cpu_build_what_a_run_alone_bu
 
     spec = dltspec.read(text=SMALL_LENET)
     splits = api.load_data(spec)
-    assert all(built(forms, lambda: stack.symbolic(spec, splits, "float64", cpu=True)))
-    assert not any(built(forms, lambda: stack.symbolic(spec, splits, "float64")))
+    assert all(built(conv_forms, lambda: stack.symbolic(spec, splits, "float64", cpu=True)))
+    assert not any(built(conv_forms, lambda: stack.symbolic(spec, splits, "float64")))
     with pytensor.config.change_flags(floatX="float64"):
         params = {name: p.get_value() for name, p in
                   symbolic(spec, 64, 10, pt.matrix("x"), pt.ivector("y")).model.params}
     rows = splits.arrays["test"][0][:30]
     functions = {}
-    assert all(built(forms, lambda: functions.update(jax=probabilities_function(spec, params, "jax", "float64"))))
-    assert not any(built(forms, lambda: functions.update(
+    assert all(built(conv_forms, lambda: functions.update(jax=probabilities_function(spec, params, "jax", "float64"))))
+    assert not any(built(conv_forms, lambda: functions.update(
         python=probabilities_function(spec, params, "python", "float64"))))
     np.testing.assert_allclose(functions["jax"](rows), functions["python"](rows), rtol=1e-12, atol=1e-14)
 

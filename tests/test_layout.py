@@ -10,18 +10,11 @@ import pytest
 import dltspec
 from dltspec import api
 
-from .conftest import DIGITS
+from .conftest import DIGITS, SMALL_LENET as LENET
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
 
 MLP = DIGITS.replace("classifier logistic { n_out = 10 }", "classifier mlp { hidden = [32]  seed = 3 }")
-LENET = """\
-dataset digits { seed = 0 }
-classifier lenet { kernels = [2, 3]  kernel_size = 2  pool = 1  hidden = [8]  seed = 1 }
-loss nll
-optimizer sgd { learning_rate = 0.1  batch_size = 20 }
-stopping patience { n_epochs = 1 }
-"""
 
 
 def model(text: str, batch_size: int):
@@ -156,16 +149,8 @@ def test_a_product_with_a_small_output_and_a_long_sum_is_transposed_behind_a_bar
     assert "optimization_barrier" not in plain.lower(*values).as_text()
 
 
-def test_the_cpu_path_builds_kernel_major_convolutions_and_trains_as_pixel_major_does(monkeypatch):
-    from dltspec.model import conv
-
-    forms, conv2d = [], conv.conv2d
-
-    def recorded(*args, **kwargs):
-        forms.append(args[-1])  # kernel_major, as conv_pool_layer passes it
-        return conv2d(*args, **kwargs)
-
-    monkeypatch.setattr(conv, "conv2d", recorded)
+def test_the_cpu_path_builds_kernel_major_convolutions_and_trains_as_pixel_major_does(monkeypatch, conv_forms):
+    forms = conv_forms
     monkeypatch.setenv("DLTSPEC_XLA_CACHE", "0")  # build the graph here, not from the cache
     spec = dltspec.read(text=LENET, overrides=["stopping.n_epochs=3"])
     kernel_major = api.compile_training(spec, backend="jax", device="cpu", floatX="float64")

@@ -313,7 +313,7 @@ def trace(spec: Spec, splits: Splits, floatX: str, target, training: bool) -> Tr
     batch_size = spec.block("optimizer")["batch_size"]
     cpu = target.platform == "cpu"
     with (pytensor.config.change_flags(floatX=floatX), scratch_tempdir(),  # no sources left in $TMPDIR
-          conv.form("kernel-major" if cpu else "pixel-major")):  # XLA's fast products on the CPU
+          conv.form(conv.jax_form(cpu))):
         x = pt.tensor("x", shape=(batch_size, splits.n_in), dtype=floatX)
         y = pt.tensor("y", shape=(batch_size,), dtype="int32")
         graph = program_graph(spec, splits.n_in, splits.n_out(spec.block("classifier")), x, y,

@@ -77,7 +77,7 @@ def symbolic(spec: Spec, splits: Splits, floatX: str, cpu: bool = False) -> Symb
     from dltspec.model.programs import program_graph
 
     batch_size = spec.block("optimizer")["batch_size"]
-    with pytensor.config.change_flags(floatX=floatX), conv.form("kernel-major" if cpu else "pixel-major"):
+    with pytensor.config.change_flags(floatX=floatX), conv.form(conv.jax_form(cpu)):
         x = pt.tensor("x", shape=(batch_size, splits.n_in), dtype=floatX)
         y = pt.tensor("y", shape=(batch_size,), dtype="int32")
         graph = program_graph(spec, splits.n_in, splits.n_out(spec.block("classifier")), x, y,

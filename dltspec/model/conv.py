@@ -35,12 +35,23 @@ FORMS = ("pixel-major", "kernel-major")
 FORM = contextvars.ContextVar("dltspec_conv_form", default="pixel-major")  # the form graphs are built in
 
 
+def checked(name: str) -> str:
+    """``name``, one of :data:`FORMS`; a ``ValueError`` naming them otherwise."""
+    if name not in FORMS:
+        raise ValueError(f"unknown convolution form {name!r}; expected one of {', '.join(FORMS)}")
+    return name
+
+
+def jax_form(cpu: bool) -> str:
+    """The form the JAX path builds: kernel-major on XLA's CPU, whose products it makes fast
+    (``bench/RESULTS.md``); pixel-major on a GPU (the kernel-major form not measured there)."""
+    return "kernel-major" if cpu else "pixel-major"
+
+
 @contextlib.contextmanager
 def form(name: str):
     """Build every convolution in ``name``'s form (one of :data:`FORMS`) inside the ``with`` block."""
-    if name not in FORMS:
-        raise ValueError(f"unknown convolution form {name!r}; expected one of {', '.join(FORMS)}")
-    token = FORM.set(name)
+    token = FORM.set(checked(name))
     try:
         yield
     finally:
@@ -149,15 +160,13 @@ def conv_pool_layer(a, W, b, filter_shape, image_shape, poolsize, activation=pt.
     """The tutorial's LeNetConvPoolLayer on batch-last ``a``: ``activation(max_pool(conv2d(a, W)) + b)``,
     ``b`` one per kernel; returns the flat batch-last output ``(kernels*pooled_h*pooled_w, batch)``.
     ``form_name``: the product's form (:data:`FORMS`); by default the one :func:`form` set."""
-    name = form_name or FORM.get()
-    if name not in FORMS:
-        raise ValueError(f"unknown convolution form {name!r}; expected one of {', '.join(FORMS)}")
-    kernel_major = name == "kernel-major"
+    kernel_major = checked(form_name or FORM.get()) == "kernel-major"
     out_h, out_w = output_size(image_shape, filter_shape[2:], stride, pad)
     batch, n_kernels = batch_size(a), filter_shape[0]
     convolved = conv2d(a, W, filter_shape, image_shape, stride, pad, kernel_major)
     shape = (n_kernels, out_h, out_w, batch) if kernel_major else (out_h, out_w, batch, n_kernels)
-    pooled = convolved if poolsize == (1, 1) else max_pool(convolved, poolsize, shape, pool_mode, int(kernel_major))
+    rows_axis = 1 if kernel_major else 0
+    pooled = convolved if poolsize == (1, 1) else max_pool(convolved, poolsize, shape, pool_mode, rows_axis)
     n_out = n_kernels * (out_h // poolsize[0]) * (out_w // poolsize[1])
     if kernel_major:  # (kernels, pooled_h, pooled_w, batch): the next layer's order already
         return activation(pooled + b.dimshuffle(0, "x", "x", "x")).reshape((n_out, batch))

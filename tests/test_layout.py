@@ -163,3 +163,54 @@ def test_the_cpu_path_builds_kernel_major_convolutions_and_trains_as_pixel_major
         [(p.validation_error, p.is_best) for p in runs[1].history]
     for name, value in runs[1].params.items():
         np.testing.assert_allclose(runs[0].params[name], value, rtol=1e-9, atol=1e-12)
+
+
+def scatter_graph(indices, y_shape, set_rows=False):
+    """``x[indices] += y`` (or ``=``) of a ``(6, 4)`` ``x``, with its inputs and a random value for each."""
+    import pytensor.tensor as pt
+
+    x, y = pt.tensor("x", shape=(6, 4), dtype="float32"), pt.tensor("y", shape=y_shape, dtype="float32")
+    out = pt.set_subtensor(x[indices], y) if set_rows else pt.inc_subtensor(x[indices], y)
+    rng = np.random.default_rng(1)
+    return [x, y], out, (rng.random((6, 4), dtype=np.float32), rng.random(y_shape, dtype=np.float32))
+
+
+@pytest.mark.parametrize("indices, y_shape, set_rows, rewritten", [
+    (np.array([5, 0, 5, 2, 0]), (5, 4), False, True),  # repeated rows: summed
+    (np.array([5, 0, 5, 2, 0]), (5, 1), False, False),  # y broadcast along the rows: left to PyTensor's
+    (np.array([-1, 0]), (2, 4), False, False),  # a negative index (numpy's: from the end)
+    (np.array([1, 3]), (2, 4), True, False),  # set, not add
+])
+def test_a_scatter_of_whole_rows_at_constant_indices_reads_its_updates_in_place(indices, y_shape, set_rows,
+                                                                              rewritten):
+    import jax
+
+    from dltspec.backends.jax_backend import jax_function
+
+    inputs, out, values = scatter_graph(indices, y_shape, set_rows)
+    plain, cpu = (jax.jit(jax_function(inputs, [out], cpu=c)) for c in (False, True))
+    expected = values[0].copy()
+    if set_rows:
+        expected[indices] = values[1]
+    else:
+        np.add.at(expected, indices, np.broadcast_to(values[1], (len(indices), 4)))
+    np.testing.assert_allclose(cpu(*values)[0], expected, rtol=1e-6)
+    np.testing.assert_allclose(plain(*values)[0], expected, rtol=1e-6)
+    text = cpu.lower(*values).as_text()
+    assert ("scatter" in text) and (("tensor<5x1x4xf32>" in text or "tensor<2x1x4xf32>" in text) is rewritten)
+
+
+def test_the_row_scatter_computes_numpy_s_sums_outside_jax():
+    import pytensor
+    import pytensor.tensor as pt
+
+    from dltspec.backends.layout import ScatterAddRows
+
+    x, y = pt.matrix("x", dtype="float64"), pt.matrix("y", dtype="float64")
+    indices = np.array([2, 2, 0])
+    f = pytensor.function([x, y], ScatterAddRows()(x, pt.constant(indices), y), mode="FAST_COMPILE")
+    xv, yv = np.arange(12.0).reshape(3, 4), np.ones((3, 4))
+    expected = xv.copy()
+    np.add.at(expected, indices, yv)
+    np.testing.assert_array_equal(f(xv, yv), expected)
+    np.testing.assert_array_equal(xv, np.arange(12.0).reshape(3, 4))  # its input untouched

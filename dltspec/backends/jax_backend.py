@@ -96,7 +96,8 @@ def jax_function(inputs: list, outputs: list, batch_last=None, cpu: bool = False
     PyTensor's JAX mode rewrites it, then converted op by op with PyTensor's ``jax_funcify``.
     ``batch_last``: the input that holds a minibatch batch-last, whose products are then
     flipped (:func:`dltspec.backends.layout.flip_products`); ``cpu``: for XLA's CPU, its products
-    with a small output and a long sum rewritten (:func:`dltspec.backends.layout.transpose_long_sums`)."""
+    with a small output and a long sum rewritten (:func:`dltspec.backends.layout.transpose_long_sums`) and its
+    scatters of rows read in place (:func:`dltspec.backends.layout.row_scatters`)."""
     dispatch = jax_dispatch()
     import pytensor
     from pytensor.compile.mode import get_mode
@@ -112,9 +113,10 @@ def jax_function(inputs: list, outputs: list, batch_last=None, cpu: bool = False
 
         flip_products(fgraph, next(v for v, i in zip(fgraph.inputs, inputs) if i is batch_last))
     if cpu:
-        from dltspec.backends.layout import transpose_long_sums
+        from dltspec.backends.layout import row_scatters, transpose_long_sums
 
         transpose_long_sums(fgraph)
+        row_scatters(fgraph)
     with warnings.catch_warnings():
         # broadcast checks that JAX cannot trace; every shape here is static
         warnings.filterwarnings("ignore", message="Skipping Assert", category=UserWarning)

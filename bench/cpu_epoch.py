@@ -306,14 +306,22 @@ def rewrite_results(section: list[str]) -> None:
     rewrite_section(BEGIN, END, section)
 
 
+def vector_isa(cpuinfo: list[str]) -> str:
+    """The widest vector instructions the CPU has (``/proc/cpuinfo``'s flags): the kernels of XLA, oneDNN and
+    OpenBLAS differ most there, so the ratios of one machine need not hold on another."""
+    flags = set(next((line.split(":", 1)[1].split() for line in cpuinfo if line.startswith("flags")), []))
+    names = [name for flag, name in (("avx512f", "AVX-512"), ("amx_tile", "AMX")) if flag in flags]
+    return " and ".join(names) if names else ("AVX2" if "avx2" in flags else "no AVX2")
+
+
 def machine() -> str:
     import jax
     import pytensor
     import torch
 
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    return (f"{cpu}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; Python "
+    info = Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []
+    cpu = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), platform.processor())
+    return (f"{cpu} ({vector_isa(info)}), {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; Python "
             f"{platform.python_version()}, numpy {np.__version__}, pytensor {pytensor.__version__}, "
             f"jax {jax.__version__}, torch {torch.__version__}, dltspec {dltspec.__version__}")
 

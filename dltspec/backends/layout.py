@@ -1,9 +1,14 @@
-"""Batch-last minibatches for the JAX path on the CPU: the data layout that makes XLA's products fast.
+"""Layouts for the JAX path on the CPU: the data layout and the graph rewrites that make XLA's CPU fast.
 
-A logistic regression's step is two products with the minibatch: ``x @ W`` (600 x 784 by 784 x 10)
-and ``x.T @ delta``. XLA on the CPU runs a product whose output is narrow (10 columns) far below the
-machine's rate; the same numbers as ``W.T @ xT`` (10 x 784 by 784 x 600: the output 600 wide) run
-much faster. So where it pays, each minibatch is kept on the device *batch-last*, ``xT`` of shape
+Three rewrites, each on the graph PyTensor's JAX mode has rewritten (``jax_backend.jax_function``): products
+with the minibatch batch-last (:func:`flip_products`, below), products with a small output and a long sum
+(:func:`transpose_long_sums`) and scatters of whole rows (:func:`row_scatters`). Each computes the same
+values, summed in another order at most.
+
+Batch-last minibatches. A logistic regression's step is two products with the minibatch: ``x @ W``
+(600 x 784 by 784 x 10) and ``x.T @ delta``. XLA on the CPU runs a product whose output is narrow
+(10 columns) far below the machine's rate; the same numbers as ``W.T @ xT`` (10 x 784 by 784 x 600: the
+output 600 wide) run much faster. So where it pays, each minibatch is kept on the device *batch-last*, ``xT`` of shape
 ``(n_in, batch_size)``, the graph reads ``x = xT.T``, and the first layer's product is computed as
 ``(W.T @ xT).T``; the gradient's product becomes ``xT @ delta``, which reads ``xT`` as it lies.
 Measured on MNIST, 2 cores, one dispatch per epoch, both layouts in one process taking turns

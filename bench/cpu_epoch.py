@@ -1,6 +1,6 @@
 """The CPU side of the speed issue, side by side in one run; rewrites the CPU section of bench/RESULTS.md.
 
-    python bench/cpu_epoch.py --data ../shared/data            # about 16 minutes on 2 cores
+    python bench/cpu_epoch.py --data ../shared/data            # 15 to 18 minutes on 2 cores
     python bench/cpu_epoch.py --data ../shared/data --quick    # a smoke run (1,000 examples, 1 epoch)
 
 1. **Epoch time** (MNIST, the tutorial's hyper-parameters, every minibatch once; median of --epochs
@@ -307,11 +307,14 @@ def rewrite_results(section: list[str]) -> None:
 
 
 def vector_isa(cpuinfo: list[str]) -> str:
-    """The widest vector instructions the CPU has (``/proc/cpuinfo``'s flags): the kernels of XLA, oneDNN and
-    OpenBLAS differ most there, so the ratios of one machine need not hold on another."""
-    flags = set(next((line.split(":", 1)[1].split() for line in cpuinfo if line.startswith("flags")), []))
-    names = [name for flag, name in (("avx512f", "AVX-512"), ("amx_tile", "AMX")) if flag in flags]
-    return " and ".join(names) if names else ("AVX2" if "avx2" in flags else "no AVX2")
+    """The CPU's widest vector and matrix instructions (``/proc/cpuinfo``'s ``flags``, or ``Features`` on Arm),
+    for example ``AVX-512 and AMX`` or ``AVX2``: the kernels of XLA, oneDNN and OpenBLAS gain unequally from
+    them, so the ratios of one machine need not hold on another."""
+    flags = set(next((line.split(":", 1)[1].split() for line in cpuinfo
+                      if line.startswith(("flags", "Features"))), []))
+    found = [name for flag, name in (("avx512f", "AVX-512"), ("amx_tile", "AMX"), ("sve", "SVE")) if flag in flags]
+    widest = next((name for flag, name in (("avx2", "AVX2"), ("asimd", "NEON")) if flag in flags), "no AVX2 or NEON")
+    return " and ".join(found) if found else widest
 
 
 def machine() -> str:

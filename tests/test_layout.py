@@ -165,39 +165,102 @@ def test_the_cpu_path_builds_kernel_major_convolutions_and_trains_as_pixel_major
         np.testing.assert_allclose(runs[0].params[name], value, rtol=1e-9, atol=1e-12)
 
 
-def scatter_graph(indices, y_shape, set_rows=False):
-    """``x[indices] += y`` (or ``=``) of a ``(6, 4)`` ``x``, with its inputs and a random value for each."""
+def scatter_graph(indices, y_shape, set_rows=False, x_shape=(6, 4), y_dtype="float32"):
+    """``x[indices] += y`` (or ``=``) of a float32 ``x``: its inputs, the output and a random value for each input."""
     import pytensor.tensor as pt
 
-    x, y = pt.tensor("x", shape=(6, 4), dtype="float32"), pt.tensor("y", shape=y_shape, dtype="float32")
+    x, y = pt.tensor("x", shape=x_shape, dtype="float32"), pt.tensor("y", shape=y_shape, dtype=y_dtype)
     out = pt.set_subtensor(x[indices], y) if set_rows else pt.inc_subtensor(x[indices], y)
     rng = np.random.default_rng(1)
-    return [x, y], out, (rng.random((6, 4), dtype=np.float32), rng.random(y_shape, dtype=np.float32))
+    return [x, y], out, (rng.random(x_shape, dtype=np.float32), rng.random(y_shape).astype(y_dtype))
 
 
-@pytest.mark.parametrize("indices, y_shape, set_rows, rewritten", [
-    (np.array([5, 0, 5, 2, 0]), (5, 4), False, True),  # repeated rows: summed
-    (np.array([5, 0, 5, 2, 0]), (5, 1), False, False),  # y broadcast along the rows: left to PyTensor's
-    (np.array([-1, 0]), (2, 4), False, False),  # a negative index (numpy's: from the end)
-    (np.array([1, 3]), (2, 4), True, False),  # set, not add
+def row_scatter_count(inputs, outputs) -> int:
+    """How many :class:`ScatterAddRows` the rewrite leaves in the graph of ``outputs``, rewritten first as
+    ``jax_function`` rewrites it (PyTensor's JAX mode)."""
+    import pytensor
+    from pytensor.compile.mode import get_mode
+    from pytensor.graph.fg import FunctionGraph
+
+    from dltspec.backends.layout import ScatterAddRows, row_scatters
+
+    fgraph, mode = FunctionGraph(inputs, outputs, clone=True), get_mode("JAX")
+    with pytensor.config.change_flags(mode=mode):
+        mode.optimizer(fgraph)
+    row_scatters(fgraph)
+    return sum(isinstance(node.op, ScatterAddRows) for node in fgraph.apply_nodes)
+
+
+@pytest.mark.parametrize("indices, y_shape, x_shape, set_rows, y_dtype, rewritten", [
+    (np.array([5, 0, 5, 2, 0]), (5, 4), (6, 4), False, "float32", True),  # repeated rows: summed
+    (np.array([5]), (1, 4), (6, 4), False, "float32", True),  # the last row
+    (np.array([3, 1, 3]), (3,), (6,), False, "float32", True),  # a vector: rows of one number
+    (np.array([0, 2, 0]), (3, 2, 3), (4, 2, 3), False, "float32", True),  # rows that are matrices
+    (np.array([5, 0, 5, 2, 0]), (5, 1), (6, 4), False, "float32", False),  # y broadcast along the columns
+    (np.array([-1, 0]), (2, 4), (6, 4), False, "float32", False),  # a negative index (numpy's: from the end)
+    (np.array([1, 3]), (2, 4), (6, 4), True, "float32", False),  # set, not add
+    (np.array([5, 1]), (2, 4), (6, 4), False, "float64", False),  # y of another dtype: left to PyTensor's
 ])
-def test_a_scatter_of_whole_rows_at_constant_indices_reads_its_updates_in_place(indices, y_shape, set_rows,
-                                                                              rewritten):
+@pytest.mark.filterwarnings("ignore:scatter inputs have incompatible types:FutureWarning")  # PyTensor's, float64 y
+def test_a_scatter_of_whole_rows_at_constant_indices_reads_its_updates_in_place(indices, y_shape, x_shape, set_rows,
+                                                                              y_dtype, rewritten):
     import jax
 
     from dltspec.backends.jax_backend import jax_function
 
-    inputs, out, values = scatter_graph(indices, y_shape, set_rows)
+    inputs, out, values = scatter_graph(indices, y_shape, set_rows, x_shape, y_dtype)
+    assert row_scatter_count(inputs, [out]) == int(rewritten)
     plain, cpu = (jax.jit(jax_function(inputs, [out], cpu=c)) for c in (False, True))
     expected = values[0].copy()
     if set_rows:
         expected[indices] = values[1]
     else:
-        np.add.at(expected, indices, np.broadcast_to(values[1], (len(indices), 4)))
+        np.add.at(expected, indices, np.broadcast_to(values[1], (len(indices), *x_shape[1:])).astype(np.float32))
     np.testing.assert_allclose(cpu(*values)[0], expected, rtol=1e-6)
     np.testing.assert_allclose(plain(*values)[0], expected, rtol=1e-6)
-    text = cpu.lower(*values).as_text()
-    assert ("scatter" in text) and (("tensor<5x1x4xf32>" in text or "tensor<2x1x4xf32>" in text) is rewritten)
+    window = f"{len(indices)}x1x{'x'.join(map(str, x_shape[1:]))}xf32" if len(x_shape) > 1 else f"{len(indices)}x1xf32"
+    assert (window in cpu.lower(*values).as_text()) is rewritten  # the updates as the scatter reads them
+    assert window not in plain.lower(*values).as_text()
+
+
+def test_an_index_past_the_end_or_no_index_is_not_rewritten():
+    for indices, y_shape in ((np.array([6, 0]), (2, 4)), (np.array([], dtype=np.int64), (0, 4))):
+        inputs, out, _ = scatter_graph(indices, y_shape)
+        assert row_scatter_count(inputs, [out]) == 0
+
+
+def test_the_row_scatter_gives_x_at_indices_add_under_vmap():
+    """A stacked sweep ``jax.vmap``s the step of its variants: the rewritten scatter with either input batched."""
+    import jax
+    import jax.numpy as jnp
+
+    from dltspec.backends.jax_backend import jax_function
+
+    indices = np.array([5, 0, 5, 2, 0])
+    inputs, out, _ = scatter_graph(indices, (5, 4))
+    cpu = jax_function(inputs, [out], cpu=True)
+    rng = np.random.default_rng(2)
+    xs, ys = (jnp.asarray(rng.random(shape, dtype=np.float32)) for shape in ((3, 6, 4), (3, 5, 4)))
+    for in_axes, args in (((0, 0), (xs, ys)), ((None, 0), (xs[0], ys)), ((0, None), (xs, ys[0]))):
+        np.testing.assert_allclose(jax.jit(jax.vmap(lambda x, y: cpu(x, y)[0], in_axes))(*args),
+                                   jax.vmap(lambda x, y: x.at[indices].add(y), in_axes)(*args), rtol=1e-6)
+
+
+def test_the_convolution_s_input_gradient_is_the_row_scatter(monkeypatch):
+    """The scatter the rewrite is for: the col2im of LeNet's second layer, on the JAX path on the CPU."""
+    from dltspec.backends import layout
+
+    monkeypatch.setenv("DLTSPEC_XLA_CACHE", "0")  # build the graph here, not from the cache
+    counts, rewrite = [], layout.row_scatters
+
+    def counted(fgraph):
+        rewrite(fgraph)
+        counts.append(sum(isinstance(node.op, layout.ScatterAddRows) for node in fgraph.apply_nodes))
+
+    monkeypatch.setattr(layout, "row_scatters", counted)
+    spec = dltspec.read(text=LENET, overrides=["stopping.n_epochs=1"])
+    api.compile_training(spec, backend="jax", device="cpu")
+    assert counts and max(counts) == 1  # the step's one scatter (the first layer's input needs no gradient)
 
 
 def test_the_row_scatter_computes_numpy_s_sums_outside_jax():
@@ -208,9 +271,14 @@ def test_the_row_scatter_computes_numpy_s_sums_outside_jax():
 
     x, y = pt.matrix("x", dtype="float64"), pt.matrix("y", dtype="float64")
     indices = np.array([2, 2, 0])
-    f = pytensor.function([x, y], ScatterAddRows()(x, pt.constant(indices), y), mode="FAST_COMPILE")
+    scattered = ScatterAddRows()(x, indices, y)
+    f = pytensor.function([x, y], [scattered, scattered.shape], mode="FAST_COMPILE")
     xv, yv = np.arange(12.0).reshape(3, 4), np.ones((3, 4))
     expected = xv.copy()
     np.add.at(expected, indices, yv)
-    np.testing.assert_array_equal(f(xv, yv), expected)
+    value, shape = f(xv, yv)
+    np.testing.assert_array_equal(value, expected)
+    assert tuple(shape) == (3, 4)
     np.testing.assert_array_equal(xv, np.arange(12.0).reshape(3, 4))  # its input untouched
+    with pytest.raises(TypeError, match="x's dtype"):
+        ScatterAddRows()(x, indices, pt.matrix("y32", dtype="float32"))

@@ -8,7 +8,7 @@ FLOATX = ("float32", "float64")
 def default_backend() -> str:
     """What ``dltspec run`` and ``eval`` use without ``--backend``: ``jax`` where jax is installed, else
     ``numba``. Measured (bench/RESULTS.md, CPU section): the JAX path is faster on every tutorial model,
-    compiles cold in seconds rather than half a minute, and stays within the memory goal."""
+    compiles cold in seconds rather than 20 s or more, and stays within the memory goal."""
     from importlib.util import find_spec
 
     return "jax" if find_spec("jax") is not None else "numba"

@@ -12,7 +12,8 @@ rounds is printed. The contenders:
 - ``hand JAX, cost with penalty``: the step written directly in JAX (``value_and_grad`` of the NLL plus the L2
   term, SGD in a ``fori_loop``), its reported cost the same as dltspec's;
 - ``hand JAX, penalty carried``: the same step, the penalty's value computed from the updated weights and
-  carried to the next step's cost (as dltspec's JAX path computes it: ``dltspec.backends.jitted.chunk_function``);
+  carried to the next step's cost (as dltspec's JAX path did from stop 33 to 35: faster on an AMD EPYC in this
+  script, slower on an Intel Xeon; ``bench/RESULTS.md``);
 - ``hand JAX, cost without penalty``: the same gradient (L2 included), the reported cost the NLL alone: what
   a PyTorch program with ``weight_decay`` computes.
 

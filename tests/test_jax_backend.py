@@ -144,10 +144,10 @@ def test_chunks_and_one_dispatch_per_minibatch_give_bitwise_identical_parameters
 
 
 @needs_jax
-def test_the_penalty_carried_from_step_to_step_gives_each_steps_cost():
-    """A chunk carries the penalties' value from one step's update to the next step's cost; dispatches of
-    one minibatch compute it afresh. Both report the tutorial's cost: the NLL plus ``l1 * sum(|W|)`` and
-    ``l2 * sum(W ** 2)`` over the weights (checked by hand for the first step)."""
+def test_each_step_reports_the_tutorial_s_cost_with_its_penalties():
+    """A chunk's steps and dispatches of one minibatch report the same costs: the tutorial's, the NLL plus
+    ``l1 * sum(|W|)`` and ``l2 * sum(W ** 2)`` over the weights at the step's parameters (checked by hand for
+    the first step)."""
     spec, program = jax_program(MLP, floatX="float64")
     initial = program.values()
     x, y = (np.asarray(a[0]) for a in program.batches["train"])
@@ -159,14 +159,14 @@ def test_the_penalty_carried_from_step_to_step_gives_each_steps_cost():
                + 1e-4 * sum((W ** 2).sum() for W in weights))
     assert program.train_chunk(0, 1).total == pytest.approx(by_hand, rel=1e-12)
     program.set_values(initial)
-    carried = program.train_chunk(0, 30)
+    chunk = program.train_chunk(0, 30)
     program.set_values(initial)
     afresh = one_dispatch_per_minibatch(program)(0, 30)
-    assert carried.total == pytest.approx(afresh.total, rel=1e-12)
-    assert carried.last_finite == pytest.approx(afresh.last_finite, rel=1e-12)
+    assert chunk.total == pytest.approx(afresh.total, rel=1e-12)
+    assert chunk.last_finite == pytest.approx(afresh.last_finite, rel=1e-12)
     without = jax_program("\n".join(line for line in MLP.splitlines() if not line.startswith("regularizer")),
                           floatX="float64")[1]
-    assert without.train_chunk(0, 30).total < carried.total  # the penalties are in the cost
+    assert without.train_chunk(0, 30).total < chunk.total  # the penalties are in the cost
 
 
 @needs_jax

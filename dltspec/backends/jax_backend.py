@@ -294,8 +294,6 @@ class Traced:
     step: Callable | None  # (*params, *hyper, x, y) -> (*new params, cost); None when not training
     errors: Callable  # (*params, x, y) -> [zero-one loss]; or, evaluating minibatches together (eval_group),
     #                  (*params, x, y of group * batch_size rows) -> [the mistake of each example]
-    penalty: Callable | None = None  # (*params, *hyper) -> [the penalty's value], where the step carries it:
-    #                                  step is then (*params, *hyper, x, y, penalty) -> (*new, cost, penalty after)
 
 
 def trace(spec: Spec, splits: Splits, floatX: str, target, training: bool) -> Traced:
@@ -323,19 +321,12 @@ def trace(spec: Spec, splits: Splits, floatX: str, target, training: bool) -> Tr
         params = graph.params
         carried = params + graph.state  # what the step updates: the parameters, then the optimizer's state
         outputs = [graph.updates[v] for v in carried] + [graph.cost, graph.errors]  # the step's, then errors
-        carries = graph.penalty is not None
-        if carries:  # the step's cost from the penalty's value carried in; out, its value after the update
-            penalty_in = pt.scalar("penalty", dtype=graph.penalty.dtype)
-            after = clone_replace(graph.penalty, {p: graph.updates[p] for p in params})
-            outputs[-2:-1] = [graph.loss + penalty_in, after]
         last = cpu and layout.pays(x, graph.model.evaluated)
         if last:  # the same graph on x = xT.T
             xT = pt.tensor("xT", shape=(splits.n_in, batch_size), dtype=floatX)
             outputs, x = clone_replace(outputs, {x: xT.T}), xT
         flipped = x if last else None
-        step = jax_function(carried + graph.hyper + [x, y] + ([penalty_in] if carries else []), outputs[:-1],
-                            flipped, cpu) if training else None
-        penalty = jax_function(carried + graph.hyper, [graph.penalty]) if training and carries else None
+        step = jax_function(carried + graph.hyper + [x, y], outputs[:-1], flipped, cpu) if training else None
         group = eval_group(spec, batch_size, bool(last))
         if group == 1:
             errors = jax_function(params + [x, y], outputs[-1:], flipped)
@@ -345,7 +336,7 @@ def trace(spec: Spec, splits: Splits, floatX: str, target, training: bool) -> Tr
             errors = jax_function(params + [xs, ys], [mistakes(graph.model, xs, ys)])
     program = StoredProgram([v.name for v in carried], [v.get_value() for v in carried],
                             [h.get_value() for h in graph.hyper], bool(last), n_params=len(params))
-    return Traced(program, step, errors, penalty)
+    return Traced(program, step, errors)
 
 
 def program_key(spec: Spec, splits: Splits, floatX: str, training: bool) -> tuple[dict, dict]:
@@ -407,7 +398,7 @@ def build(spec: Spec, splits: Splits, floatX: str = "float32", device_name: str 
                   for s in splits_used} if stream is None else {}),
         n_batches=n_batches,
         device=target,
-        chunk_fn=cached("train_chunk", lambda: chunk_function(traced().step, traced().penalty)) if training else None,
+        chunk_fn=cached("train_chunk", lambda: chunk_function(traced().step)) if training else None,
         errors_fn=(cached("errors", lambda: errors_function(traced().errors)) if group == 1 else
                    cached(f"mistakes/{group}", lambda: grouped_errors_function(traced().errors, group))),
         batch_size=batch_size,

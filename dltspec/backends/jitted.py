@@ -20,16 +20,15 @@ def float32_products():
     return jax.default_matmul_precision("highest")
 
 
-def chunk_function(step: Callable, penalty: Callable | None = None) -> Callable:
+def chunk_function(step: Callable) -> Callable:
     """``train_chunk(params, hyper, x, y, start, n_steps) -> (params, report)``, jitted: minibatches
     ``(start + i) % len(x)`` of ``x``, ``y`` (the whole split, or a chunk of it); ``report`` is
     ``[summed cost, offset of the first cost that is not finite (-1: none), last finite cost]``.
 
-    With ``penalty`` (``(*params, *hyper) -> [value]``), ``step`` takes the penalty's value at ``params``
-    and returns it at the updated parameters, computed as the update writes them: XLA's CPU then reads the
-    weights once a step where a sum of their squares on its own reads them again (the tutorial MLP's epoch:
-    0.82 s against 0.93 s, 784 x 500 weights, minibatches of 20). The first step's value comes from
-    ``penalty`` at the chunk's start.
+    Each step's cost is the tutorial's, penalties included, computed at the step's parameters. (Carrying the
+    penalties' value from one step's update to the next step's cost, so that XLA sums the squares as the
+    update writes the weights, was tried and removed: 6 % slower on an Intel Xeon, no faster in a paired
+    run on an AMD EPYC; ``bench/RESULTS.md``.)
     """
     import jax
     import jax.numpy as jnp
@@ -37,25 +36,21 @@ def chunk_function(step: Callable, penalty: Callable | None = None) -> Callable:
 
     def train_chunk(params, hyper, x, y, start, n_steps):
         def body(i, carry):
-            params, carried, total, first_bad, last_finite = carry
+            params, total, first_bad, last_finite = carry
             index = (start + i) % x.shape[0]
             batch = (lax.dynamic_index_in_dim(x, index, keepdims=False),
                      lax.dynamic_index_in_dim(y, index, keepdims=False))
-            if penalty is None:
-                *new, cost = step(*params, *hyper, *batch)
-            else:
-                *new, cost, carried = step(*params, *hyper, *batch, carried)
+            *new, cost = step(*params, *hyper, *batch)
             cost = cost.astype(total.dtype)
             finite = jnp.isfinite(cost)
             first_bad = jnp.where((first_bad < 0) & ~finite, i, first_bad)
             last_finite = jnp.where((first_bad < 0) & finite, cost, last_finite)
-            return tuple(new), carried, total + cost, first_bad, last_finite
+            return tuple(new), total + cost, first_bad, last_finite
 
         zero = jnp.zeros((), jnp.float64)
         with float32_products():
-            carried = zero if penalty is None else penalty(*params, *hyper)[0]
-            params, _, total, first_bad, last_finite = lax.fori_loop(
-                0, n_steps, body, (tuple(params), carried, zero, jnp.full((), -1, start.dtype), zero + jnp.nan))
+            params, total, first_bad, last_finite = lax.fori_loop(
+                0, n_steps, body, (tuple(params), zero, jnp.full((), -1, start.dtype), zero + jnp.nan))
         return params, jnp.stack([total, first_bad.astype(jnp.float64), last_finite])
 
     return jax.jit(train_chunk)

@@ -22,10 +22,7 @@ class Graph:
     ``cost`` is the training cost of the minibatch ``(x, y)``; ``updates`` maps each parameter and
     each optimizer state variable (``state``, in order) to its new value; ``errors`` is the minibatch's
     zero-one loss (on the deterministic graph); ``hyper`` are the shared hyper-parameters (the
-    optimizer's, then the weights of the penalties that are not zero). ``penalty`` is the part of
-    ``cost`` that depends on the parameters alone, ``sum(weight * R(W))`` over the penalties that are not
-    zero (None: none), its terms added to ``loss`` one by one in ``cost``: the JAX path carries its value from one
-    step's update to the next step's cost (:func:`dltspec.backends.jax_backend.trace`).
+    optimizer's, then the weights of the penalties that are not zero).
     """
 
     x: object
@@ -36,8 +33,6 @@ class Graph:
     state: list
     errors: object
     hyper: list
-    penalty: object = None
-    loss: object = None  # the cost without the penalty; ``cost`` itself where ``penalty`` is None
 
     @property
     def params(self) -> list:
@@ -61,19 +56,17 @@ def symbolic(spec: Spec, n_in: int, n_out: int, x, y, n_train_batches: int = 1) 
     optimizer = spec.block("optimizer")
     step = Step(optimizer, schedules.of_spec(spec.data, n_train_batches), n_train_batches)
     net = model(network, x, step=step.t if network.noisy else None)  # dropout draws from the step count
-    cost = loss = LOSSES[spec.block("loss")["kind"]](net, y)
-    penalties, terms = [], []
+    cost = LOSSES[spec.block("loss")["kind"]](net, y)
+    penalties = []
     for i, reg in enumerate(spec.regularizers):
         if not reg["weight"]:  # adds exactly nothing to the cost or its gradient, and costs a pass over W a step
             continue
         weight = scalar(reg["weight"], f"regularizer{i}.weight")
-        terms.append(weight * REGULARIZERS[reg["kind"]](net.weights))
-        cost = cost + terms[-1]  # added one by one: the gradient's sums in the order they always had
+        cost = cost + weight * REGULARIZERS[reg["kind"]](net.weights)
         penalties.append(weight)
-    penalty = sum(terms[1:], terms[0]) if terms else None
     step.weights = net.weights
     rule = OPTIMIZERS[optimizer["kind"]](cost, [p for _, p in net.params], optimizer, step)
     for name, p in net.params:
         if name in net.max_norms:
             rule.updates[p] = max_col_norm(rule.updates[p], net.max_norms[name])
-    return Graph(x, y, net, cost, rule.updates, rule.state, zero_one(net, y), rule.hyper + penalties, penalty, loss)
+    return Graph(x, y, net, cost, rule.updates, rule.state, zero_one(net, y), rule.hyper + penalties)

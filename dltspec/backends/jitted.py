@@ -38,9 +38,8 @@ def chunk_function(step: Callable) -> Callable:
         def body(i, carry):
             params, total, first_bad, last_finite = carry
             index = (start + i) % x.shape[0]
-            batch = (lax.dynamic_index_in_dim(x, index, keepdims=False),
-                     lax.dynamic_index_in_dim(y, index, keepdims=False))
-            *new, cost = step(*params, *hyper, *batch)
+            *new, cost = step(*params, *hyper, lax.dynamic_index_in_dim(x, index, keepdims=False),
+                              lax.dynamic_index_in_dim(y, index, keepdims=False))
             cost = cost.astype(total.dtype)
             finite = jnp.isfinite(cost)
             first_bad = jnp.where((first_bad < 0) & ~finite, i, first_bad)
